@@ -1,0 +1,25 @@
+# `make demo` and `make test` each create .venv on a fresh machine; when it is up to date they take seconds.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# CPU torch first, then everything else held to it by the constraints file (no CUDA wheels pulled in)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	.venv/bin/real3d fit --out outputs/demo --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_nerf.py
+
+clean:
+	rm -rf .venv outputs

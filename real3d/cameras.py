@@ -1,0 +1,152 @@
+"""Cameras: view sampling, rays for the implicit renderer, MVP matrices for the rasterizer.
+
+The one camera convention of real3d (every renderer, the toy world and the prompts use it):
+
+* World: right-handed, +z up, the object centred at the origin. The **front** of an object faces +x.
+* A view is (azimuth φ, elevation θ, radius r, vertical field of view), angles in degrees.
+  The camera sits at r·(cos θ cos φ, cos θ sin φ, sin θ) and looks at the origin, so **azimuth 0 sees the
+  front**, azimuth 90 the object's left side (+y), ±180 its back, and elevation 90 looks straight down.
+* Camera frame as OpenGL: x right, y up, looking along −z. `c2w` [B,4,4] maps camera to world.
+* Images: row 0 is the top, pixel (row i, col j) has its centre at ((j+0.5)/W, (i+0.5)/H) of the image.
+  NDC x ∈ [−1,1] maps left→right, NDC y ∈ [−1,1] maps bottom→top.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import bounded
+
+
+@dataclass
+class CameraConfig:
+    """Ranges that random training views are drawn from (uniformly), and the offset of the second view."""
+
+    azimuth_range: list[float] = bounded([-180.0, 180.0], -360.0, 360.0)
+    elevation_range: list[float] = bounded([-10.0, 60.0], -89.0, 89.0)
+    radius_range: list[float] = bounded([2.2, 2.8], 0.5, 100.0)
+    fovy_range: list[float] = bounded([40.0, 50.0], 5.0, 120.0)
+    view_offset: float = bounded(90.0, -360.0, 360.0)  # v2 = v1 + view_offset degrees of azimuth
+    near: float = bounded(0.1, 1e-4)
+    far: float = bounded(100.0, 1e-3)
+
+    def check(self, where: str) -> None:
+        from .errors import ConfigError
+
+        for name in ("azimuth_range", "elevation_range", "radius_range", "fovy_range"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+                raise ConfigError(f"{where}.{name}: expected [low, high] with low <= high, got {lo_hi}")
+        if self.near >= self.far:
+            raise ConfigError(f"{where}.near must be smaller than {where}.far")
+
+
+def view_direction(azimuth: float, elevation: float) -> str:
+    """DreamFusion's view word for a camera: 'overhead' above 60°, else front / side / back by azimuth."""
+    if elevation > 60.0:
+        return "overhead"
+    a = abs((azimuth + 180.0) % 360.0 - 180.0)  # |azimuth| folded into [0, 180]
+    return "front" if a < 45.0 else "back" if a > 135.0 else "side"
+
+
+def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world matrices [B,4,4] for eyes [B,3] looking at targets [B,3] (OpenGL camera frame)."""
+    back = torch.nn.functional.normalize(eye - target, dim=-1)
+    right = torch.nn.functional.normalize(torch.cross(up.expand_as(back), back, dim=-1), dim=-1)
+    true_up = torch.cross(back, right, dim=-1)
+    c2w = torch.eye(4, dtype=eye.dtype).repeat(eye.shape[0], 1, 1)
+    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = right, true_up, back, eye
+    return c2w
+
+
+@dataclass
+class Cameras:
+    """A batch of B look-at-origin cameras. All fields [B], angles in degrees."""
+
+    azimuth: torch.Tensor
+    elevation: torch.Tensor
+    radius: torch.Tensor
+    fovy: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.azimuth.shape[0]
+
+    @property
+    def position(self) -> torch.Tensor:
+        """Camera centres [B,3]."""
+        az, el = torch.deg2rad(self.azimuth), torch.deg2rad(self.elevation)
+        return self.radius[:, None] * torch.stack(
+            [torch.cos(el) * torch.cos(az), torch.cos(el) * torch.sin(az), torch.sin(el)], dim=-1)
+
+    @property
+    def c2w(self) -> torch.Tensor:
+        """Camera-to-world [B,4,4]."""
+        eye = self.position
+        up = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype)
+        return look_at(eye, torch.zeros_like(eye), up)
+
+    def offset(self, azimuth_deg: float) -> "Cameras":
+        """The same cameras turned by `azimuth_deg` around the up axis (the paper's v2 = v1 + offset)."""
+        return Cameras(self.azimuth + azimuth_deg, self.elevation, self.radius, self.fovy)
+
+    def index(self, i: int | slice) -> "Cameras":
+        sl = slice(i, i + 1) if isinstance(i, int) else i
+        return Cameras(self.azimuth[sl], self.elevation[sl], self.radius[sl], self.fovy[sl])
+
+    def directions(self) -> list[str]:
+        """DreamFusion view word per camera (see view_direction)."""
+        return [view_direction(a, e) for a, e in zip(self.azimuth.tolist(), self.elevation.tolist())]
+
+    def rays(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rays through pixel centres: rays_o [B,H*W,3], rays_d [B,H*W,3] (unit length), row-major."""
+        tan = torch.tan(torch.deg2rad(self.fovy) / 2)[:, None]  # [B,1]
+        j = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1  # NDC x of columns
+        i = 1 - (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2  # NDC y of rows
+        y, x = torch.meshgrid(i, j, indexing="ij")
+        dirs_cam = torch.stack([x.reshape(-1)[None] * tan * (width / height), y.reshape(-1)[None] * tan,
+                                -torch.ones(1, height * width).expand(len(self), -1)], dim=-1)  # [B,HW,3]
+        c2w = self.c2w
+        rays_d = torch.nn.functional.normalize(dirs_cam @ c2w[:, :3, :3].transpose(1, 2), dim=-1)
+        rays_o = c2w[:, None, :3, 3].expand_as(rays_d)
+        return rays_o, rays_d
+
+    def mvp(self, height: int, width: int, near: float = 0.1, far: float = 100.0) -> torch.Tensor:
+        """Model-view-projection [B,4,4] (OpenGL clip space) that agrees with `rays`."""
+        tan = torch.tan(torch.deg2rad(self.fovy) / 2)
+        proj = torch.zeros(len(self), 4, 4)
+        proj[:, 0, 0] = 1 / (tan * width / height)
+        proj[:, 1, 1] = 1 / tan
+        proj[:, 2, 2] = -(far + near) / (far - near)
+        proj[:, 2, 3] = -2 * far * near / (far - near)
+        proj[:, 3, 2] = -1
+        return proj @ torch.linalg.inv(self.c2w)
+
+
+def project(points: torch.Tensor, mvp: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """World points [B,N,3] → pixel coordinates [B,N,2] as (col, row), pixel centres at integers."""
+    clip = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ mvp.transpose(1, 2)
+    ndc = clip[..., :2] / clip[..., 3:4]
+    col = (ndc[..., 0] + 1) / 2 * width - 0.5
+    row = (1 - ndc[..., 1]) / 2 * height - 0.5
+    return torch.stack([col, row], -1)
+
+
+def sample_views(cfg: CameraConfig, batch: int, generator: torch.Generator | None = None) -> Cameras:
+    """Random training views, each quantity uniform in its configured range."""
+
+    def uniform(lo_hi: list[float]) -> torch.Tensor:
+        lo, hi = lo_hi
+        return lo + (hi - lo) * torch.rand(batch, generator=generator)
+
+    return Cameras(uniform(cfg.azimuth_range), uniform(cfg.elevation_range), uniform(cfg.radius_range),
+                   uniform(cfg.fovy_range))
+
+
+def orbit(n: int, elevation: float = 15.0, radius: float = 2.5, fovy: float = 45.0,
+          start_azimuth: float = 0.0) -> Cameras:
+    """n evenly spaced views around the object (a turntable), starting at `start_azimuth`."""
+    az = start_azimuth + torch.arange(n, dtype=torch.float32) * (360.0 / n)
+    full = torch.full((n,), 1.0)
+    return Cameras(az, full * elevation, full * radius, full * fovy)
+

@@ -1,0 +1,59 @@
+"""`real3d` command line: one entry point, one subcommand per job.
+
+Each job module exposes `add_cli(subparsers)` which adds its parser and sets `func=run(args)`. User mistakes
+raise UserError and are printed here as one line (exit 2), never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> None:
+    """The options every config-driven job shares: a preset or YAML file, and dotted overrides."""
+    p.add_argument("--config", "--preset", dest="preset", default=default_preset,
+                   help=f"preset name from configs/ or a path to a YAML file (default: {default_preset})")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                   help="dotted config overrides, e.g. renderer.num_samples=48")
+
+
+def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from . import fit
+
+    return [fit.add_cli]
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="real3d", description="Text-to-3D generation with Real3D (SDS + discriminator, "
+                                                "implicit NeRF + explicit DMTet renderers).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for add in _subcommands():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"real3d: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Typed configs: dataclasses, YAML presets, dotted command-line overrides, one-line errors.
+
+A run's config is a tree of dataclasses. A component slot is a pair of fields,
+
+    renderer_type: str = "nerf"
+    renderer: Any = component("renderer")
+
+and the dict under `renderer:` is parsed with the `Config` of the class registered as
+("renderer", renderer_type). Values are checked against their annotation and optional bounds
+(`bounded(...)`); every mistake raises ConfigError with one line naming the key and what it accepts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from . import registry
+from .errors import ConfigError
+from .io import write_text
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def component(kind: str) -> Any:
+    """A dataclass field holding the config of a registered component of `kind` (chosen by `<name>_type`)."""
+    return dataclasses.field(default_factory=dict, metadata={"component": kind})
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """A dataclass field with an inclusive numeric range [lo, hi] (either end optional)."""
+    kw = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return dataclasses.field(metadata={"lo": lo, "hi": hi}, **kw)
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+
+def _nearest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    return "did you mean " + " or ".join(close) + "?" if close else "valid keys: " + ", ".join(valid)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_type_name(args[0])}s" if args else "a list"
+    if origin is dict:
+        return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}s"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against annotation `tp`; return it converted (int → float, list → tuple)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value not in args:
+            raise bad
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and Ellipsis not in args and len(args) != len(value):
+            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {value!r}")
+        items = [_coerce(v, args[0] if args else Any, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, path)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool or tp is int:
+        if type(value) is not tp:
+            raise bad
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp is type(None) and value is None:
+        return None
+    raise bad
+
+
+def _check_bounds(value: Any, meta: typing.Mapping[str, Any], path: str) -> None:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is None and hi is None:
+        return
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"between {lo} and {hi}" if lo is not None and hi is not None else (
+                f">= {lo}" if lo is not None else f"<= {hi}")
+            raise ConfigError(f"{path}: must be {rng}, got {value!r}")
+
+
+def parse(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass `cls` from a plain dict, checking keys, types, ranges and component names."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if dataclasses.is_dataclass(data):
+        data = to_dict(data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{_join(path, key)}': {_nearest(str(key), sorted(fields))}")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():  # component fields come after their `_type` field
+        key = _join(path, name)
+        if "component" in f.metadata:
+            kind, chosen = f.metadata["component"], values[name + "_type"]
+            if chosen not in registry.names(kind):
+                raise ConfigError(f"{key}_type: unknown {kind} '{chosen}'; choose one of: "
+                                  + ", ".join(registry.names(kind)))
+            values[name] = parse(registry.lookup(kind, chosen).Config, data.get(name), key)
+        elif name in data:
+            values[name] = _coerce(data[name], hints[name], key)
+            _check_bounds(values[name], f.metadata, key)
+        else:
+            values[name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    obj = cls(**values)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def to_dict(cfg: Any) -> Any:
+    """Plain YAML-ready data from a config tree (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+# ---------------------------------------------------------------------------------- files and overrides
+
+
+def presets() -> list[str]:
+    """Names of the YAML presets shipped in configs/."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; unreadable files raise ConfigError naming file and line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"cannot parse config file {path}{line}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """The raw dict of a preset name (configs/NAME.yaml) or a YAML path, with `base:` inheritance resolved."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown preset '{name_or_path}'; presets: {', '.join(presets())} "
+                              "(or give a path to a .yaml file)")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    return merge(load_preset(base), data) if base else data
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: values of `over` win, nested mappings merge."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` strings (value parsed as YAML) to a raw config dict."""
+    out = merge({}, data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must look like key.subkey=value, e.g. renderer.num_samples=48")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            child = node.get(p)
+            node[p] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load(cls: type, preset: str, overrides: list[str] | None = None) -> Any:
+    """Preset (name or file) + dotted overrides → a checked config of dataclass `cls`."""
+    return parse(cls, apply_overrides(load_preset(preset), overrides or []))
+
+
+def save(cfg: Any, path: Path) -> None:
+    """Write the resolved config as YAML, atomically; `load(cls, str(path))` runs it again."""
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+

@@ -1,0 +1,75 @@
+"""Atomic output: every file is written to a temp name beside its target, then renamed into place."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temp path with the same suffix as `path`; on success rename it to `path`, else remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_torch(path: Path | str, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def to_uint8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
+    """[H,W,C] float in [0,1] (tensor or array) → uint8 array."""
+    if isinstance(rgb, torch.Tensor):
+        rgb = rgb.detach().float().cpu().numpy()
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return rgb
+
+
+def save_image(path: Path | str, rgb: torch.Tensor | np.ndarray) -> None:
+    """Write an [H,W,3] image in [0,1] as PNG (or any format Pillow knows by the suffix)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(rgb)).save(tmp)
+
+
+def save_video(path: Path | str, frames: Sequence[torch.Tensor | np.ndarray], fps: int = 20) -> None:
+    """Write [H,W,3] frames as MP4 (libx264 via imageio-ffmpeg) or GIF, chosen by the suffix."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    data = [to_uint8(f) for f in frames]
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gif":
+            imageio.mimsave(tmp, data, duration=1000.0 / fps, loop=0)
+        else:
+            imageio.mimsave(tmp, data, fps=fps, macro_block_size=1, codec="libx264", pixelformat="yuv420p")
+
+
+def contact_sheet(images: Sequence[torch.Tensor | np.ndarray], cols: int) -> np.ndarray:
+    """Tile equally sized [H,W,3] images into one uint8 grid, row-major."""
+    tiles = [to_uint8(im) for im in images]
+    h, w, c = tiles[0].shape
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = np.full((rows * h, cols * w, c), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, q = divmod(i, cols)
+        sheet[r * h:(r + 1) * h, q * w:(q + 1) * w] = t
+    return sheet
