@@ -73,3 +73,22 @@ def contact_sheet(images: Sequence[torch.Tensor | np.ndarray], cols: int) -> np.
         r, q = divmod(i, cols)
         sheet[r * h:(r + 1) * h, q * w:(q + 1) * w] = t
     return sheet
+
+
+def prepare_out_dir(path: Path | str, overwrite: bool) -> Path:
+    """Create the output folder; refuse a non-empty one unless `overwrite`, and say so in one line."""
+    from .errors import UserError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"output path {path} is a file; give a folder with --out")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UserError(f"output folder {path} already exists; pass --overwrite to replace it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {path}: {e.strerror}; choose another --out") from None
+    return path

@@ -112,7 +112,12 @@ def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False)
     for shard in range((spec.n + spec.shard_size - 1) // spec.shard_size):
         path = folder / f"shard_{shard:05d}.npz"
         if not path.exists():
-            data = _render_shard(spec, shard)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # sphere tracing runs many small ops: one thread is fastest
+            try:
+                data = _render_shard(spec, shard)
+            finally:
+                torch.set_num_threads(threads)
             with atomic_path(path) as tmp:
                 np.savez_compressed(tmp, **data)
             rendered += len(data["images"])

@@ -1,0 +1,133 @@
+"""`real3d toyworld ...`: show a prompt's GT views, render datasets, train and evaluate the judge."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from ..cameras import orbit
+from ..io import contact_sheet, save_image
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .render import render
+    from .scene import parse
+
+    scene = parse(args.prompt)
+    cams = orbit(args.views, args.elevation, args.radius, args.fovy)
+    r = render(scene, cams, args.resolution, args.resolution, args.shading, tuple(args.background),
+               supersample=2)
+    out = Path(args.out)
+    for i, (rgb, az) in enumerate(zip(r.rgb, cams.azimuth.tolist())):
+        save_image(out / f"view_{i:02d}_az{az:03.0f}.png", rgb)
+    save_image(out / "contact_sheet.png", contact_sheet(list(r.rgb), min(args.views, 8)))
+    print(f"{scene.prompt}: {args.views} views in {out}")
+    return 0
+
+
+def _render_dataset(args: argparse.Namespace) -> int:
+    from .dataset import DatasetSpec, build
+
+    torch.set_num_threads(args.threads)
+    spec = DatasetSpec(n=args.n, resolution=args.resolution, seed=args.seed, supersample=args.supersample)
+    start = time.time()
+    paths = build(spec, args.root, log=True)
+    print(f"{spec.n} images of {spec.resolution}x{spec.resolution} in {paths[0].parent} "
+          f"({time.time() - start:.1f} s, shards already present are reused)")
+    return 0
+
+
+def _train_judge(args: argparse.Namespace) -> int:
+    from .judge import JudgeTraining, train_judge
+
+    torch.set_num_threads(args.threads)
+    cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
+                        lr=args.lr, seed=args.seed)
+    train_judge(cfg, Path(args.out), args.root)
+    return 0
+
+
+def _eval_judge(args: argparse.Namespace) -> int:
+    from .judge import evaluate, format_table, load_judge, test_spec
+
+    from .dataset import toy_dataset
+
+    torch.set_num_threads(args.threads)
+    judge = load_judge(args.weights)
+    print(format_table(evaluate(judge, toy_dataset(test_spec(args.test_n), args.root))))
+    return 0
+
+
+def _vocabulary(args: argparse.Namespace) -> int:
+    from .render import render
+    from .scene import COLOURS, FEATURE_SHAPES, SHAPES, compose
+
+    scenes = [compose([(shape, colour, None)]) for shape, colour in zip(SHAPES * 2, list(COLOURS) * 2)]
+    scenes += [compose([(shapes[0], colour, feature)]) for (feature, shapes), colour
+               in zip(FEATURE_SHAPES.items(), ["yellow", "pink", "green"])]
+    scenes += [compose([("cube", "red", None), ("sphere", "blue", None)], "on top of"),
+               compose([("cylinder", "orange", "handle"), ("torus", "cyan", None)], "next to")]
+    tiles = [render(s, orbit(1, 15.0), args.resolution, args.resolution, supersample=2).rgb[0] for s in scenes]
+    save_image(args.out, contact_sheet(tiles, 6))
+    print(f"{len(tiles)} scenes in {args.out}: " + "; ".join(s.prompt for s in scenes))
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    from .dataset import DEFAULT_ROOT
+
+    p = subparsers.add_parser("toyworld", help="procedural 3D world with ground truth: views, datasets, judge")
+    sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True,
+                           parser_class=type(p))
+
+    show = sub.add_parser("show", help="write GT views (PNG) of a prompt and their contact sheet")
+    show.add_argument("prompt")
+    show.add_argument("--out", required=True)
+    show.add_argument("--views", type=_positive, default=8)
+    show.add_argument("--resolution", type=_positive, default=128)
+    show.add_argument("--elevation", type=float, default=15.0)
+    show.add_argument("--radius", type=float, default=2.5)
+    show.add_argument("--fovy", type=float, default=45.0)
+    show.add_argument("--shading", choices=["lambertian", "albedo"], default="lambertian")
+    show.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("R", "G", "B"))
+    show.set_defaults(func=_show)
+
+    data = sub.add_parser("render-dataset", help="render (or reuse) a dataset of random GT views as shards")
+    data.add_argument("--n", type=_positive, default=50_000)
+    data.add_argument("--resolution", type=_positive, default=64)
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--supersample", type=_positive, default=1)
+    data.set_defaults(func=_render_dataset)
+
+    train = sub.add_parser("train-judge", help="train the judge on GT renders only; writes weights + model card")
+    train.add_argument("--train-n", type=_positive, default=50_000)
+    train.add_argument("--test-n", type=_positive, default=4096)
+    train.add_argument("--steps", type=_positive, default=6000)
+    train.add_argument("--batch", type=_positive, default=128)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="weights")
+    train.set_defaults(func=_train_judge)
+
+    ev = sub.add_parser("eval-judge", help="accuracy per attribute of a judge on held-out GT renders")
+    ev.add_argument("--weights", default="weights")
+    ev.add_argument("--test-n", type=_positive, default=4096)
+    ev.set_defaults(func=_eval_judge)
+
+    voc = sub.add_parser("vocabulary", help="contact sheet of the vocabulary (docs/toyworld-vocabulary.png)")
+    voc.add_argument("--out", default="docs/toyworld-vocabulary.png")
+    voc.add_argument("--resolution", type=_positive, default=96)
+    voc.set_defaults(func=_vocabulary)
+
+    for q in (data, train, ev):
+        q.add_argument("--root", default=str(DEFAULT_ROOT), help="dataset folder (shards are reused)")
+        q.add_argument("--threads", type=_positive, default=2)
