@@ -76,7 +76,8 @@ def _vocabulary(args: argparse.Namespace) -> int:
                in zip(FEATURE_SHAPES.items(), ["yellow", "pink", "green"])]
     scenes += [compose([("cube", "red", None), ("sphere", "blue", None)], "on top of"),
                compose([("cylinder", "orange", "handle"), ("torus", "cyan", None)], "next to")]
-    tiles = [render(s, orbit(1, 15.0), args.resolution, args.resolution, supersample=2).rgb[0] for s in scenes]
+    cams = orbit(1, 20.0, start_azimuth=35.0)
+    tiles = [render(s, cams, args.resolution, args.resolution, supersample=2).rgb[0] for s in scenes]
     save_image(args.out, contact_sheet(tiles, 6))
     print(f"{len(tiles)} scenes in {args.out}: " + "; ".join(s.prompt for s in scenes))
     return 0

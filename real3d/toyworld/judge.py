@@ -32,9 +32,14 @@ HEADS: dict[str, list[str]] = {"relation": ["single"] + RELATIONS,
                                "facing": ["front", "side", "back"]}
 
 
+def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
+    """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
+    return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
+
+
 def facing(azimuth: float, yaw: float) -> str:
     """Which side of a scene turned by `yaw` a camera at `azimuth` sees (DreamFusion's azimuth sectors)."""
-    a = abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
+    a = float(off_front(azimuth, yaw))
     return "front" if a < 45.0 else "back" if a > 135.0 else "side"
 
 
@@ -188,7 +193,8 @@ def evaluate(judge: Judge, samples: Samples) -> dict[str, tuple[float, int]]:
     probs = judge.probs(samples.rgb(slice(None)))
     y = label_tensor(samples)
     logp = {k: v.clamp(min=1e-12).log() for k, v in probs.items()}
-    swap = (y[:, 0] == HEADS["relation"].index("next to")) & (_slot_loss(logp, y, True) < _slot_loss(logp, y, False))
+    next_to = y[:, 0] == HEADS["relation"].index("next to")
+    swap = next_to & (_slot_loss(logp, y, True) < _slot_loss(logp, y, False))
     cols = list(HEADS)
     result, all_ok = {}, torch.ones(len(y), dtype=torch.bool)
     for k in HEADS:
@@ -201,6 +207,11 @@ def evaluate(judge: Judge, samples: Samples) -> dict[str, tuple[float, int]]:
         if k != "facing":
             all_ok &= ok | ~valid
         result[k] = (float(ok[valid].float().mean()), int(valid.sum()))
+        if k == "facing":  # the sectors meet at ±45° and ±135°: views within 10° of a border are ambiguous
+            yaw = torch.tensor([s.yaw for s in samples.scenes])
+            folded = off_front(samples.cameras.azimuth, yaw)
+            clear = valid & ((folded - 45.0).abs() > 10.0) & ((folded - 135.0).abs() > 10.0)
+            result["facing, > 10° from a sector border"] = (float(ok[clear].float().mean()), int(clear.sum()))
     result["prompt (all but facing)"] = (float(all_ok.float().mean()), len(y))
     return result
 
@@ -273,6 +284,7 @@ hidden behind the other ("next to" seen from the side) cannot be read.
 
 ## Command
 ```
-real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --out weights
+real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} \\
+    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --out weights
 ```
 """
