@@ -215,7 +215,10 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` strings (value parsed as YAML) to a raw config dict."""
+    """Apply `a.b.c=value` strings (value parsed as YAML) to a raw config dict, in order.
+
+    Changing a component's `X_type` clears its section `X`, so `background_type=mlp background.hidden=32` works.
+    """
     out = merge({}, data)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -231,6 +234,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             child = node.get(p)
             node[p] = child = dict(child) if isinstance(child, dict) else {}
             node = child
+        slot = parts[-1][: -len("_type")] if parts[-1].endswith("_type") else None
+        if slot and node.get(parts[-1]) != value:
+            node[slot] = {}  # another component type starts from its own defaults
         node[parts[-1]] = value
     return out
 

@@ -94,15 +94,14 @@ class TriplaneField(nn.Module):
         """τ [N] = 1 − exp(−σ·tau_step) ∈ [0,1): inside where τ > ε (see module docstring)."""
         return -torch.expm1(-self.density(x) * self.cfg.tau_step)
 
-    def normals(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
-        """Outward unit normals [N,3] = −∇σ/|∇σ| by forward differences (pass σ(x) [N] to save one eval)."""
+    def normals(self, x: torch.Tensor) -> torch.Tensor:
+        """Outward unit normals [N,3] = −∇σ/|∇σ|, ∇σ by the 4-point tetrahedral difference (2nd-order)."""
         h = self.cfg.normal_eps
-        if sigma is None:
-            sigma = self.density(x)
-        offsets = torch.eye(3, dtype=x.dtype, device=x.device) * h  # [3,3]
-        shifted = self.density((x[:, None, :] + offsets).reshape(-1, 3)).reshape(-1, 3)  # [N,3]
-        grad = (shifted - sigma[:, None]) / h
-        return -F.normalize(grad, dim=-1, eps=1e-8)
+        corners = torch.tensor([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]],
+                               dtype=x.dtype, device=x.device)  # [4,3]
+        sigma = self.density((x[:, None, :] + h * corners).reshape(-1, 3)).reshape(-1, 4)  # [N,4]
+        grad = sigma @ corners  # [N,3], ∝ ∇σ
+        return -F.normalize(grad, dim=-1, eps=1e-12)
 
     def tau_threshold_density(self, eps: float) -> float:
         """The density σ at which τ = eps."""

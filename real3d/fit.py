@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -44,8 +45,15 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float(-10 * torch.log10(((pred - target) ** 2).mean()))
 
 
-def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True) -> dict[str, float]:
-    """Fit a fresh field to `train_views` exact renders; return PSNR on `test_views` unseen views."""
+Target = Callable[[Cameras, int, int], torch.Tensor]  # (cameras, H, W) -> rgb [B,H,W,3]
+
+
+def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True, target: Target | None = None
+        ) -> dict[str, float]:
+    """Fit a fresh field to `train_views` renders of `target` (default: the analytic sphere of radius
+    cfg.sphere_radius); return PSNR on `test_views` unseen views."""
+    if target is None:
+        target = lambda cams, h, w: render_sphere(cams, h, w, cfg.sphere_radius)[0]  # noqa: E731
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = SceneModel(cfg)
@@ -53,8 +61,7 @@ def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True) -> d
     size = cfg.image_size
     train_cams = sample_views(cfg.camera, cfg.train_views, gen)
     test_cams = sample_views(cfg.camera, cfg.test_views, gen)
-    train_rgb, _ = render_sphere(train_cams, size, size, cfg.sphere_radius)
-    test_rgb, _ = render_sphere(test_cams, size, size, cfg.sphere_radius)
+    train_rgb, test_rgb = target(train_cams, size, size), target(test_cams, size, size)
     opt, sched = make_optimizer(model.parameters(), cfg.optimizer, cfg.steps)
 
     start = time.perf_counter()

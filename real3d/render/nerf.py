@@ -85,7 +85,7 @@ class NeRFRenderer(nn.Module):
         num_samples: int = bounded(64, 2, 1024)  # stratified samples per ray inside the scene cube
         jitter: bool = True  # random offset inside each stratum while training
         grid_resolution: int = bounded(64, 8, 256)  # occupancy grid cells per axis
-        grid_threshold: float = bounded(0.5, 0.0)  # density under which a cell counts as empty
+        grid_threshold: float = bounded(0.1, 0.0)  # density under which a cell counts as empty
         grid_decay: float = bounded(0.95, 0.0, 1.0)  # EMA decay of the cell densities per update
         grid_update_every: int = bounded(16, 1)  # steps between occupancy updates while training
 
@@ -118,7 +118,7 @@ class NeRFRenderer(nn.Module):
 
         x = pts[active]  # [M,3]
         sigma_m, albedo_m = self.field(x)  # Eq. 5
-        normals_m = None if mode == "albedo" else self.field.normals(x, sigma_m)
+        normals_m = None if mode == "albedo" else self.field.normals(x)
         if light is not None:
             light = light.repeat_interleave(height * width, 0)[ray_id]  # [M,3]
         color_m = shade(albedo_m, normals_m, light, mode, self.shading)

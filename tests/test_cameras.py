@@ -1,0 +1,49 @@
+import math
+
+import torch
+
+from real3d.cameras import Cameras, CameraConfig, orbit, project, sample_views, view_direction
+
+
+def test_point_projects_to_same_pixel_through_rays_and_mvp():
+    cams = sample_views(CameraConfig(), 5, torch.Generator().manual_seed(1))
+    H, W = 24, 32
+    rays_o, rays_d = cams.rays(H, W)
+    pix = torch.tensor([0, 7 * W + 5, 13 * W + 30, H * W - 1])  # a few pixels, row-major
+    depth = torch.tensor([1.5, 2.0, 2.5, 3.0])
+    pts = rays_o[:, pix] + rays_d[:, pix] * depth[None, :, None]  # [B,4,3]
+    uv = project(pts, cams.mvp(H, W), H, W)
+    expected = torch.stack([pix % W, pix // W], -1).float()
+    assert torch.allclose(uv, expected.expand_as(uv), atol=1e-3)
+
+
+def test_azimuth_zero_sees_the_front():
+    cam = orbit(1, elevation=0.0, radius=3.0)
+    assert torch.allclose(cam.position, torch.tensor([[3.0, 0.0, 0.0]]), atol=1e-6)
+    H = W = 33
+    rays_o, rays_d = cam.rays(H, W)
+    centre = rays_d[0, (H // 2) * W + W // 2]
+    assert torch.allclose(centre, torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6)  # looks toward −x, at the front face
+    # +y (the object's left side) appears on the image's right, +z up
+    uv = project(torch.tensor([[[0.0, 0.5, 0.0], [0.0, 0.0, 0.5]]]), cam.mvp(H, W), H, W)[0]
+    assert uv[0, 0] > W // 2 and abs(uv[0, 1] - H // 2) < 1e-4
+    assert uv[1, 1] < H // 2 and abs(uv[1, 0] - W // 2) < 1e-4
+
+
+def test_view_direction_words_and_offset():
+    assert [view_direction(a, 10) for a in (0, 30, 90, -90, 170, -180)] == \
+        ["front", "front", "side", "side", "back", "back"]
+    assert view_direction(0, 75) == "overhead"
+    cams = Cameras(torch.tensor([10.0]), torch.tensor([20.0]), torch.tensor([2.5]), torch.tensor([45.0]))
+    v2 = cams.offset(90.0)
+    assert v2.directions() == ["side"] and float(v2.azimuth) == 100.0
+    # the second view keeps its distance to the origin
+    assert math.isclose(float(v2.position.norm()), 2.5, rel_tol=1e-6)
+
+
+def test_sampled_views_stay_in_configured_ranges():
+    cfg = CameraConfig(azimuth_range=[-30.0, 30.0], elevation_range=[0.0, 20.0], radius_range=[2.0, 2.5])
+    cams = sample_views(cfg, 256, torch.Generator().manual_seed(0))
+    assert cams.azimuth.min() >= -30 and cams.azimuth.max() <= 30
+    assert cams.elevation.min() >= 0 and cams.elevation.max() <= 20
+    assert torch.allclose(cams.position.norm(dim=-1), cams.radius)

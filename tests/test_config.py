@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from real3d import config as config_lib
+from real3d.cli import main
+from real3d.fit import FitConfig
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["renderer.num_sample=48"], "unknown config key 'renderer.num_sample': did you mean num_samples?"),
+    (["renderer.num_samples=abc"], "renderer.num_samples: expected an integer, got 'abc'"),
+    (["renderer.num_samples=0"], "renderer.num_samples: must be between 2 and 1024, got 0"),
+    (["renderer_type=raytracer"], "renderer_type: unknown renderer 'raytracer'; choose one of:"),
+    (["--preset", "no-such-preset"], "unknown preset 'no-such-preset'; presets: "),
+    (["--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
+    (["camera.elevation_range=[60,10]"], "camera.elevation_range: expected [low, high] with low <= high"),
+    (["shading.probs.glossy=1.0"], "shading.probs: unknown shading mode 'glossy'"),
+    (["optimizer.lr"], "override 'optimizer.lr' must look like key.subkey=value"),
+])
+def test_bad_config_gives_one_line_and_exit_2(capsys, tmp_path: Path, args, expected):
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "fit", "--out", str(out), *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("real3d: error: "), err
+    assert expected in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_unreadable_yaml_names_file_and_line(capsys, tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 10\nrenderer:\n  num_samples: [1, 2\n")
+    code, err = run_cli(capsys, "fit", "--config", str(bad), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1
+    assert f"cannot parse config file {bad} line 4" in err
+
+
+def test_existing_output_folder_needs_overwrite(capsys, tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("user data")
+    code, err = run_cli(capsys, "fit", "--out", str(tmp_path))
+    assert code == 2 and "already exists; pass --overwrite" in err
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_resolved_config_round_trips(tmp_path: Path):
+    cfg = config_lib.load(FitConfig, "fit", ["renderer.num_samples=48", "seed=7", "background_type=mlp"])
+    config_lib.save(cfg, tmp_path / "config.yaml")
+    again = config_lib.load(FitConfig, str(tmp_path / "config.yaml"))
+    assert again == cfg and again.renderer.num_samples == 48 and again.background.hidden == 16
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "fit" in capsys.readouterr().out
