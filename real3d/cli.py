@@ -28,10 +28,10 @@ def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> Non
 
 
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import fit
+    from . import export, fit
     from .toyworld import cli as toyworld_cli
 
-    return [fit.add_cli, toyworld_cli.add_cli]
+    return [fit.add_cli, toyworld_cli.add_cli, export.add_cli]
 
 
 def build_parser() -> Parser:

@@ -1,0 +1,190 @@
+"""What a user takes home: the DMTet mesh of θ (Eq. 9) with a texture baked from θ's albedo, and a turntable.
+
+    mesh    = extract_mesh(field, grid)        the surface τ = ε on the (deformed) tet grid
+    atlas   = unwrap(mesh)                     xatlas charts, seam vertices duplicated
+    texture = bake_texture(...)                θ's albedo at every texel's surface point, dilated across seams
+    files   = mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, turntable.mp4 / .gif / .png
+
+Exported files are +y up with the object's front toward +z (glTF's convention): a world point (x, y, z) of
+`real3d.cameras` is written as (y, z, x), a proper rotation. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cameras import orbit
+from .io import atomic_path, prepare_out_dir, save_image, save_video, to_uint8
+from .render.dmtet import DMTetGeometry, DMTetRenderer, Mesh, TauField, render_mesh
+from .render.raster import TorchRasterizer, interpolate, make_rasterizer
+from .render.shading import ShadingConfig, SolidBackground
+
+Y_UP = [1, 2, 0]  # exported axes taken from the world axes: (x, y, z) → (y, z, x)
+
+
+@dataclass
+class TexturedMesh:
+    """A UV-mapped mesh: verts [V,3] (world frame), faces [F,3], uv [V,2] ∈ [0,1] (v up), texture [S,S,3] ∈ [0,1]."""
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    uv: torch.Tensor
+    texture: torch.Tensor
+
+
+@torch.no_grad()
+def extract_mesh(field: TauField, grid: int = 64, eps: float = 0.1, geometry: DMTetGeometry | None = None) -> Mesh:
+    """Eq. 9 on the whole grid: the surface τ = ε of θ, on `geometry`'s deformed grid or on an undeformed one."""
+    if geometry is None or geometry.grid.res != grid:
+        geometry = DMTetGeometry(grid, field.bound, eps, deform_scale=0.0, band_cells=1)
+    return geometry.mesh(field)
+
+
+def unwrap(mesh: Mesh) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """xatlas UV atlas: verts [V',3] (seam vertices duplicated), faces [F,3], uv [V',2] ∈ [0,1]."""
+    import xatlas
+
+    vmapping, faces, uv = xatlas.parametrize(mesh.verts.detach().numpy(), mesh.faces.numpy().astype(np.uint32))
+    return (mesh.verts.detach()[torch.from_numpy(vmapping.astype(np.int64))], torch.from_numpy(faces.astype(np.int64)),
+            torch.from_numpy(uv).float())
+
+
+def dilate(texture: torch.Tensor, covered: torch.Tensor, passes: int) -> torch.Tensor:
+    """Grow texture [S,S,3] from covered texels [S,S] outward by `passes` texels (mean of covered neighbours);
+    texels still empty after that take the mean colour. Keeps bilinear lookups at chart seams clean."""
+    tex = (texture * covered[..., None]).permute(2, 0, 1)[None]  # [1,3,S,S]
+    cov = covered.float()[None, None]
+    for _ in range(passes):
+        total = F.avg_pool2d(tex, 3, stride=1, padding=1, count_include_pad=False)
+        weight = F.avg_pool2d(cov, 3, stride=1, padding=1, count_include_pad=False)
+        grow = (cov == 0) & (weight > 0)
+        tex = torch.where(grow, total / weight.clamp(min=1e-8), tex)
+        cov = torch.where(grow, torch.ones_like(cov), cov)
+    mean = (tex * cov).sum((2, 3), keepdim=True) / cov.sum().clamp(min=1)
+    return torch.where(cov > 0, tex, mean)[0].permute(1, 2, 0)
+
+
+@torch.no_grad()
+def bake_texture(albedo_fn: Callable[[torch.Tensor], torch.Tensor], verts: torch.Tensor, faces: torch.Tensor,
+                 uv: torch.Tensor, size: int, passes: int = 8, chunk: int = 1 << 16) -> torch.Tensor:
+    """Texture [S,S,3]: albedo_fn at the surface point of every texel, found by rasterizing the mesh in UV space.
+
+    Row 0 of the texture is v = 1 (the image top), as OBJ/glTF readers (and trimesh) expect of v-up UVs.
+    """
+    uv_clip = torch.cat([uv * 2 - 1, torch.zeros_like(uv[:, :1]), torch.ones_like(uv[:, :1])], -1)[None]  # [1,V,4]
+    raster = TorchRasterizer().rasterize(uv_clip, faces, size, size)
+    covered = raster.mask[0]  # [S,S]
+    points = interpolate(verts, raster, faces)[0][covered]  # [P,3]
+    texture = torch.zeros(size, size, 3)
+    if points.shape[0]:
+        texture[covered] = torch.cat([albedo_fn(p).float() for p in points.split(chunk)]).clamp(0, 1)
+    return dilate(texture, covered, passes)
+
+
+def texture_mesh(field: TauField, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
+                 geometry: DMTetGeometry | None = None) -> TexturedMesh:
+    """Mesh of θ at `grid` (Eq. 9), unwrapped, with its albedo baked into a texture_size² texture."""
+    verts, faces, uv = unwrap(extract_mesh(field, grid, eps, geometry))
+    return TexturedMesh(verts, faces, uv, bake_texture(field.albedo, verts, faces, uv, texture_size))
+
+
+def _trimesh(mesh: TexturedMesh):  # -> trimesh.Trimesh
+    import trimesh
+    from PIL import Image
+
+    material = trimesh.visual.material.PBRMaterial(  # white factors: the texture alone gives the colour
+        baseColorTexture=Image.fromarray(to_uint8(mesh.texture)), baseColorFactor=[255, 255, 255, 255],
+        metallicFactor=0.0, roughnessFactor=1.0)
+    visual = trimesh.visual.TextureVisuals(uv=mesh.uv.numpy(), material=material)
+    return trimesh.Trimesh(mesh.verts[:, Y_UP].numpy(), mesh.faces.numpy(), visual=visual, process=False)
+
+
+def write_glb(path: Path, mesh: TexturedMesh) -> None:
+    """Binary glTF with the texture embedded."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_trimesh(mesh).export(file_type="glb"))
+
+
+def write_obj(path: Path, mesh: TexturedMesh) -> None:
+    """OBJ beside its MTL (same stem) and the texture PNG that the MTL names."""
+    from trimesh.exchange.obj import export_obj
+
+    text, files = export_obj(_trimesh(mesh), include_normals=False, return_texture=True,
+                             mtl_name=path.with_suffix(".mtl").name)
+    for name, data in files.items():
+        with atomic_path(path.with_name(name)) as tmp:
+            tmp.write_bytes(data)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@torch.no_grad()
+def turntable(mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: float = 15.0,
+              radius: float = 2.5) -> torch.Tensor:
+    """Frames [N,size,size,3] of the textured mesh on white, lit from the camera, rasterized (render/raster.py)."""
+    cams = orbit(frames, elevation, radius, 45.0)
+    tex = mesh.texture.permute(2, 0, 1)[None]  # [1,3,S,S]
+
+    def sample_texture(uv: torch.Tensor) -> torch.Tensor:  # uv [P,2] → colour [P,3]
+        grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # texture row 0 is v = 1
+        return F.grid_sample(tex, grid, mode="bilinear", align_corners=False)[0, :, 0].T
+
+    rasterizer, background = make_rasterizer(), SolidBackground(SolidBackground.Config())
+    shading, plain = ShadingConfig(ambient=0.45), Mesh(mesh.verts, mesh.faces)
+    out = []
+    for k in range(frames):
+        cam = cams.index(k)
+        out.append(render_mesh(plain, cam, size, size, rasterizer, background, sample_texture, "lambertian",
+                               F.normalize(cam.position, dim=-1), shading, attrs=mesh.uv).rgb[0])
+    return torch.stack(out)
+
+
+def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
+           geometry: DMTetGeometry | None = None, frames: int = 36, frame_size: int = 256) -> dict[str, Path]:
+    """Write mesh.glb, mesh.obj/.mtl + texture, turntable.mp4/.gif and turntable.png (frame 0); return the paths."""
+    mesh = texture_mesh(field, grid, texture_size, eps, geometry)
+    paths = {"glb": out_dir / "mesh.glb", "obj": out_dir / "mesh.obj", "mp4": out_dir / "turntable.mp4",
+             "gif": out_dir / "turntable.gif", "frame": out_dir / "turntable.png"}
+    write_glb(paths["glb"], mesh)
+    write_obj(paths["obj"], mesh)
+    video = turntable(mesh, frames, frame_size)
+    save_video(paths["mp4"], list(video))
+    save_video(paths["gif"], list(video))
+    save_image(paths["frame"], video[0])
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from .model import load_checkpoint
+
+    from .errors import UserError
+
+    if not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096:
+        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096")
+    _, model, _ = load_checkpoint(args.checkpoint)
+    renderer = model.renderer
+    is_dmtet = isinstance(renderer, DMTetRenderer)
+    geometry = renderer.geometry if is_dmtet else None  # its Δu; otherwise an undeformed grid
+    eps = renderer.cfg.eps if is_dmtet else DMTetRenderer.Config().eps
+    out_dir = prepare_out_dir(args.out, args.overwrite)
+    paths = export(model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size)
+    print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="textured mesh (GLB, OBJ+MTL+PNG) and turntable from a checkpoint")
+    p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a run")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--grid", type=int, choices=(32, 64, 128), default=64, help="tet grid resolution (default 64)")
+    p.add_argument("--texture-size", type=int, default=512, help="texture width = height in texels (default 512)")
+    p.add_argument("--frames", type=int, default=36, help="turntable frames (default 36)")
+    p.add_argument("--frame-size", type=int, default=256, help="turntable frame size in pixels (default 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=run)
