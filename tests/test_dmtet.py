@@ -79,14 +79,14 @@ def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
     renderer = make_renderer(field, grid_resolution=32, narrow_band=False)
     cams = Cameras(torch.arange(8.0) * 45, torch.tensor([25.0, -25.0] * 4), torch.full((8,), 2.5),
                    torch.full((8,), 45.0))
-    size, half = 64, 0.45
+    size, half = 48, 0.45
     rays_o, rays_d = cams.rays(size, size)
     t_near, t_far = ray_box(rays_o.reshape(-1, 3), rays_d.reshape(-1, 3), half)
     target = (t_far > t_near).reshape(8, size, size, 1)
     opt = torch.optim.Adam(renderer.parameters(), lr=0.01)
     with torch.no_grad():
         start = silhouette_iou(renderer(cams, size, size).opacity, target).mean()
-    for _ in range(40):
+    for _ in range(60):
         loss = (renderer(cams, size, size).opacity - target.float()).square().mean()
         opt.zero_grad()
         loss.backward()

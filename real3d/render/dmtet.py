@@ -269,9 +269,9 @@ class DMTetRenderer(nn.Module):
         deform_scale: float = bounded(0.25, 0.0, 0.5)  # bound of |Δu| per axis, as a fraction of a cell
         narrow_band: bool = True  # evaluate the field only near the last surface once it settles
         band_cells: int = bounded(2, 1, 16)  # band half-width in cells
-        band_start_step: int = bounded(100, 0)  # full-grid evaluation with gradients before this step
-        band_update_every: int = bounded(10, 1)  # steps between re-centring the band on the current surface
-        band_full_every: int = bounded(100, 1)  # steps between re-measuring the whole grid (no gradients)
+        band_start_step: int = bounded(0, 0)  # full-grid evaluation with gradients before this step
+        band_update_every: int = bounded(5, 1)  # steps between re-centring the band on the current surface
+        band_full_every: int = bounded(50, 1)  # steps between re-measuring the whole grid (no gradients)
         raster_backend: RasterBackend = "auto"  # nvdiffrast when CUDA has it, else pure torch
         antialias: bool = True  # silhouette antialiasing (the gradients that move the outline)
         near: float = bounded(0.1, 1e-4)

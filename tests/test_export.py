@@ -1,0 +1,96 @@
+"""Export: textured mesh of θ (GLB, OBJ+MTL+PNG) and turntable; `real3d export` from a checkpoint."""
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from analytic_fields import BLUE, RED, SphereField
+from real3d.cli import main
+from real3d.config import parse
+from real3d.export import Y_UP, bake_texture, export, unwrap
+from real3d.model import SceneConfig, SceneModel, save_checkpoint
+from real3d.render.dmtet import marching_tets, tet_grid
+
+
+def texture_at(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Texture colour [V,3] ∈ [0,1] under each vertex's uv (v up, image row 0 at v = 1)."""
+    material = mesh.visual.material
+    image = getattr(material, "baseColorTexture", None) or material.image
+    tex = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    h, w = tex.shape[:2]
+    uv = mesh.visual.uv
+    col = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
+    row = np.clip(((1 - uv[:, 1]) * h).astype(int), 0, h - 1)
+    return tex[row, col]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    paths = export(SphereField(0.55), out, grid=32, texture_size=256, frames=4, frame_size=64)
+    return out, paths
+
+
+@pytest.mark.parametrize("kind", ["glb", "obj"])
+def test_export_reloads_with_texture_and_two_colours_on_their_halves(exported, kind):
+    _, paths = exported
+    grid = tet_grid(32, 1.0)
+    field = SphereField(0.55)
+    verts, _, _ = unwrap(marching_tets(grid.verts, field.tau(grid.verts) - 0.1, grid.all_tets()))
+    mesh = trimesh.load(paths[kind], force="mesh", process=False)
+    assert mesh.vertices.shape[0] == verts.shape[0], "same vertex count as the unwrapped mesh"
+    assert isinstance(mesh.visual, trimesh.visual.TextureVisuals) and mesh.visual.uv.shape == (verts.shape[0], 2)
+    colour = texture_at(mesh)
+    world_x = mesh.vertices[:, Y_UP.index(0)]  # exported axes are (y, z, x) of the world
+    front, back = world_x > 0.1, world_x < -0.1
+    assert front.sum() > 100 and back.sum() > 100
+    assert np.abs(colour[front] - RED).max(1).mean() < 0.05 and np.abs(colour[back] - BLUE).max(1).mean() < 0.05
+    assert (np.abs(colour[front] - RED).max(1) < 0.1).mean() > 0.98
+
+
+def test_export_writes_obj_mtl_png_and_turntable(exported):
+    out, paths = exported
+    mtl = (out / "mesh.mtl").read_text()
+    assert "map_Kd" in mtl and (out / mtl.split("map_Kd")[1].split()[0]).exists()
+    assert "mtllib mesh.mtl" in paths["obj"].read_text()
+    import imageio.v2 as imageio
+
+    gif = imageio.mimread(paths["gif"])
+    assert len(gif) == 4 and gif[0].shape[:2] == (64, 64)
+    assert paths["mp4"].stat().st_size > 0
+    frame = np.asarray(imageio.imread(paths["frame"]), dtype=np.float32)[..., :3] / 255
+    centre = frame[24:40, 24:40].reshape(-1, 3).mean(0)  # azimuth 0 looks at the red front (+x)
+    assert centre[0] > 0.5 and centre[2] < 0.3 and (frame[0, 0] > 0.95).all()
+    assert not list(out.glob(".*tmp*")), "no temp files left behind"
+
+
+def test_export_bake_dilates_across_seams():
+    grid = tet_grid(32, 1.0)
+    field = SphereField(0.55)
+    verts, faces, uv = unwrap(marching_tets(grid.verts, field.tau(grid.verts) - 0.1, grid.all_tets()))
+    tex = bake_texture(field.albedo, verts, faces, uv, 128)
+    assert tex.shape == (128, 128, 3)
+    assert ((tex - torch.tensor(RED)).abs().amax(-1) < 1e-3).any() and ((tex - torch.tensor(BLUE)).abs().amax(-1) < 1e-3).any()
+    assert not (tex == 0).all(-1).any(), "every texel is filled (charts dilated, the rest the mean colour)"
+
+
+@pytest.mark.parametrize("renderer", ["nerf", "dmtet"])
+def test_export_cli_from_checkpoint(tmp_path, renderer):
+    cfg = parse(SceneConfig, {"renderer_type": renderer})
+    save_checkpoint(tmp_path / "ckpt.pt", cfg, SceneModel(cfg))
+    out = tmp_path / "out"
+    rc = main(["export", str(tmp_path / "ckpt.pt"), "--out", str(out), "--grid", "32", "--texture-size", "64",
+               "--frames", "2", "--frame-size", "32"])
+    assert rc == 0
+    assert {"mesh.glb", "mesh.obj", "mesh.mtl", "turntable.mp4", "turntable.gif", "turntable.png"} <= {
+        p.name for p in out.iterdir()}
+
+
+def test_export_cli_one_line_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("real3d: error:") for line in err)
