@@ -148,13 +148,18 @@ def _uv_sphere(radius: float, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_mesh_iou_and_chamfer_against_the_gt_sdf() -> None:
     verts, faces = _uv_sphere(0.7)
-    assert metrics.winding_number(torch.tensor([[0.0, 0, 0], [0.0, 0, 0.9]]), verts, faces).round().tolist() == [
-        1.0, 0.0]
+    inside = metrics.voxelize(verts, faces, resolution=16)
+    assert inside[8, 8, 8] and inside[8, 8, 13] and not inside[8, 8, 15] and not inside[0, 0, 0]
+    assert torch.equal(metrics.voxelize(verts, faces[6:], resolution=16), inside), "a small hole changes nothing"
     scene = "a red sphere"
-    assert metrics.mesh_iou(verts, faces, scene, resolution=20) > 0.9
+    assert metrics.mesh_iou(verts, faces, scene, resolution=32) > 0.98
+    # two spheres of radius r = 0.7 whose centres are d = 0.35 apart: IoU = V∩ / (2V − V∩), V∩ = π(4r+d)(2r−d)²/12
+    r, d = 0.7, 0.35
+    cap = math.pi * (4 * r + d) * (2 * r - d) ** 2 / 12
+    shifted = metrics.mesh_iou(verts + torch.tensor([d, 0.0, 0.0]), faces, scene, resolution=32)
+    assert abs(shifted - cap / (2 * 4 / 3 * math.pi * r ** 3 - cap)) < 0.02
     assert metrics.chamfer(verts, faces, scene, n=2000) < 0.02
     small, small_faces = _uv_sphere(0.5)
-    assert metrics.mesh_iou(small, small_faces, scene, resolution=20) < 0.5
     assert metrics.chamfer(small, small_faces, scene, n=2000) > 0.15
 
 

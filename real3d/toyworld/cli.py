@@ -131,4 +131,5 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
     for q in (data, train, ev):
         q.add_argument("--root", default=str(DEFAULT_ROOT), help="dataset folder (shards are reused)")
-        q.add_argument("--threads", type=_positive, default=2)
+        q.add_argument("--threads", type=_positive, default=1,
+                       help="torch CPU threads (default 1: fastest for these small ops on a shared machine)")

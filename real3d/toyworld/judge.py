@@ -3,8 +3,8 @@
 Heads (softmax each): relation (single / on top of / next to); shape, colour and feature of slot a and
 slot b (for "on top of", a is the upper object; "next to" is symmetric, so its two slots are matched to
 the two objects by the cheaper assignment, as in set prediction); facing = which side of the scene's
-front the camera sees (front / side / back, DreamFusion's sectors of the azimuth), only for scenes with
-a front feature. Training augments backgrounds, blur, noise and colour so that it transfers to the
+front the camera sees (front / side / back, DreamFusion's sectors of the azimuth) and front_seen (the
+camera within 90° of the front), both only for scenes with a front feature. Training augments backgrounds, blur, noise and colour so that it transfers to the
 blurrier renders of a generator — which it never sees.
 """
 from __future__ import annotations
@@ -29,12 +29,14 @@ NAME = "toyworld-judge"
 SLOT_ATTRS = {"shape": SHAPES, "colour": list(COLOURS), "feature": ["none"] + FEATURES}
 HEADS: dict[str, list[str]] = {"relation": ["single"] + RELATIONS,
                                **{f"{k}_{s}": v for s in "ab" for k, v in SLOT_ATTRS.items()},
-                               "facing": ["front", "side", "back"]}
+                               "facing": ["front", "side", "back"], "front_seen": ["hidden", "seen"]}
 
 
 def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
     """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
     return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
+
+BORDERS = {"facing": (45.0, 135.0), "front_seen": (90.0,)}  # class borders in degrees off the front
 
 
 def facing(azimuth: float, yaw: float) -> str:
@@ -44,16 +46,20 @@ def facing(azimuth: float, yaw: float) -> str:
 
 
 def labels(scene: Scene, azimuth: float) -> dict[str, int]:
-    """Class index per head for one view; -1 where a head does not apply (slot b of one object, facing
-    of a scene without a front feature)."""
+    """Class index per head for one view; -1 where a head does not apply: slot b of one object; facing and
+    front_seen of a scene without a front feature; the feature of an object whose front is turned away
+    (more than 90° from the camera: a face seen from behind is a plain ball)."""
+    seen = float(off_front(azimuth, scene.yaw)) < 90.0
     out = {"relation": HEADS["relation"].index(scene.relation or "single")}
     for slot, i in (("a", 0), ("b", 1)):
         obj = scene.objects[i] if i < len(scene.objects) else None
         out[f"shape_{slot}"] = SHAPES.index(obj.shape) if obj else -1
         out[f"colour_{slot}"] = list(COLOURS).index(obj.colour) if obj else -1
-        out[f"feature_{slot}"] = SLOT_ATTRS["feature"].index(obj.feature or "none") if obj else -1
+        readable = obj is not None and (obj.feature is None or seen)
+        out[f"feature_{slot}"] = SLOT_ATTRS["feature"].index(obj.feature or "none") if readable else -1
     fronted = any(o.feature for o in scene.objects)
     out["facing"] = HEADS["facing"].index(facing(azimuth, scene.yaw)) if fronted else -1
+    out["front_seen"] = int(seen) if fronted else -1
     return out
 
 
@@ -184,7 +190,7 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     next_to = y[:, 0] == HEADS["relation"].index("next to")
     slots = torch.where(next_to, torch.minimum(slots, _slot_loss(logits, y, True)), slots)
     rest = sum(F.cross_entropy(logits[k], y[:, cols.index(k)].clamp(min=0), reduction="none")
-               * (y[:, cols.index(k)] >= 0) for k in ("relation", "facing"))
+               * (y[:, cols.index(k)] >= 0) for k in ("relation", "facing", "front_seen"))
     return (slots + rest).mean()
 
 
@@ -204,15 +210,14 @@ def evaluate(judge: Judge, samples: Samples) -> dict[str, tuple[float, int]]:
             target = torch.where(swap, y[:, cols.index(other)], target)
         ok = probs[k].argmax(-1) == target
         valid = target >= 0
-        if k != "facing":
+        if k not in ("facing", "front_seen"):
             all_ok &= ok | ~valid
         result[k] = (float(ok[valid].float().mean()), int(valid.sum()))
-        if k == "facing":  # the sectors meet at ±45° and ±135°: views within 10° of a border are ambiguous
-            yaw = torch.tensor([s.yaw for s in samples.scenes])
-            folded = off_front(samples.cameras.azimuth, yaw)
-            clear = valid & ((folded - 45.0).abs() > 10.0) & ((folded - 135.0).abs() > 10.0)
-            result["facing, > 10° from a sector border"] = (float(ok[clear].float().mean()), int(clear.sum()))
-    result["prompt (all but facing)"] = (float(all_ok.float().mean()), len(y))
+        if k in BORDERS:  # views within 10° of a class border (in azimuth off the front) are ambiguous
+            angle = off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+            clear = valid & torch.stack([(angle - b).abs() > 10.0 for b in BORDERS[k]]).all(0)
+            result[f"{k}, > 10° from a border"] = (float(ok[clear].float().mean()), int(clear.sum()))
+    result["prompt (all but facing, front_seen)"] = (float(all_ok.float().mean()), len(y))
     return result
 
 
@@ -258,8 +263,8 @@ def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
     return f"""# toyworld-judge
 
 A {params / 1e6:.2f} M-parameter CNN (`real3d.toyworld.judge.Judge`, fp16 safetensors) that reads a 64×64 view of
-the toy world: relation, shape / colour / feature of each object, and which side of the front the camera
-sees (`facing`). It plays the role of CLIP score for the toy world (`real3d.toyworld.metrics`).
+the toy world: relation, shape / colour / feature of each object, which side of the front the camera sees
+(`facing`: front / side / back) and whether the front is in view (`front_seen`). It plays the role of CLIP score for the toy world (`real3d.toyworld.metrics`).
 
 ## Training data
 Only ground-truth sphere-traced renders (`real3d.toyworld.render`), never generated images:
@@ -269,18 +274,19 @@ jittered in scale, position and yaw (±20°), cameras of `real3d.cameras` (azimu
 Augmentation per batch: random background colour (half of the batch), horizontal flip, brightness and
 channel gains, Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
-{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), fp32 on CPU, 2 threads,
+{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), fp32 on one CPU thread,
 {seconds / 60:.0f} min.
 
 ## Accuracy on held-out GT renders
-{cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). "facing" counts views of
-scenes with a front feature; slot b counts two-object scenes; "next to" slots are matched to the objects by
-the better assignment (the relation is symmetric).
+{cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). "facing" and
+"front_seen" count views of scenes with a front feature, a feature counts only where the camera is within
+90° of the front (from behind, a ball with a face is a plain ball), slot b counts two-object scenes, and
+"next to" slots are matched to the objects by the better assignment (the relation is symmetric).
 
 {table}
 
-Known limits: "facing" is ambiguous near the sector borders (azimuth ±45°, ±135° from the front); an object
-hidden behind the other ("next to" seen from the side) cannot be read.
+Known limits: "facing" is ambiguous near its sector borders (±45°, ±135° off the front), "front_seen" near
+±90°; an object hidden behind the other ("next to" seen from the side) cannot be read.
 
 ## Command
 ```

@@ -3,7 +3,7 @@
 * judge_score     probability that views show their prompt, mean ± std (the CLIP score of the paper's Table 2)
 * r_precision     how often the prompt beats distractor prompts (R@1)
 * janus_rate      share of turntables whose front is seen from more than one side
-* mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF
+* mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF (voxelize: inside test)
 * kid             kernel inception distance on EfficientNet-Lite0 features (realism)
 """
 from __future__ import annotations
@@ -28,14 +28,18 @@ def prompt_probability(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Te
     """Probability [B] that each view shows the scene's prompt, from judge probabilities {head: [B,C]}.
 
     The product of the relation and of each object's shape, colour and feature; "next to" takes the
-    better of the two assignments of objects to slots (the relation is symmetric)."""
+    better of the two assignments of objects to slots (the relation is symmetric). A feature counts only
+    as far as the judge sees the front (a face seen from behind is a plain ball)."""
     relation = probs["relation"][:, HEADS["relation"].index(scene.relation or "single")]
+    seen = probs["front_seen"][:, HEADS["front_seen"].index("seen")]
 
     def slots(order: tuple[int, ...]) -> torch.Tensor:
         p = torch.ones_like(relation)
         for slot, i in zip("ab", order):
             obj = scene.objects[i]
-            for attr, value in (("shape", obj.shape), ("colour", obj.colour), ("feature", obj.feature or "none")):
+            feature = probs[f"feature_{slot}"][:, SLOT_ATTRS["feature"].index(obj.feature or "none")]
+            p = p * (seen * feature + 1 - seen)
+            for attr, value in (("shape", obj.shape), ("colour", obj.colour)):
                 p = p * probs[f"{attr}_{slot}"][:, SLOT_ATTRS[attr].index(value)]
         return p
 
@@ -119,30 +123,58 @@ def janus_rate(judge: Judge, turntables: list[torch.Tensor], threshold: float = 
 # --------------------------------------------------------------------------------------- mesh vs the GT
 
 
-def winding_number(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor, chunk: int = 512
-                   ) -> torch.Tensor:
-    """Generalized winding number [N] of points [N,3] w.r.t. a triangle mesh (≈1 inside, ≈0 outside), via
-    the solid angle of every triangle (Van Oosterom & Strackee); robust to small holes and flips."""
+def _crossings_above(tri: torch.Tensor, resolution: int, bound: float) -> torch.Tensor:
+    """Parity of mesh crossings above each grid cell centre along the last axis: odd [R,R,R] (bool).
+
+    tri [F,3,3]: triangles with the ray axis as last coordinate. Each triangle is intersected with the
+    grid's rays (columns) under its bounding box; a cell centre is inside if an odd number lie above it."""
+    h = 2 * bound / resolution
+    centres = (torch.arange(resolution, dtype=torch.float64) + 0.5) * h - bound + 1.234567e-7  # off any vertex
+    lo, hi = tri[..., :2].min(dim=1).values, tri[..., :2].max(dim=1).values  # [F,2]
+    first = torch.ceil((lo + bound) / h - 0.5 - 1.234567e-7 / h).long().clamp(0, resolution)
+    last = torch.floor((hi + bound) / h - 0.5 - 1.234567e-7 / h).long().clamp(-1, resolution - 1)
+    span = (last - first + 1).clamp(min=0)  # columns per axis [F,2]
+    count = span[:, 0] * span[:, 1]
+    which = torch.repeat_interleave(torch.arange(len(tri)), count)
+    local = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count, count)
+    ia, ib = first[which, 0] + local // span[which, 1], first[which, 1] + local % span[which, 1]
+    t = tri[which]
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    qa, qb = centres[ia] - t[:, 0, 0], centres[ib] - t[:, 0, 1]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    u = (qa * e2[:, 1] - qb * e2[:, 0]) / det
+    v = (e1[:, 0] * qb - e1[:, 1] * qa) / det
+    hit = (det != 0) & (u >= 0) & (v >= 0) & (u + v <= 1)
+    z = t[:, 0, 2] + u * e1[:, 2] + v * e2[:, 2]
+    below = torch.ceil((z + bound) / h - 0.5).long().clamp(0, resolution)  # cells with centre below the crossing
+    column = (ia * resolution + ib)[hit]
+    diff = torch.zeros(resolution * resolution, resolution + 1, dtype=torch.long)
+    diff[:, 0].index_add_(0, column, torch.ones_like(column))
+    diff.view(-1).index_add_(0, column * (resolution + 1) + below[hit], -torch.ones_like(column))
+    return (diff.cumsum(1)[:, :resolution] % 2 == 1).reshape(resolution, resolution, resolution)
+
+
+def voxelize(verts: torch.Tensor, faces: torch.Tensor, resolution: int = 32, bound: float = 1.0) -> torch.Tensor:
+    """Inside test of a triangle mesh on the resolution³ grid of cell centres in [-bound,bound]³, indexed
+    [ix,iy,iz] (bool): ray-crossing parity along x, y and z, majority vote, so that a small hole or a
+    double wall spoils one direction and not the answer."""
     tri = verts[faces].double()  # [F,3,3]
-    out = []
-    for p in points.double().split(chunk):
-        r = tri[None] - p[:, None, None]  # [n,F,3,3]
-        a, b, c = r.unbind(2)
-        la, lb, lc = a.norm(dim=-1), b.norm(dim=-1), c.norm(dim=-1)
-        det = (a * torch.cross(b, c, dim=-1)).sum(-1)
-        den = la * lb * lc + (a * b).sum(-1) * lc + (a * c).sum(-1) * lb + (b * c).sum(-1) * la
-        out.append(torch.atan2(det, den).sum(-1) / (2 * torch.pi))
-    return torch.cat(out).float()
+    votes = torch.zeros(resolution, resolution, resolution, dtype=torch.long)
+    for axis in range(3):
+        order = [a for a in range(3) if a != axis] + [axis]
+        odd = _crossings_above(tri[..., order], resolution, bound)  # indexed by the axes in `order`
+        votes += odd.permute(*[order.index(d) for d in range(3)])
+    return votes >= 2
 
 
-def mesh_iou(verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 32,
+def mesh_iou(verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64,
              bound: float = 1.0) -> float:
     """Volume IoU of a mesh and the GT shape on a resolution³ grid of cell centres in [-bound,bound]³."""
     scene = _as_scene(scene)
     axis = (torch.arange(resolution) + 0.5) / resolution * 2 * bound - bound
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    gt = scene.sdf(grid) < 0
-    inside = winding_number(grid, verts, faces) > 0.5
+    gt = (scene.sdf(grid) < 0).reshape(resolution, resolution, resolution)
+    inside = voxelize(verts, faces, resolution, bound)
     return float((gt & inside).sum() / (gt | inside).sum().clamp(min=1))
 
 
