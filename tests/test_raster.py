@@ -1,4 +1,5 @@
 """The differentiable rasterizer (Eq. 10): coverage, interpolated attributes and silhouette gradients."""
+import pytest
 import torch
 import trimesh
 
@@ -61,7 +62,30 @@ def test_raster_antialias_gives_silhouette_gradients():
 
 def test_raster_backend_choice():
     assert isinstance(make_rasterizer("torch"), TorchRasterizer)
-    assert isinstance(make_rasterizer("auto"), TorchRasterizer) != nvdiffrast_available()
+    auto = make_rasterizer("auto")
+    assert (auto.nvdiffrast is not None) == nvdiffrast_available()
+    assert auto._pick(torch.zeros(1, 3, 4)) is auto.torch, "CPU tensors always take the torch backend"
+
+
+@pytest.mark.skipif(not nvdiffrast_available(), reason="needs CUDA and nvdiffrast")
+def test_raster_nvdiffrast_agrees_with_torch_backend():
+    verts, faces = sphere_mesh()
+    cams = orbit(2, 20.0, 2.5, 45.0)
+    clip = to_clip(verts, cams.mvp(SIZE, SIZE))
+    ref = TorchRasterizer().rasterize(clip, faces, SIZE, SIZE)
+    nv = make_rasterizer("nvdiffrast")
+    clip_gpu = clip.cuda().requires_grad_(True)
+    out = nv.rasterize(clip_gpu, faces.cuda(), SIZE, SIZE)
+    mask = out.mask.cpu()
+    assert ((mask & ref.mask).sum() / (mask | ref.mask).sum()) > 0.995
+    both = mask & ref.mask
+    xyz_nv = interpolate(verts.cuda(), out, faces.cuda()).cpu()
+    err = (xyz_nv[both] - interpolate(verts, ref, faces)[both]).abs().amax(-1)
+    assert err.median() < 1e-4 and (err < 1e-3).float().mean() > 0.99  # a few edge pixels pick another face
+    soft = nv.antialias(out.mask[..., None].float(), out, clip_gpu, faces.cuda())
+    soft.sum().backward()
+    radial = (clip_gpu.grad[..., :2] * clip_gpu.detach()[..., :2]).sum()
+    assert radial > 0, "growing the outline increases coverage"
 
 
 def test_raster_empty_and_behind_camera():

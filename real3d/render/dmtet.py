@@ -45,26 +45,18 @@ _CORNERS = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # [8,3] corn
 
 
 def _kuhn_tets() -> torch.Tensor:
-    """The 6 tets [6,4] (corner ids) of a cube split along its main diagonal, each positively oriented.
+    """The 6 tets [6,4] (corner ids, corner (dx,dy,dz) = 4dx + 2dy + dz) of a cube split along its diagonal.
 
-    Tet (a,b,c) walks 0 → e_a → e_a+e_b → 1 along the axes in the order of a permutation; its orientation is
-    the permutation's sign, so odd permutations swap their last two vertices. All cells share the diagonal
-    direction, so the split is conforming across cell faces.
+    The tet of axis order (a,b,c) walks 0 → e_a → e_a+e_b → (1,1,1); its orientation is the sign of the
+    permutation, so odd permutations swap their last two vertices and every tet is positively oriented. All
+    cells share the diagonal direction, so the split is conforming across cell faces.
     """
-    def corner(offset: torch.Tensor) -> int:
-        return int(offset[0] * 4 + offset[1] * 2 + offset[2])
-
+    weight = (4, 2, 1)
     tets = []
     for perm in itertools.permutations(range(3)):
-        path, cur = [corner(torch.zeros(3, dtype=torch.long))], torch.zeros(3, dtype=torch.long)
-        for axis in perm:
-            cur = cur.clone()
-            cur[axis] = 1
-            path.append(corner(cur))
-        inversions = sum(perm[i] > perm[j] for i in range(3) for j in range(i + 1, 3))
-        if inversions % 2:
-            path[2], path[3] = path[3], path[2]
-        tets.append(path)
+        path = [0, weight[perm[0]], weight[perm[0]] + weight[perm[1]], 7]
+        odd = sum(perm[i] > perm[j] for i in range(3) for j in range(i + 1, 3)) % 2
+        tets.append(path[:2] + path[2:][::-1] if odd else path)
     return torch.tensor(tets)
 
 

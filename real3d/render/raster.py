@@ -293,11 +293,27 @@ def nvdiffrast_available() -> bool:
     return True
 
 
-Rasterizer = TorchRasterizer | NvdiffrastRasterizer
+class AutoRasterizer:
+    """nvdiffrast for CUDA tensors when `nvdiffrast_available()`, the torch backend for everything else."""
+
+    def __init__(self) -> None:
+        self.torch = TorchRasterizer()
+        self.nvdiffrast = NvdiffrastRasterizer() if nvdiffrast_available() else None
+
+    def _pick(self, pos_clip: torch.Tensor) -> TorchRasterizer | NvdiffrastRasterizer:
+        return self.nvdiffrast if self.nvdiffrast is not None and pos_clip.is_cuda else self.torch
+
+    def rasterize(self, pos_clip: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Raster:
+        return self._pick(pos_clip).rasterize(pos_clip, faces, height, width)
+
+    def antialias(self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor,
+                  faces: torch.Tensor) -> torch.Tensor:
+        return self._pick(pos_clip).antialias(color, raster, pos_clip, faces)
+
+
+Rasterizer = TorchRasterizer | NvdiffrastRasterizer | AutoRasterizer
 
 
 def make_rasterizer(backend: RasterBackend = "auto") -> Rasterizer:
-    """The rasterizer backend by name; "auto" picks nvdiffrast when `nvdiffrast_available()`, else torch."""
-    if backend == "nvdiffrast" or (backend == "auto" and nvdiffrast_available()):
-        return NvdiffrastRasterizer()
-    return TorchRasterizer()
+    """The rasterizer backend by name ("auto": nvdiffrast for CUDA tensors when it is installed, else torch)."""
+    return {"auto": AutoRasterizer, "torch": TorchRasterizer, "nvdiffrast": NvdiffrastRasterizer}[backend]()
