@@ -76,7 +76,7 @@ def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
     """θ starts as the field's density blob (a ball); 8 cube silhouettes through DMTet + raster move it to a cube."""
     torch.manual_seed(0)
     field = TriplaneField(TriplaneField.Config(resolution=32, bf16=False))
-    renderer = make_renderer(field, grid_resolution=32, narrow_band=False)
+    renderer = make_renderer(field, grid_resolution=32)  # narrow band on, as in training
     cams = Cameras(torch.arange(8.0) * 45, torch.tensor([25.0, -25.0] * 4), torch.full((8,), 2.5),
                    torch.full((8,), 45.0))
     size, half = 48, 0.45
@@ -86,7 +86,8 @@ def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
     opt = torch.optim.Adam(renderer.parameters(), lr=0.01)
     with torch.no_grad():
         start = silhouette_iou(renderer(cams, size, size).opacity, target).mean()
-    for _ in range(60):
+    for step in range(60):
+        renderer.update_step(step)
         loss = (renderer(cams, size, size).opacity - target.float()).square().mean()
         opt.zero_grad()
         loss.backward()
