@@ -94,3 +94,10 @@ def test_export_cli_one_line_errors(tmp_path, capsys):
     assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("real3d: error:") for line in err)
+
+
+def test_export_of_an_empty_field_is_a_user_error(tmp_path):
+    from real3d.errors import UserError
+
+    with pytest.raises(UserError, match="no surface"):
+        export(SphereField(-0.5), tmp_path, grid=32)

@@ -244,7 +244,11 @@ class DMTetGeometry(nn.Module):
         pos = self.positions()
         sdf = field.tau(pos) - self.eps
         self.last_sdf = sdf.detach()
-        return marching_tets(pos, sdf, self.grid.cell_tets(self.grid.surface_cells(self.last_sdf)))
+        return self.march(pos, sdf)
+
+    def march(self, pos: torch.Tensor, sdf: torch.Tensor) -> Mesh:
+        """Marching tets over the whole grid, positions pos [N,3] and s [N] (only cells with a sign change)."""
+        return marching_tets(pos, sdf, self.grid.cell_tets(self.grid.surface_cells(sdf.detach())))
 
 
 # ------------------------------------------------------------------------------------------------ renderer
