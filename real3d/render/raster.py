@@ -68,8 +68,8 @@ def interpolate(attr: torch.Tensor, raster: Raster, faces: torch.Tensor) -> torc
 # ------------------------------------------------------------------------------------------- torch backend
 
 
-def _edge_coefficients(scr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Screen-space barycentrics as affine functions of (col, row): coef [N,3,3] (λ_i = a·col + b·row + c), area [N]."""
+def _edge_coefficients(scr: torch.Tensor) -> torch.Tensor:
+    """Screen-space barycentrics of triangles scr [N,3,2+] as affine maps of (col, row): [N,3,3], λ_i = a·col + b·row + c."""
     x, y = scr[..., 0], scr[..., 1]  # [N,3]
     area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
     j, k = [1, 2, 0], [2, 0, 1]  # λ_i is the area of the triangle (p, v_j, v_k) over the total
@@ -77,7 +77,7 @@ def _edge_coefficients(scr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     b = x[:, k] - x[:, j]
     c = x[:, j] * y[:, k] - x[:, k] * y[:, j]
     safe = torch.where(area.abs() < 1e-12, torch.full_like(area, 1e-12), area)
-    return torch.stack([a, b, c], -1) / safe[:, None, None], area
+    return torch.stack([a, b, c], -1) / safe[:, None, None]
 
 
 @torch.no_grad()
@@ -96,7 +96,7 @@ def _zbuffer(scr: torch.Tensor, valid: torch.Tensor, height: int, width: int, ch
     nw, nh = (x1 - x0 + 1).clamp(min=0).long(), (y1 - y0 + 1).clamp(min=0).long()
     count = nw * nh * valid.reshape(-1)  # [BF] candidate pixels per face
     faces = count.nonzero()[:, 0]
-    coef, _ = _edge_coefficients(flat[faces])
+    coef = _edge_coefficients(flat[faces])
     z = flat[faces, :, 2]  # [N,3]
     count, nw, x0, y0 = count[faces], nw[faces], x0[faces].long(), y0[faces].long()
     batch = faces // F
@@ -131,7 +131,7 @@ def _perspective_bary(pos_clip: torch.Tensor, faces: torch.Tensor, face_id: torc
     hit = (fid >= 0).nonzero()  # [P,2] (batch, pixel)
     corner = faces[fid[hit[:, 0], hit[:, 1]]]  # [P,3]
     clip = pos_clip[hit[:, 0, None], corner]  # [P,3,4]
-    coef, _ = _edge_coefficients(to_screen(clip, height, width))
+    coef = _edge_coefficients(to_screen(clip, height, width))
     pix = hit[:, 1]
     pq = torch.stack([(pix % width).float(), (pix // width).float(), torch.ones_like(pix, dtype=torch.float32)], -1)
     lam = (coef * pq[:, None, :]).sum(-1)  # screen-space barycentrics [P,3]
@@ -164,13 +164,13 @@ def _antialias_axis(color: torch.Tensor, face_id: torch.Tensor, depth: torch.Ten
                     occlusion_tolerance: float) -> torch.Tensor:
     """Colour change [B,H,W,C] where silhouette edges [S,3] pass between neighbours along `axis` (2: cols, 1: rows).
 
-    Each edge that runs more across the lines than along them (the other edges are handled by the other axis,
-    so that the coverage gradient is counted once) is cut with the pixel-centre lines; where it passes between
-    the centres of two
-    pixels, at distance d ∈ [0,1] from the centre of the foreground one (the covered / nearer one, whose face
-    shares a vertex with the edge or lies no deeper than the edge within `occlusion_tolerance`), the pair is
-    blended as nvdiffrast does: d > ½ covers the background pixel by d − ½, d < ½ uncovers the foreground
-    pixel by ½ − d. d is differentiable in the edge's screen positions: these are the silhouette gradients.
+    Each edge that runs more across the pixel-centre lines than along them (the others are handled by the
+    other axis, so that the coverage gradient is counted once) is cut with those lines; where it passes between
+    the centres of two pixels, at distance d ∈ [0,1] from the centre of the foreground one (the covered /
+    nearer one, whose face shares a vertex with the edge or lies no deeper than the edge within
+    `occlusion_tolerance`), the pair is blended as nvdiffrast does: d > ½ covers the background pixel by
+    d − ½, d < ½ uncovers the foreground pixel by ½ − d. d is differentiable in the edge's screen positions:
+    these are the silhouette gradients.
     """
     B, H, W, C = color.shape
     along, across = (0, 1) if axis == 2 else (1, 0)  # screen coordinate along the pairs / of the lines
