@@ -28,12 +28,12 @@ def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> Non
 
 
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import export, fit
+    from . import export, fit, generate
     from .priors import sample as prior_sample
     from .priors import train as prior_train
     from .toyworld import cli as toyworld_cli
 
-    return [fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli]
+    return [generate.add_cli, fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli]
 
 
 def build_parser() -> Parser:
@@ -48,7 +48,13 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # dotted overrides may come after options (`generate "x" --out d steps=10`): argparse leaves them over
+        unknown = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if extra:
+            args.overrides = [*args.overrides, *extra]
         if args.command is None:
             parser.print_help()
             return 2

@@ -38,6 +38,29 @@ def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> A
     return dataclasses.field(metadata={"lo": lo, "hi": hi}, **kw)
 
 
+Scheduled = Union[float, list[float]]  # a constant, or [start_step, start_value, end_value, end_step]
+
+
+def scheduled(value: Scheduled, step: int) -> float:
+    """A scheduled config value at `step` (threestudio style): constant, or linear from start_value at
+    start_step to end_value at end_step, held outside (start_step == end_step makes a switch)."""
+    if not isinstance(value, list):
+        return float(value)
+    s0, v0, v1, s1 = value
+    if step <= s0:
+        return v0
+    if step >= s1:
+        return v1
+    return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+
+
+def check_scheduled(value: Scheduled, where: str) -> None:
+    """A list-valued schedule must be [start_step, start_value, end_value, end_step] with start <= end."""
+    if isinstance(value, list) and (len(value) != 4 or value[0] > value[3]):
+        raise ConfigError(f"{where}: expected a number or [start_step, start_value, end_value, end_step] "
+                          f"with start_step <= end_step, got {value}")
+
+
 # ----------------------------------------------------------------------------------------------- parsing
 
 
@@ -196,7 +219,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def load_preset(name_or_path: str) -> dict[str, Any]:
     """The raw dict of a preset name (configs/NAME.yaml) or a YAML path, with `base:` inheritance resolved."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
         path = CONFIG_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             raise ConfigError(f"unknown preset '{name_or_path}'; presets: {', '.join(presets())} "

@@ -150,11 +150,10 @@ def turntable(mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: 
     return torch.stack(out)
 
 
-def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
-           geometry: DMTetGeometry | None = None, frames: int = 36, frame_size: int = 256) -> dict[str, Path]:
-    """Write mesh.glb, mesh.obj/.mtl + texture, turntable.mp4/.gif and turntable.png (frame 0); return the paths."""
-    mesh = texture_mesh(field, grid, texture_size, eps, geometry)
-    paths = {"glb": out_dir / "mesh.glb", "obj": out_dir / "mesh.obj", "mp4": out_dir / "turntable.mp4",
+def write_exports(mesh: TexturedMesh, out_dir: Path, stem: str = "mesh", frames: int = 36, frame_size: int = 256
+                  ) -> dict[str, Path]:
+    """Write STEM.glb, STEM.obj/.mtl + texture, turntable.mp4/.gif and turntable.png (frame 0); the paths."""
+    paths = {"glb": out_dir / f"{stem}.glb", "obj": out_dir / f"{stem}.obj", "mp4": out_dir / "turntable.mp4",
              "gif": out_dir / "turntable.gif", "frame": out_dir / "turntable.png"}
     write_glb(paths["glb"], mesh)
     write_obj(paths["obj"], mesh)
@@ -163,6 +162,12 @@ def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 5
     save_video(paths["gif"], list(video))
     save_image(paths["frame"], video[0])
     return paths
+
+
+def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
+           geometry: DMTetGeometry | None = None, frames: int = 36, frame_size: int = 256) -> dict[str, Path]:
+    """Mesh θ, bake its texture and write everything (see write_exports); the paths."""
+    return write_exports(texture_mesh(field, grid, texture_size, eps, geometry), out_dir, "mesh", frames, frame_size)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from .cameras import CameraConfig
 from .config import component
 from .errors import UserError
 from .io import save_torch
-from .render import nerf, shading  # noqa: F401  (registers the renderer and backgrounds)
+from .render import dmtet, nerf, shading  # noqa: F401  (registers the renderers and backgrounds)
 from .render.shading import ShadingConfig
 
 
@@ -28,20 +28,24 @@ class SceneConfig:
     field: Any = component("field")
     background_type: str = "solid"
     background: Any = component("background")
-    renderer_type: str = "nerf"
+    renderer_type: str = "nerf"  # the implicit renderer g^ξ_θ (Eq. 5–8)
     renderer: Any = component("renderer")
+    explicit_type: str = "dmtet"  # the explicit renderer g^ζ_θ of the same θ (Eq. 9–10)
+    explicit: Any = component("renderer")
     shading: ShadingConfig = dataclasses.field(default_factory=ShadingConfig)
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
 
 
 class SceneModel(nn.Module):
-    """Holds θ (`field`), the background and the implicit renderer as one module (one state_dict)."""
+    """Holds θ (`field`), the background and both renderers of θ as one module (one state_dict)."""
 
     def __init__(self, cfg: SceneConfig) -> None:
         super().__init__()
         self.field = registry.build("field", cfg.field_type, cfg.field)
         self.background = registry.build("background", cfg.background_type, cfg.background)
         self.renderer = registry.build("renderer", cfg.renderer_type, cfg.renderer, field=self.field,
+                                       background=self.background, shading=cfg.shading)
+        self.explicit = registry.build("renderer", cfg.explicit_type, cfg.explicit, field=self.field,
                                        background=self.background, shading=cfg.shading)
 
 

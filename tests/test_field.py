@@ -14,12 +14,13 @@ def make_model(**overrides) -> SceneModel:
 
 def test_gradients_reach_every_parameter_of_theta():
     torch.manual_seed(0)
-    model = make_model(background_type="mlp", **{"field.resolution": 32})
+    model = make_model(background_type="mlp", **{"field.resolution": 32, "explicit.grid_resolution": 32})
     model.train()
     cams = orbit(2, elevation=20.0)
-    out = model.renderer(cams, 24, 24, "lambertian", light=cams.position)
+    out = model.renderer(cams, 24, 24, "lambertian", light=cams.position)  # x'1, implicit (Eq. 6–8)
     losses = regularizer_losses(out, RegularizerConfig(lambda_orient=1.0, lambda_opacity_entropy=1.0))
-    (out.rgb.mean() + sum(losses.values())).backward()
+    mesh_out = model.explicit(cams.offset(90.0), 24, 24, "lambertian", light=cams.position)  # x'2, DMTet
+    (out.rgb.mean() + mesh_out.rgb.mean() + sum(losses.values())).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
 

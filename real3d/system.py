@@ -1,0 +1,161 @@
+"""The Real3D system: one field θ seen by two renderers, guided by SDS and a discriminator (Eq. 11).
+
+    L = λ_SDS (L_SDS(g^ξ_θ(v1)) + L_SDS(g^ζ_θ(v2))) + λ_adv (L_adv(g^ξ_θ(v1), x̃) + L_adv(g^ζ_θ(v2), x̃))
+
+`training_step` is that equation, one step; the ablations of the paper's Fig. 6 and a Magic3D-style
+two-stage run are presets that schedule how often each renderer draws (p_nerf, p_dmtet) and switch λ_adv.
+This is where renderers, priors and the discriminator meet; none of them imports another.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import registry
+from .cameras import Cameras, sample_views
+from .config import Scheduled, bounded, check_scheduled, component, scheduled
+from .guidance import discriminator as _discriminator  # noqa: F401  (registers the discriminator)
+from .guidance.prompts import PositionalPrompt
+from .guidance.reference import ReferenceConfig, reference_images
+from .guidance.sds import SDSConfig, sds_rgb
+from .model import SceneConfig, SceneModel
+from .optim import OptimizerConfig, make_optimizer
+from .priors import embedded as _embedded  # noqa: F401  (registers the embedded prior)
+from .priors.base import Prior
+from .regularizers import RegularizerConfig, regularizer_losses
+from .render.nerf import RenderOutput
+from .render.shading import sample_light, sample_mode
+
+
+@dataclass
+class SystemConfig:
+    """Eq. 11's weights and the renderer schedule (NeRF-heavy early, DMTet-heavy late)."""
+
+    lambda_sds: float = bounded(1.0, 0.0)
+    lambda_adv: float = bounded(1e-2, 0.0)  # 0 switches the discriminator off (no x̃ is sampled)
+    p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
+    p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
+    nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
+    dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
+
+    def check(self, where: str) -> None:
+        check_scheduled(self.p_nerf, f"{where}.p_nerf")
+        check_scheduled(self.p_dmtet, f"{where}.p_dmtet")
+
+
+@dataclass
+class Real3DConfig(SceneConfig):
+    """A whole generation run: θ and its renderers (SceneConfig), the prior, D and the schedule."""
+
+    name: str = "real3d"
+    prompt: str = ""
+    seed: int = 0
+    steps: int = bounded(1000, 1)
+    prior_type: str = "embedded"
+    prior: Any = component("prior")
+    discriminator_type: str = "conv"
+    discriminator: Any = component("discriminator")
+    system: SystemConfig = dataclasses.field(default_factory=SystemConfig)
+    sds: SDSConfig = dataclasses.field(default_factory=SDSConfig)
+    reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    regularizers: RegularizerConfig = dataclasses.field(default_factory=RegularizerConfig)
+
+
+def build_prior(cfg: Real3DConfig) -> Prior:
+    """The frozen p_φ named by the config (loaded from its folder; never downloaded)."""
+    return registry.lookup("prior", cfg.prior_type).from_config(cfg.prior)
+
+
+class Real3DSystem(nn.Module):
+    """θ (model), D and their optimisers; `training_step` is Eq. 11."""
+
+    def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
+        super().__init__()
+        self.cfg, self.prior = cfg, prior
+        self.model = SceneModel(cfg)
+        self.prompt = PositionalPrompt(prior, cfg.prompt)
+        self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
+        self.discriminator: nn.Module | None = None
+        if cfg.system.lambda_adv > 0:
+            self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
+            self.register_buffer("reference", reference_images(prior, cfg.prompt, cfg.reference, progress),
+                                 persistent=False)  # x̃: uint8 [N,H,W,3]
+
+    def views(self, generator: torch.Generator) -> tuple[Cameras, Cameras]:
+        """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
+        v1 = sample_views(self.cfg.camera, 1, generator)
+        return v1, v1.offset(self.cfg.camera.view_offset)
+
+    def render(self, renderer: nn.Module, cams: Cameras, size: int, generator: torch.Generator) -> RenderOutput:
+        mode = sample_mode(self.cfg.shading, generator)
+        light = sample_light(cams.position, self.cfg.shading, generator)
+        return renderer(cams, size, size, mode, light, generator)
+
+    def guidance(self, out: RenderOutput, cams: Cameras, step: int, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_SDS, L_adv) of one render: Eq. 2 with the positional prompt of its view, Eq. 4 for θ."""
+        emb = self.prompt(cams.azimuth, cams.elevation)
+        loss_sds = sds_rgb(self.prior, out.rgb, emb, self.cfg.sds, step, generator).loss
+        loss_adv = self.discriminator.generator_loss(out.rgb, generator) if self.discriminator is not None \
+            else out.rgb.new_zeros(())
+        return loss_sds, loss_adv
+
+    def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
+        """One step of Eq. 11 on θ, then one step of Eq. 4 on D. Returns losses and per-part milliseconds."""
+        cfg, sys_cfg, clock = self.cfg, self.cfg.system, StepClock()
+        self.model.renderer.update_step(step, generator)
+        self.model.explicit.update_step(step, generator)
+        v1, v2 = self.views(generator)
+        draws = torch.rand(2, generator=generator)
+        candidates = [
+            (self.model.renderer, v1, sys_cfg.nerf_resolution, "nerf", scheduled(sys_cfg.p_nerf, step)),
+            (self.model.explicit, v2, sys_cfg.dmtet_resolution, "dmtet", scheduled(sys_cfg.p_dmtet, step))]
+        passes = [c for c, u in zip(candidates, draws) if u < c[4]] \
+            or [max(candidates, key=lambda c: c[4])]  # at least one render per step: the likelier one
+        losses: dict[str, torch.Tensor] = {}
+        renders = []
+        for renderer, cams, size, name, _ in passes:
+            with clock(name):
+                out = self.render(renderer, cams, size, generator)
+            with clock("sds"):
+                loss_sds, loss_adv = self.guidance(out, cams, step, generator)
+            losses[f"loss_sds_{name}"] = sys_cfg.lambda_sds * loss_sds
+            losses[f"loss_adv_{name}"] = sys_cfg.lambda_adv * loss_adv
+            losses |= {f"{k}_{name}": v for k, v in regularizer_losses(out, cfg.regularizers).items()}
+            renders.append(out.rgb)
+        loss = sum(losses.values())
+        with clock("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+        stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
+        if self.discriminator is not None:
+            with clock("d"):
+                real = self.reference[torch.randint(len(self.reference), (4,), generator=generator)].float() / 255
+                stats |= self.discriminator.update(real, renders, generator)
+        return stats | clock.ms
+
+
+class StepClock:
+    """Wall-clock milliseconds per named part of a step: `with clock("nerf"): ...`; totals in `ms`."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def __call__(self, name: str) -> "StepClock":
+        self._name = name
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        key = f"ms_{self._name}"
+        self.ms[key] = self.ms.get(key, 0.0) + (time.perf_counter() - self._start) * 1000
