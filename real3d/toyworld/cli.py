@@ -51,19 +51,20 @@ def _train_judge(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
-                        lr=args.lr, seed=args.seed)
+                        lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init)
     train_judge(cfg, Path(args.out), args.root)
     return 0
 
 
 def _eval_judge(args: argparse.Namespace) -> int:
-    from .judge import evaluate, format_table, load_judge, test_spec
-
     from .dataset import toy_dataset
+    from .judge import DEGRADATIONS, evaluate, format_table, load_judge, test_spec
 
     torch.set_num_threads(args.threads)
-    judge = load_judge(args.weights)
-    print(format_table(evaluate(judge, toy_dataset(test_spec(args.test_n), args.root))))
+    judge, test = load_judge(args.weights), toy_dataset(test_spec(args.test_n), args.root)
+    results = {"clean": evaluate(judge, test)}
+    results.update({name: evaluate(judge, test, degrade) for name, degrade in DEGRADATIONS.items()})
+    print(format_table(results))
     return 0
 
 
@@ -116,6 +117,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch", type=_positive, default=128)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--feature-boost", type=float, default=1.0,
+                       help="draw views of scenes with a front feature this many times as often")
+    train.add_argument("--init", default=None, help="fine-tune the judge in this folder instead of starting afresh")
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)
 

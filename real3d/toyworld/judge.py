@@ -4,8 +4,9 @@ Heads (softmax each): relation (single / on top of / next to); shape, colour and
 slot b (for "on top of", a is the upper object; "next to" is symmetric, so its two slots are matched to
 the two objects by the cheaper assignment, as in set prediction); facing = which side of the scene's
 front the camera sees (front / side / back, DreamFusion's sectors of the azimuth) and front_seen (the
-camera within 90° of the front), both only for scenes with a front feature. Training augments backgrounds, blur, noise and colour so that it transfers to the
-blurrier renders of a generator — which it never sees.
+camera within 90° of the front), both only for scenes with a front feature. Training augments
+backgrounds, blur, noise and colour so that it transfers to the blurrier renders of a generator — which
+it never sees.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -135,6 +137,8 @@ class JudgeTraining:
     batch: int = 128
     lr: float = 2e-3
     seed: int = 0
+    feature_boost: float = 1.0  # views of scenes with a front feature are drawn this many times as often
+    init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
 
 
 def test_spec(n: int) -> DatasetSpec:
@@ -148,9 +152,21 @@ def label_tensor(samples: Samples) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
+def gaussian_blur(rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """rgb [B,H,W,3] blurred by a separable 7-tap Gaussian of width sigma [B] px (0: unchanged)."""
+    b, h, w, _ = rgb.shape
+    taps = torch.arange(-3, 4, dtype=torch.float32)
+    kernel = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(3, 0)  # [3B,7]
+    x = rgb.permute(0, 3, 1, 2).reshape(1, 3 * b, h, w)
+    x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=3 * b)
+    x = F.conv2d(F.pad(x, (0, 0, 3, 3), mode="replicate"), kernel[:, None, :, None], groups=3 * b)
+    return x.reshape(b, 3, h, w).permute(0, 2, 3, 1)
+
+
 def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random background colour, flip, colour jitter, blur and noise. rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
-    b = rgb.shape[0]
+    b, h, w, _ = rgb.shape
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, *shape, generator=gen)
@@ -159,16 +175,18 @@ def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen
     rgb = rgb + (1 - mask[..., None]) * (new_bg - background)
     rgb = torch.where(u(0, 1, 1, 1, 1) < 0.5, rgb.flip(2), rgb)
     rgb = (rgb * u(0.8, 1.15, 1, 1, 1) * u(0.93, 1.07, 1, 1, 3)).clamp(0, 1)  # brightness, channel gains
-    x = rgb.permute(0, 3, 1, 2)
-    sigma = u(0.0, 1.6) * (u(0, 1) < 0.6)  # Gaussian blur of a random width (px)
-    taps = torch.arange(-3, 4, dtype=torch.float32)
-    kernel = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
-    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(3, 0)  # [3B,7]
-    x = x.reshape(1, 3 * b, *x.shape[2:])
-    x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=3 * b)
-    x = F.conv2d(F.pad(x, (0, 0, 3, 3), mode="replicate"), kernel[:, None, :, None], groups=3 * b)
-    x = x.reshape(b, 3, *x.shape[2:]) + u(0, 0.04, 1, 1, 1) * torch.randn(b, 3, *x.shape[2:], generator=gen)
-    return x.clamp(0, 1).permute(0, 2, 3, 1)
+    rgb = gaussian_blur(rgb, u(0.0, 1.6) * (u(0, 1) < 0.6))
+    noise = u(0, 0.04, 1, 1, 1) * torch.randn(b, 3, h, w, generator=gen).permute(0, 2, 3, 1)
+    return (rgb + noise).clamp(0, 1)
+
+
+DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    # what a generator's renders look like, to check that the judge transfers (rgb [B,H,W,3], mask [B,H,W])
+    "blur σ 1.5 px": lambda rgb, mask: gaussian_blur(rgb, torch.full((rgb.shape[0],), 1.5)),
+    "32 px, upsampled": lambda rgb, mask: F.interpolate(F.interpolate(
+        rgb.permute(0, 3, 1, 2), scale_factor=0.5, mode="area"), scale_factor=2.0, mode="bilinear").permute(0, 2, 3, 1),
+    "grey background": lambda rgb, mask: rgb - 0.5 * (1 - mask[..., None]),
+}
 
 
 def _slot_loss(logits: dict[str, torch.Tensor], y: torch.Tensor, swap: bool) -> torch.Tensor:
@@ -194,9 +212,12 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     return (slots + rest).mean()
 
 
-def evaluate(judge: Judge, samples: Samples) -> dict[str, tuple[float, int]]:
-    """Accuracy per head (and of whole prompts) on GT renders: {name: (accuracy, count)}."""
-    probs = judge.probs(samples.rgb(slice(None)))
+def evaluate(judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+             = None) -> dict[str, tuple[float, int]]:
+    """Accuracy per head (and of whole prompts) on GT renders, optionally degraded (see DEGRADATIONS) first:
+    {name: (accuracy, count)}."""
+    rgb = samples.rgb(slice(None))
+    probs = judge.probs(rgb if degrade is None else degrade(rgb, samples.masks.float() / 255.0).clamp(0, 1))
     y = label_tensor(samples)
     logp = {k: v.clamp(min=1e-12).log() for k, v in probs.items()}
     next_to = y[:, 0] == HEADS["relation"].index("next to")
@@ -221,9 +242,12 @@ def evaluate(judge: Judge, samples: Samples) -> dict[str, tuple[float, int]]:
     return result
 
 
-def format_table(result: dict[str, tuple[float, int]]) -> str:
-    lines = ["| head | accuracy | held-out views |", "|---|---|---|"]
-    return "\n".join(lines + [f"| {k} | {100 * a:.1f} % | {n} |" for k, (a, n) in result.items()])
+def format_table(results: dict[str, dict[str, tuple[float, int]]]) -> str:
+    """Markdown table: one row per head, one accuracy column per condition (e.g. clean, blurred)."""
+    first = next(iter(results.values()))
+    lines = ["| head | " + " | ".join(results) + " | views |", "|---" * (len(results) + 2) + "|"]
+    return "\n".join(lines + [f"| {k} | " + " | ".join(f"{100 * r[k][0]:.1f} %" for r in results.values())
+                              + f" | {n} |" for k, (_, n) in first.items()])
 
 
 def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) -> dict[str, tuple[float, int]]:
@@ -233,14 +257,15 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
     test = toy_dataset(test_spec(cfg.test_n), root, log=True)
     y_all, background = label_tensor(train), torch.tensor(train.background)
-    judge = Judge(Judge.Config()).to(memory_format=torch.channels_last)
+    judge = (load_judge(cfg.init).train() if cfg.init else Judge(Judge.Config())).to(memory_format=torch.channels_last)
+    weights = torch.tensor([cfg.feature_boost if any(o.feature for o in s.objects) else 1.0 for s in train.scenes])
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warmup = max(cfg.steps // 50, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(
         math.pi * min(s / cfg.steps, 1.0)))))
     start = time.time()
     for step in range(cfg.steps):
-        idx = torch.randint(len(train), (cfg.batch,), generator=gen)
+        idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
         rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen)
         loss = judge_loss(judge(rgb), y_all[idx])
         opt.zero_grad(set_to_none=True)
@@ -250,7 +275,7 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
         if step % 100 == 0 or step == cfg.steps - 1:
             print(f"step {step}/{cfg.steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
     result = evaluate(judge, test)
-    table = format_table(result)
+    table = format_table({"held-out GT renders": result})
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     save_judge(judge, out)
@@ -264,7 +289,8 @@ def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
 
 A {params / 1e6:.2f} M-parameter CNN (`real3d.toyworld.judge.Judge`, fp16 safetensors) that reads a 64×64 view of
 the toy world: relation, shape / colour / feature of each object, which side of the front the camera sees
-(`facing`: front / side / back) and whether the front is in view (`front_seen`). It plays the role of CLIP score for the toy world (`real3d.toyworld.metrics`).
+(`facing`: front / side / back) and whether the front is in view (`front_seen`). It plays the role of CLIP
+score for the toy world (`real3d.toyworld.metrics`).
 
 ## Training data
 Only ground-truth sphere-traced renders (`real3d.toyworld.render`), never generated images:
@@ -275,7 +301,8 @@ Augmentation per batch: random background colour (half of the batch), horizontal
 channel gains, Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
 {cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), fp32 on one CPU thread,
-{seconds / 60:.0f} min.
+{seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.
+{f"This stage fine-tunes the judge trained by the first command below (on the views of seed 0)." if cfg.init else ""}
 
 ## Accuracy on held-out GT renders
 {cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). "facing" and
@@ -290,7 +317,17 @@ Known limits: "facing" is ambiguous near its sector borders (±45°, ±135° off
 
 ## Command
 ```
-real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} \\
-    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --out weights
+{_command(cfg)}
 ```
 """
+
+
+def _command(cfg: JudgeTraining) -> str:
+    """The command(s) that train this judge: a fine-tuned judge's card repeats the stages before it."""
+    before = ""
+    if cfg.init:
+        card = (Path(cfg.init) / f"{NAME}.md").read_text()
+        before = card.split("## Command\n```\n")[1].split("```")[0].replace("--out weights", f"--out {cfg.init}")
+    return before + (f"real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} "
+                     f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
+                     + (f" --init {cfg.init}" if cfg.init else "") + " --out weights")
