@@ -44,8 +44,7 @@ def extract_mesh(field: TauField, grid: int = 64, eps: float = 0.1, geometry: DM
     """Eq. 9 on the whole grid: the surface τ = ε of θ, on `geometry`'s deformed grid or on an undeformed one."""
     if geometry is None or geometry.grid.res != grid:
         geometry = DMTetGeometry(grid, field.bound, eps, deform_scale=0.0, band_cells=1)
-    geometry.measure(field)  # in chunks: a 129³ grid is 2.1M field evaluations
-    mesh = geometry.march(geometry.positions(), geometry.last_sdf)
+    mesh = geometry.mesh(field)
     if mesh.faces.shape[0] == 0:
         raise UserError(f"the field has no surface (nowhere is τ > ε = {geometry.eps}); nothing to export")
     return mesh

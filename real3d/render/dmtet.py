@@ -6,8 +6,9 @@ the level set τ = ε and "inside" is τ > ε (see `real3d.field`). Marching tet
 crossing of s = τ − ε along every edge whose ends disagree, so the mesh vertices carry gradients to θ (through
 τ) and to Δu (through the edge end positions). Eq. 10 rasterizes that mesh (`render/raster.py`).
 
-Cost: after `band_start_step` the field is evaluated only on the tets within `band_cells` cells of the last
-surface (re-centred every `band_update_every` steps, the whole grid re-measured without gradients every
+Cost: τ is evaluated with gradients only at the vertices of the tets that the surface crosses (found by a
+gradient-free pass), and from `band_start_step` on that pass covers only the tets within `band_cells` cells
+of the last surface (re-centred every `band_update_every` steps, the whole grid re-measured every
 `band_full_every` steps), so a 128³ grid costs about as much as the surface it holds.
 """
 from __future__ import annotations
@@ -213,7 +214,7 @@ class DMTetGeometry(nn.Module):
         self.deform_limit = deform_scale * self.grid.cell_size  # max |Δu| per axis, world units
         self.deformation = nn.Parameter(torch.zeros_like(self.grid.verts))  # Δu before the tanh bound [N,3]
         self.register_buffer("last_sdf", torch.empty(0), persistent=False)  # s of the last evaluation [N]
-        self.band: tuple[torch.Tensor, torch.Tensor] | None = None  # band vertex ids [N_b], its tets [T_b,4] in them
+        self.band: tuple[torch.Tensor, torch.Tensor] | None = None  # band vertex ids [N_b] and tets [T_b,4]
 
     def positions(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Deformed vertex positions u + Δu [N,3] (all, or of vertex ids [N])."""
@@ -221,34 +222,39 @@ class DMTetGeometry(nn.Module):
         return u + self.deform_limit * torch.tanh(du)
 
     @torch.no_grad()
-    def measure(self, field: TauField, chunk: int = 1 << 18) -> None:
-        """Evaluate s = τ − ε on the whole grid without gradients (refreshes `last_sdf`)."""
-        pos = self.positions()
-        self.last_sdf = torch.cat([field.tau(p) for p in pos.split(chunk)]) - self.eps
+    def measure(self, field: TauField, ids: torch.Tensor | None = None, chunk: int = 1 << 18) -> None:
+        """Evaluate s = τ − ε without gradients into `last_sdf`, on the whole grid or at vertex ids [N]."""
+        pos = self.positions(ids)
+        sdf = torch.cat([field.tau(p) for p in pos.split(chunk)]) - self.eps
+        if ids is None:
+            self.last_sdf = sdf
+        else:
+            self.last_sdf[ids] = sdf
 
     @torch.no_grad()
     def recentre_band(self) -> None:
-        """Move the band to the tets of the cells within `band_cells` of the surface of `last_sdf`."""
+        """Move the band to the vertices and tets [T,4] of the cells within `band_cells` of the last surface."""
         tets = self.grid.cell_tets(self.grid.surface_cells(self.last_sdf, self.band_cells))
-        ids, local = torch.unique(tets, return_inverse=True)
-        self.band = ids, local.reshape(-1, 4)
+        self.band = torch.unique(tets), tets
 
     def mesh(self, field: TauField, use_band: bool = False) -> Mesh:
-        """Eq. 9: the surface τ = ε of the field on the deformed grid, differentiable w.r.t. θ and Δu."""
+        """Eq. 9: the surface τ = ε of the field on the deformed grid, differentiable w.r.t. θ and Δu.
+
+        τ is first measured without gradients (on the band, or the whole grid in chunks) to find the tets that
+        the surface crosses; only their vertices are evaluated again with gradients — exactly the values the
+        mesh depends on — so the cost of the backward pass follows the surface, not the grid.
+        """
         if use_band and self.band is not None:
             ids, tets = self.band
-            pos = self.positions(ids)
-            sdf = field.tau(pos) - self.eps
-            self.last_sdf[ids] = sdf.detach()
-            return marching_tets(pos, sdf, tets)
-        pos = self.positions()
-        sdf = field.tau(pos) - self.eps
-        self.last_sdf = sdf.detach()
-        return self.march(pos, sdf)
-
-    def march(self, pos: torch.Tensor, sdf: torch.Tensor) -> Mesh:
-        """Marching tets over the whole grid, positions pos [N,3] and s [N] (only cells with a sign change)."""
-        return marching_tets(pos, sdf, self.grid.cell_tets(self.grid.surface_cells(sdf.detach())))
+            self.measure(field, ids)
+        else:
+            self.measure(field)
+            tets = self.grid.cell_tets(self.grid.surface_cells(self.last_sdf))
+        with torch.no_grad():
+            inside = self.last_sdf[tets] > 0  # [T,4]
+            ids, local = torch.unique(tets[inside.any(1) & ~inside.all(1)], return_inverse=True)
+        pos = self.positions(ids)
+        return marching_tets(pos, field.tau(pos) - self.eps, local.reshape(-1, 4))
 
 
 # ------------------------------------------------------------------------------------------------ renderer
