@@ -5,6 +5,7 @@ import trimesh
 
 from real3d.analytic import render_sphere
 from real3d.cameras import orbit
+from real3d.errors import ConfigError
 from real3d.render.raster import TorchRasterizer, interpolate, make_rasterizer, nvdiffrast_available, to_clip
 
 RADIUS, SIZE = 0.6, 96
@@ -65,6 +66,9 @@ def test_raster_backend_choice():
     auto = make_rasterizer("auto")
     assert (auto.nvdiffrast is not None) == nvdiffrast_available()
     assert auto._pick(torch.zeros(1, 3, 4)) is auto.torch, "CPU tensors always take the torch backend"
+    if not nvdiffrast_available():
+        with pytest.raises(ConfigError, match="nvdiffrast"):
+            make_rasterizer("nvdiffrast")
 
 
 @pytest.mark.skipif(not nvdiffrast_available(), reason="needs CUDA and nvdiffrast")

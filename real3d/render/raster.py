@@ -19,6 +19,8 @@ from typing import Literal
 
 import torch
 
+from ..errors import ConfigError
+
 RasterBackend = Literal["auto", "torch", "nvdiffrast"]
 _DEPTH_LEVELS = 2 ** 30  # z-buffer depth quantisation (key = depth level · 2^32 + face id)
 
@@ -316,4 +318,6 @@ Rasterizer = TorchRasterizer | NvdiffrastRasterizer | AutoRasterizer
 
 def make_rasterizer(backend: RasterBackend = "auto") -> Rasterizer:
     """The rasterizer backend by name ("auto": nvdiffrast for CUDA tensors when it is installed, else torch)."""
+    if backend == "nvdiffrast" and not nvdiffrast_available():
+        raise ConfigError("raster_backend nvdiffrast needs CUDA and the nvdiffrast package; use auto or torch")
     return {"auto": AutoRasterizer, "torch": TorchRasterizer, "nvdiffrast": NvdiffrastRasterizer}[backend]()
