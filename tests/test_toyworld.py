@@ -114,7 +114,9 @@ def test_judge_scores_gt_renders_of_the_prompt_high(judge) -> None:
         right_mean, _ = metrics.judge_score(judge, rgb, prompt)
         wrong_mean, _ = metrics.judge_score(judge, rgb, wrong)
         assert right_mean > 0.7 and wrong_mean < 0.1, (prompt, right_mean, wrong_mean)
-        assert metrics.r_precision(judge, rgb, prompt) >= 5 / 6
+        # from behind, a ball with a face is a plain ball: only the views that see a front can rank a feature
+        seen = (metrics.front_probability(judge, rgb) > 0.5).float().mean() if "with" in prompt else 1.0
+        assert metrics.r_precision(judge, rgb, prompt) >= seen - 1 / 6
 
 
 def test_janus_rate_counts_fronts_seen_from_several_sides(judge) -> None:
@@ -153,7 +155,7 @@ def test_mesh_iou_and_chamfer_against_the_gt_sdf() -> None:
     assert torch.equal(metrics.voxelize(verts, faces[6:], resolution=16), inside), "a small hole changes nothing"
     scene = "a red sphere"
     assert metrics.mesh_iou(verts, faces, scene, resolution=32) > 0.98
-    # two spheres of radius r = 0.7 whose centres are d = 0.35 apart: IoU = V∩ / (2V − V∩), V∩ = π(4r+d)(2r−d)²/12
+    # spheres of radius r, centres d apart: IoU = V∩ / (2V − V∩) with V∩ = π(4r+d)(2r−d)²/12
     r, d = 0.7, 0.35
     cap = math.pi * (4 * r + d) * (2 * r - d) ** 2 / 12
     shifted = metrics.mesh_iou(verts + torch.tensor([d, 0.0, 0.0]), faces, scene, resolution=32)
@@ -167,5 +169,8 @@ def test_kid_is_small_for_the_same_distribution() -> None:
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(200, 8, generator=gen), torch.randn(200, 8, generator=gen)
     assert abs(metrics.kid(a, b)) < 0.1 * metrics.kid(a, b + 0.5)
-    feats = metrics.efficientnet_features(torch.rand(2, 40, 40, 3))
-    assert feats.shape == (2, 1280) and torch.isfinite(feats).all()
+    cubes = render(parse("a red cube"), orbit(6, 20.0), 32, 32).rgb
+    spheres = render(parse("a blue sphere"), orbit(3, 20.0), 32, 32).rgb
+    feats = metrics.efficientnet_features(torch.cat([cubes, spheres]))
+    assert feats.shape == (9, 1280) and torch.isfinite(feats).all()
+    assert metrics.kid(feats[0:6:2], feats[1:6:2]) < metrics.kid(feats[0:6:2], feats[6:])

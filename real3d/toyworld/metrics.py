@@ -4,7 +4,7 @@
 * r_precision     how often the prompt beats distractor prompts (R@1)
 * janus_rate      share of turntables whose front is seen from more than one side
 * mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF (voxelize: inside test)
-* kid             kernel inception distance on EfficientNet-Lite0 features (realism)
+* kid / image_kid kernel inception distance on EfficientNet-Lite0 features (realism)
 """
 from __future__ import annotations
 
@@ -90,7 +90,10 @@ def distractors(prompt: str | Scene, n: int = 15, seed: int = 0) -> list[str]:
 
 def r_precision(judge: Judge, rgb: torch.Tensor, prompt: str | Scene, distractor_prompts: list[str] | None = None
                 ) -> float:
-    """Share of views rgb [V,H,W,3] whose most probable prompt, among the prompt and distractors, is it."""
+    """Share of views rgb [V,H,W,3] whose most probable prompt, among the prompt and distractors, is it.
+
+    A view from behind cannot tell "a ball with a face" from "a ball": such prompts rank first at most in
+    the views that see the front."""
     scene = _as_scene(prompt)
     others = distractor_prompts if distractor_prompts is not None else distractors(scene)
     probs = judge.probs(rgb)
@@ -252,3 +255,8 @@ def kid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     term_a = (kaa.sum() - kaa.diagonal().sum()) / (n * (n - 1))
     term_b = (kbb.sum() - kbb.diagonal().sum()) / (m * (m - 1))
     return float(term_a + term_b - 2 * k(a, b).mean())
+
+
+def image_kid(rgb_a: torch.Tensor, rgb_b: torch.Tensor) -> float:
+    """KID between two image sets rgb [N,H,W,3] and [M,H,W,3] in [0,1] (e.g. renders vs GT renders)."""
+    return kid(efficientnet_features(rgb_a), efficientnet_features(rgb_b))
