@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import UserError
 from ..io import atomic_path, write_text
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
 from .scene import COLOURS, FEATURES, RELATIONS, SHAPES, Scene
@@ -117,6 +118,8 @@ def save_judge(judge: Judge, folder: Path) -> None:
 def load_judge(folder: Path | str = WEIGHTS_DIR) -> Judge:
     """The shipped (or a trained) judge, in eval mode."""
     folder = Path(folder)
+    if not (folder / f"{NAME}.json").exists():
+        raise UserError(f"no judge in {folder}: train one with 'real3d toyworld train-judge --out {folder}'")
     meta = json.loads((folder / f"{NAME}.json").read_text())
     assert meta["heads"] == HEADS, f"{folder}: the judge was trained for another vocabulary"
     judge = Judge(Judge.Config(**meta["config"]))
