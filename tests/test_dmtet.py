@@ -1,4 +1,6 @@
 """DMTet (Eq. 9): tet grid, marching tetrahedra, the renderer's gradients and silhouette fitting."""
+import math
+
 import pytest
 import torch
 import trimesh
@@ -53,6 +55,19 @@ def test_dmtet_renderer_gradients_reach_theta_and_deformation():
     (out.rgb.square().mean() + out.opacity.mean()).backward()
     assert field.planes.grad.abs().sum() > 0 and field.net[0].weight.grad.abs().sum() > 0
     assert renderer.geometry.deformation.grad.abs().sum() > 0
+
+
+def test_dmtet_silhouette_gradient_matches_analytic_rate():
+    """d(Σ opacity)/d(radius) through marching tets + antialiasing ≈ the growth rate of the sphere's image disc."""
+    field = SphereField(0.5)
+    renderer = make_renderer(field, grid_resolution=32, narrow_band=False)
+    cams, size = orbit(3, 20.0, 2.5, 45.0), 64
+    renderer(cams, size, size).opacity.sum().backward()
+    focal = size / 2 / math.tan(math.radians(45.0) / 2)  # pixels
+    d, r = 2.5, 0.5
+    disc = focal * r / math.sqrt(d * d - r * r)  # image radius of the sphere in pixels
+    rate = 2 * math.pi * disc * focal * d * d / (d * d - r * r) ** 1.5  # d(π disc²)/dr per view
+    assert field.radius.grad / (3 * rate) == pytest.approx(1.0, abs=0.1)
 
 
 def test_dmtet_narrow_band_matches_full_grid():

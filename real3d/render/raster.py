@@ -207,6 +207,13 @@ def _antialias_axis(color: torch.Tensor, face_id: torch.Tensor, depth: torch.Ten
         edge_depth = 1 / ((1 - t) / clip_w[view, v0] + t / clip_w[view, v1])
         visible = shares | (edge_depth <= fg_depth * (1 + occlusion_tolerance))
         keep = (inside & torch.isfinite(fg_depth) & visible).nonzero()[:, 0]
+        # a zig-zag silhouette can cut one pixel pair several times: keep the cut farthest from the foreground
+        far = torch.where(a_front, pos - first, first + 1 - pos)[keep]
+        pair = ((pix_a[keep, 0] * H + pix_a[keep, 1]) * W + pix_a[keep, 2])
+        order = torch.argsort(-far)
+        order = order[torch.argsort(pair[order], stable=True)]  # by pair, then farthest first
+        _, counts = torch.unique_consecutive(pair[order], return_counts=True)
+        keep = keep[order[counts.cumsum(0) - counts]]
     a_front = a_front[keep]
     fg = torch.where(a_front[:, None], pix_a[keep], pix_b[keep])
     bg = torch.where(a_front[:, None], pix_b[keep], pix_a[keep])
