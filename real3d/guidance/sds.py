@@ -1,0 +1,108 @@
+"""Score distillation sampling (Eq. 2): the gradient a frozen diffusion prior gives a rendered image.
+
+    ∇_θ L_SDS = E_{t,ε} [ w(t) (ε̂_φ(z_t; y, t) − ε) ∂x/∂θ ],   z_t = α_t x + σ_t ε
+
+with ε̂ the classifier-free-guided noise prediction. The UNet Jacobian is skipped (no backprop through the
+prior): the loss is written through the reparameterisation
+
+    L = ½ ‖x − stopgrad(x − g)‖² / B,   g = w(t) (ε̂ − ε)
+
+so that ∂L/∂x = g / B exactly, per image, and `loss.backward()` carries it to θ through the renderer.
+t ~ U(t_min, t_max(step)) with t_max annealed linearly over the run (DreamFusion / threestudio).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from ..config import bounded
+from ..priors.base import Prior, TextEmbedding
+
+
+@dataclass
+class SDSConfig:
+    guidance_scale: float = bounded(100.0, 1.0)  # CFG scale s (DreamFusion uses 100 with Stable Diffusion)
+    t_min: float = bounded(0.02, 0.0, 1.0)  # fraction of the prior's train timesteps
+    t_max: list[float] = bounded([0.98, 0.5], 0.0, 1.0)  # t_max at step 0 → at `anneal_steps`
+    anneal_steps: int = bounded(0, 0)  # 0: no annealing (t_max stays at its first value)
+    weighting: Literal["sigma2", "uniform", "snr"] = "sigma2"  # w(t) = σ_t², 1, or σ_t/α_t (Eq. 3's factor)
+    grad_clip: float | None = None  # clip the per-pixel gradient g to [−c, c]
+
+    def check(self, where: str) -> None:
+        from ..errors import ConfigError
+
+        if len(self.t_max) != 2 or not all(self.t_min < t for t in self.t_max):
+            raise ConfigError(f"{where}.t_max: expected [start, end], both above t_min={self.t_min}, "
+                              f"got {self.t_max}")
+
+
+@dataclass
+class SDSOutput:
+    loss: torch.Tensor  # scalar; backward gives w(t)(ε̂ − ε) ∂x/∂θ / B
+    t: torch.Tensor  # [B] timesteps used
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def t_max_at(cfg: SDSConfig, step: int) -> float:
+    """The annealed upper end of the timestep range at `step` (linear from t_max[0] to t_max[1])."""
+    if cfg.anneal_steps <= 0:
+        return cfg.t_max[0]
+    frac = min(step / cfg.anneal_steps, 1.0)
+    return cfg.t_max[0] + frac * (cfg.t_max[1] - cfg.t_max[0])
+
+
+def weight(cfg: SDSConfig, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
+    """w(t) [B] from ᾱ_t [B]."""
+    if cfg.weighting == "uniform":
+        return torch.ones_like(alphas_cumprod_t)
+    sigma2 = 1 - alphas_cumprod_t
+    return sigma2 if cfg.weighting == "sigma2" else (sigma2 / alphas_cumprod_t).sqrt()
+
+
+def sds(prior: Prior, x: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step: int = 0,
+        generator: torch.Generator | None = None) -> SDSOutput:
+    """Eq. 2 for images x [B,C,h,w] already in the prior's model space (see `sds_rgb` for renders)."""
+    n_t = prior.num_train_timesteps
+    lo, hi = int(cfg.t_min * n_t), int(t_max_at(cfg, step) * n_t)
+    b = x.shape[0]
+    t = torch.randint(lo, max(hi, lo + 1), (b,), generator=generator).to(x.device)
+    eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
+    a_bar = prior.alphas_cumprod[t]  # [B]
+    with torch.no_grad():
+        a = a_bar.sqrt()[:, None, None, None]
+        x_t = a * x.detach().float() + (1 - a_bar).sqrt()[:, None, None, None] * eps  # z_t = α_t x + σ_t ε
+        eps_hat = prior.predict_noise(x_t.to(x.dtype), t, emb, cfg.guidance_scale).float()
+        grad = weight(cfg, a_bar)[:, None, None, None] * (eps_hat - eps)
+        grad = torch.nan_to_num(grad)
+        if cfg.grad_clip is not None:
+            grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
+        target = (x.detach().float() - grad)
+    loss = 0.5 * ((x.float() - target) ** 2).sum() / b
+    return SDSOutput(loss, t, {"sds_grad_norm": float(grad.flatten(1).norm(dim=1).mean()),
+                               "t_mean": float(t.float().mean()) / n_t})
+
+
+def sds_rgb(prior: Prior, rgb: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step: int = 0,
+            generator: torch.Generator | None = None) -> SDSOutput:
+    """Eq. 2 for renders rgb [B,H,W,3] in [0,1]: into model space (VAE-encoded for latent priors) with
+    gradients, then `sds`."""
+    return sds(prior, prior.encode_images(rgb), emb, cfg, step, generator)
+
+
+def optimize_image(prior: Prior, emb: TextEmbedding, cfg: SDSConfig, steps: int = 300, lr: float = 0.05,
+                   generator: torch.Generator | None = None, init: float = 0.5) -> torch.Tensor:
+    """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`
+    (e.g. 0.95: the white background of the toy world), optimised by Adam with Eq. 2 for embeddings
+    emb [B,...]; returns the final images. The sanity check of the guidance."""
+    r = prior.resolution
+    start = torch.logit(torch.tensor(init)).item()
+    logits = torch.full((len(emb), r, r, 3), start, device=emb.cond.device, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    for step in range(steps):
+        out = sds_rgb(prior, torch.sigmoid(logits), emb, cfg, step, generator)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+    return torch.sigmoid(logits).detach()
