@@ -175,10 +175,9 @@ def run(args: argparse.Namespace) -> int:
     if not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096:
         raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096")
     _, model, _ = load_checkpoint(args.checkpoint)
-    renderer = model.renderer
-    is_dmtet = isinstance(renderer, DMTetRenderer)
-    geometry = renderer.geometry if is_dmtet else None  # its Δu; otherwise an undeformed grid
-    eps = renderer.cfg.eps if is_dmtet else DMTetRenderer.Config().eps
+    dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
+    geometry = dmtet.geometry if dmtet is not None else None  # its Δu; without one, an undeformed grid
+    eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
     out_dir = prepare_out_dir(args.out, args.overwrite)
     paths = export(model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size)
     print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
