@@ -92,7 +92,8 @@ def parts_table(repeats: int) -> None:
         xyz = interpolate(v, r, faces)
         return rast.antialias(torch.cat([xyz, r.mask[..., None].float()], -1), r, clip, faces)
 
-    print(f"| rasterize + interpolate + antialias, {faces.shape[0]:,} faces, 128² | {timed(raster_step, repeats):.1f} |")
+    ms = timed(raster_step, repeats)
+    print(f"| rasterize + interpolate + antialias, {faces.shape[0]:,} faces, 128² | {ms:.1f} |")
 
 
 def _icosphere() -> tuple[torch.Tensor, torch.Tensor]:

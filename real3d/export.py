@@ -31,7 +31,7 @@ Y_UP = [1, 2, 0]  # exported axes taken from the world axes: (x, y, z) → (y, z
 
 @dataclass
 class TexturedMesh:
-    """A UV-mapped mesh: verts [V,3] (world frame), faces [F,3], uv [V,2] ∈ [0,1] (v up), texture [S,S,3] ∈ [0,1]."""
+    """A UV-mapped mesh: verts [V,3] (world), faces [F,3], uv [V,2] ∈ [0,1] (v up), texture [S,S,3] ∈ [0,1]."""
 
     verts: torch.Tensor
     faces: torch.Tensor

@@ -9,7 +9,7 @@ RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9)
 
 
 class SphereField(nn.Module):
-    """τ = ε + (radius − |x|): the surface τ = ε is the sphere; albedo red on the front half (x > 0), blue behind."""
+    """τ = ε + (radius − |x|): the surface τ = ε is the sphere; albedo red in front (x > 0), blue behind."""
 
     bound = 1.0
 

@@ -269,9 +269,9 @@ class DMTetRenderer(nn.Module):
         grid_resolution: Literal[32, 64, 128] = 64  # cells per axis of the tet grid
         eps: float = bounded(0.1, 0.0, 1.0)  # ε of Eq. 9: inside where τ > ε
         deform_scale: float = bounded(0.25, 0.0, 0.5)  # bound of |Δu| per axis, as a fraction of a cell
-        narrow_band: bool = True  # evaluate the field only near the last surface once it settles
+        narrow_band: bool = True  # while training, measure τ only near the last surface (from band_start_step)
         band_cells: int = bounded(2, 1, 16)  # band half-width in cells
-        band_start_step: int = bounded(0, 0)  # full-grid evaluation with gradients before this step
+        band_start_step: int = bounded(0, 0)  # the whole grid is measured every step before this step
         band_update_every: int = bounded(5, 1)  # steps between re-centring the band on the current surface
         band_full_every: int = bounded(50, 1)  # steps between re-measuring the whole grid (no gradients)
         raster_backend: RasterBackend = "auto"  # nvdiffrast when CUDA has it, else pure torch

@@ -71,7 +71,7 @@ def interpolate(attr: torch.Tensor, raster: Raster, faces: torch.Tensor) -> torc
 
 
 def _edge_coefficients(scr: torch.Tensor) -> torch.Tensor:
-    """Screen-space barycentrics of triangles scr [N,3,2+] as affine maps of (col, row): [N,3,3], λ_i = a·col + b·row + c."""
+    """Screen-space barycentrics of triangles scr [N,3,2+] as affine maps [N,3,3]: λ_i = a·col + b·row + c."""
     x, y = scr[..., 0], scr[..., 1]  # [N,3]
     area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
     j, k = [1, 2, 0], [2, 0, 1]  # λ_i is the area of the triangle (p, v_j, v_k) over the total
