@@ -1,0 +1,110 @@
+"""Embedded prior: save/reload gives the same ε̂, CFG, training is resumable through the CLI, sampling CLI,
+the shipped weights load offline on the CPU."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from real3d.cli import main
+from real3d.errors import UserError
+from real3d.priors.base import Prior, cfg_combine
+from real3d.priors.embedded import SHIPPED, EmbeddedPrior
+
+
+def tiny_prior() -> EmbeddedPrior:
+    torch.manual_seed(0)
+    return EmbeddedPrior(EmbeddedPrior.Config(resolution=16, block_out_channels=[32, 32], attention_heads=2))
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """32 random 16 px images with toy-world captions, as train-prior reads them."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "data.npz"
+    captions = [f"a {c} cube, {v} view" for c in ("red", "blue") for v in ("front", "side", "back", "overhead")]
+    np.savez(path, images=rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8), captions=np.array(captions * 4))
+    return path
+
+
+def test_save_and_reload_give_the_same_noise_prediction(tmp_path: Path) -> None:
+    prior = tiny_prior()
+    for p in prior.unet.parameters():  # not the zero-initialised output layer of a fresh UNet
+        p.data += 0.01 * torch.randn_like(p)
+    prior.save_pretrained(tmp_path / "p")
+    again = EmbeddedPrior.from_pretrained(tmp_path / "p")
+    assert isinstance(again, Prior)
+    emb = prior.encode_text(["a red cube, front view", "a blue ball, back view"])
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 700])
+    with torch.no_grad():
+        torch.testing.assert_close(again.predict_noise(x, t, emb, 5.0), prior.predict_noise(x, t, emb, 5.0),
+                                   rtol=0, atol=0)
+    assert again.identity == prior.identity
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["resolution"] == 16
+
+
+def test_classifier_free_guidance_combines_conditional_and_unconditional() -> None:
+    prior = tiny_prior()
+    for p in prior.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    emb = prior.encode_text(["a red cube"])
+    assert emb.cond.shape == emb.uncond.shape == (1, 24, 384)
+    assert not torch.allclose(emb.cond, emb.uncond)
+    x, t = torch.randn(1, 3, 16, 16), torch.tensor([500])
+    with torch.no_grad():
+        eps_c, eps_u = prior.denoiser(x, t, emb.cond), prior.denoiser(x, t, emb.uncond)
+        torch.testing.assert_close(prior.predict_noise(x, t, emb, 3.0), cfg_combine(eps_u, eps_c, 3.0),
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(prior.predict_noise(x, t, emb, 1.0), eps_c)
+
+
+def test_images_round_trip_through_model_space() -> None:
+    prior = tiny_prior()
+    rgb = torch.rand(2, 16, 16, 3, requires_grad=True)
+    x = prior.encode_images(rgb)
+    assert x.shape == (2, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(prior.decode(x), rgb)
+    x.sum().backward()
+    torch.testing.assert_close(rgb.grad, torch.full_like(rgb, 2.0))
+    assert prior.encode_images(torch.rand(1, 40, 40, 3)).shape == (1, 3, 16, 16)  # renders are resized
+
+
+def test_train_prior_resumes_where_it_stopped(tmp_path: Path, tiny_data: Path) -> None:
+    args = ["train-prior", "--data", str(tiny_data), "--resolution", "16", "--channels", "32,32", "--batch", "4",
+            "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "prior")]
+    assert main(args + ["--steps", "3"]) == 0
+    ckpt = torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 3
+    assert main(args + ["--steps", "5", "--resume"]) == 0
+    resumed = torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=False)
+    assert resumed["step"] == 5 and resumed["optimizer"]["state"][0]["step"] == 5
+    prior = EmbeddedPrior.from_pretrained(tmp_path / "prior")
+    assert prior.resolution == 16
+    assert main(["sample", "a red cube, front view", "-n", "2", "--out", str(tmp_path / "s"), "--steps", "2",
+                 "--weights", str(tmp_path / "prior")]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["contact_sheet.png", "sample_00.png",
+                                                                  "sample_01.png"]
+
+
+def test_wrong_data_and_missing_weights_are_user_errors(tmp_path: Path, tiny_data: Path) -> None:
+    with pytest.raises(UserError, match="holds 16 px images, the prior is 32 px"):
+        from real3d.priors.train import load_data
+
+        load_data(tiny_data, 32, 32)
+    with pytest.raises(UserError, match="no trained embedded prior in .*config.json"):
+        EmbeddedPrior.from_pretrained(tmp_path)
+    if not torch.cuda.is_available():
+        assert main(["train-prior", "--device", "cuda", "--steps", "1"]) == 2
+
+
+def test_shipped_prior_loads_offline_and_samples_deterministically() -> None:
+    prior = EmbeddedPrior.from_pretrained(SHIPPED)
+    assert prior.resolution == 32
+    assert (SHIPPED / "README.md").exists(), "the shipped prior needs its model card"
+    a = prior.sample(["a red cube, front view"], 1, 4, None, torch.Generator().manual_seed(1))
+    b = prior.sample(["a red cube, front view"], 1, 4, None, torch.Generator().manual_seed(1))
+    assert a.shape == (1, 32, 32, 3)
+    torch.testing.assert_close(a, b)

@@ -1,0 +1,133 @@
+"""SDS (Eq. 2) gives exactly w(t)(ε̂ − ε) without touching the prior, t_max anneals, positional prompt
+embedding interpolates the view prompts, x̃ is cached and reused, and SDS on a free image moves it to the
+prompt's colour with the shipped prior."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from real3d.guidance.prompts import PositionalPrompt, view_weights
+from real3d.guidance.reference import ReferenceConfig, cache_path, reference_images, reference_prompts
+from real3d.guidance.sds import SDSConfig, optimize_image, sds, sds_rgb, t_max_at, weight
+from real3d.priors.base import TextEmbedding
+from real3d.priors.embedded import EmbeddedPrior
+
+
+class LinearPrior:
+    """A stand-in prior with a known ε̂(x_t, t, y) = 0.5·x_t + y·1 (y: the embedding's mean), 8 px pixels."""
+
+    resolution = 8
+    num_train_timesteps = 1000
+    identity = "linear-test-prior"
+
+    def __init__(self) -> None:
+        self.alphas_cumprod = torch.linspace(0.999, 0.01, 1000)
+        self.sampled: list[str] = []
+
+    def encode_text(self, prompts: list[str]) -> TextEmbedding:
+        cond = torch.stack([torch.full((2, 4), float(len(p))) for p in prompts])
+        return TextEmbedding(cond, torch.zeros_like(cond))
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
+                      ) -> torch.Tensor:
+        y = emb.uncond + guidance_scale * (emb.cond - emb.uncond)
+        return 0.5 * x_t + y.mean(dim=(1, 2))[:, None, None, None]
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        return rgb.permute(0, 3, 1, 2) * 2 - 1
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1).permute(0, 2, 3, 1) / 2
+
+    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        self.sampled += prompts
+        return torch.rand(len(prompts) * n, 8, 8, 3, generator=generator)
+
+
+@pytest.mark.parametrize("weighting", ["sigma2", "uniform", "snr"])
+def test_sds_gradient_is_weighted_noise_residual(weighting: str) -> None:
+    prior = LinearPrior()
+    cfg = SDSConfig(guidance_scale=7.5, weighting=weighting, t_min=0.1, t_max=[0.9, 0.9])
+    emb = prior.encode_text(["a red cube", "a cone"])
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = sds(prior, x, emb, cfg, generator=torch.Generator().manual_seed(3))
+    out.loss.backward()
+    gen = torch.Generator().manual_seed(3)  # the same t and ε again
+    t = torch.randint(100, 900, (2,), generator=gen)
+    eps = torch.randn(x.shape, generator=gen)
+    a_bar = prior.alphas_cumprod[t]
+    x_t = a_bar.sqrt()[:, None, None, None] * x.detach() + (1 - a_bar).sqrt()[:, None, None, None] * eps
+    expected = weight(cfg, a_bar)[:, None, None, None] * (prior.predict_noise(x_t, t, emb, 7.5) - eps) / 2
+    assert torch.equal(out.t, t)
+    torch.testing.assert_close(x.grad, expected)
+    assert out.stats["sds_grad_norm"] > 0
+
+
+def test_sds_clips_gradients_and_reaches_renders_through_encode_images() -> None:
+    prior = LinearPrior()
+    rgb = torch.rand(1, 8, 8, 3, requires_grad=True)
+    cfg = SDSConfig(guidance_scale=100.0, grad_clip=0.01, weighting="uniform")
+    sds_rgb(prior, rgb, prior.encode_text(["a very long prompt indeed"]), cfg).loss.backward()
+    assert rgb.grad.abs().max() <= 2 * 0.01 + 1e-7  # ∂x/∂rgb = 2
+    assert rgb.grad.abs().max() >= 2 * 0.01 - 1e-7
+
+
+def test_t_max_anneals_linearly() -> None:
+    cfg = SDSConfig(t_max=[0.98, 0.5], anneal_steps=100)
+    assert t_max_at(cfg, 0) == 0.98 and t_max_at(cfg, 50) == pytest.approx(0.74) and t_max_at(cfg, 500) == 0.5
+    assert t_max_at(SDSConfig(t_max=[0.98, 0.5]), 500) == 0.98
+    prior = LinearPrior()
+    x = torch.zeros(256, 3, 8, 8, requires_grad=True)
+    late = sds(prior, x, prior.encode_text(["a"] * 256), cfg, step=100, generator=torch.Generator().manual_seed(0))
+    assert int(late.t.max()) < 500 and int(late.t.min()) >= 20
+
+
+def test_positional_prompt_weights_follow_the_camera_convention() -> None:
+    az = torch.tensor([0.0, 90.0, -90.0, 180.0, -180.0, 45.0, 135.0, 0.0, 0.0])
+    el = torch.tensor([15.0] * 7 + [60.0, 90.0])
+    w = view_weights(az, el)  # columns: front, side, back, overhead
+    torch.testing.assert_close(w.sum(1), torch.ones(9))
+    torch.testing.assert_close(w[:5], torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0],
+                                                    [0, 0, 1, 0]]))
+    torch.testing.assert_close(w[5], torch.tensor([0.5, 0.5, 0, 0]))
+    torch.testing.assert_close(w[6], torch.tensor([0, 0.5, 0.5, 0]))
+    torch.testing.assert_close(w[7], torch.tensor([0.5, 0, 0, 0.5]))
+    torch.testing.assert_close(w[8], torch.tensor([0.0, 0, 0, 1]))
+
+
+def test_positional_prompt_interpolates_view_embeddings() -> None:
+    prior = LinearPrior()
+    pp = PositionalPrompt(prior, "a red cube")
+    front, side = (len(f"a red cube, {v} view") for v in ("front", "side"))
+    emb = pp(torch.tensor([0.0, 45.0, 90.0]), torch.tensor([0.0, 0.0, 0.0]))
+    torch.testing.assert_close(emb.cond[:, 0, 0], torch.tensor([front, (front + side) / 2, side], dtype=torch.float))
+    assert emb.uncond.shape == emb.cond.shape and emb.uncond.abs().sum() == 0
+
+
+def test_reference_images_are_cached_and_reused(tmp_path: Path) -> None:
+    prior = LinearPrior()
+    cfg = ReferenceConfig(count=20, batch=8, cache_dir=str(tmp_path), overhead_fraction=0.1)
+    prompts = reference_prompts("a red cube", cfg)
+    assert len(prompts) == 20 and prompts.count("a red cube, overhead view") == 2
+    assert {p.split(", ")[1] for p in prompts} == {"front view", "side view", "back view", "overhead view"}
+    first = reference_images(prior, "a red cube", cfg, progress=False)
+    assert first.shape == (20, 8, 8, 3) and first.dtype == torch.uint8 and len(prior.sampled) == 20
+    again = reference_images(prior, "a red cube", cfg, progress=False)
+    assert torch.equal(first, again) and len(prior.sampled) == 20, "the second call must read the cache"
+    assert cache_path(prior, "a red cube", ReferenceConfig(count=21, cache_dir=str(tmp_path))) != cache_path(
+        prior, "a red cube", cfg)
+    assert cache_path(prior, "a blue cube", cfg) != cache_path(prior, "a red cube", cfg)
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_sds_on_a_free_image_paints_the_prompt_colour() -> None:
+    torch.set_num_threads(1)  # small convolutions: one thread is fastest on a shared CPU
+    prior = EmbeddedPrior.from_pretrained()
+    emb = PositionalPrompt(prior, "a blue cube")(torch.tensor([0.0]), torch.tensor([15.0]))
+    cfg = SDSConfig(guidance_scale=20.0, t_max=[0.98, 0.3], anneal_steps=40)
+    rgb = optimize_image(prior, emb, cfg, steps=40, lr=0.05, generator=torch.Generator().manual_seed(0))
+    centre = rgb[0, 8:24, 8:24].reshape(-1, 3).mean(0)
+    assert centre[2] > centre[0] + 0.2 and centre[2] > centre[1] + 0.2, f"centre colour {centre.tolist()}"
