@@ -6,6 +6,7 @@ raise UserError and are printed here as one line (exit 2), never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -46,6 +47,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local folders only, never a hub
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own bars only: errors stay one line
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

@@ -9,6 +9,7 @@ This is where renderers, priors and the discriminator meet; none of them imports
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from torch import nn
 
 from . import registry
 from .cameras import Cameras, sample_views
-from .config import Scheduled, bounded, check_scheduled, component, scheduled
+from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
 from .guidance import discriminator as _discriminator  # noqa: F401  (registers the discriminator)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
@@ -67,9 +68,16 @@ class Real3DConfig(SceneConfig):
     regularizers: RegularizerConfig = dataclasses.field(default_factory=RegularizerConfig)
 
 
+_PRIORS: dict[str, Prior] = {}
+
+
 def build_prior(cfg: Real3DConfig) -> Prior:
-    """The frozen p_φ named by the config (loaded from its folder; never downloaded)."""
-    return registry.lookup("prior", cfg.prior_type).from_config(cfg.prior)
+    """The frozen p_φ named by the config (loaded from its folder, never downloaded; once per process, so
+    several seeds or runs share it)."""
+    key = json.dumps([cfg.prior_type, to_dict(cfg.prior)], sort_keys=True)
+    if key not in _PRIORS:
+        _PRIORS[key] = registry.lookup("prior", cfg.prior_type).from_config(cfg.prior)
+    return _PRIORS[key]
 
 
 class Real3DSystem(nn.Module):
@@ -78,8 +86,9 @@ class Real3DSystem(nn.Module):
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
         self.cfg, self.prior = cfg, prior
-        self.model = SceneModel(cfg)
         self.prompt = PositionalPrompt(prior, cfg.prompt)
+        torch.manual_seed(cfg.seed)  # θ and D start from the seed alone (not from what loading consumed)
+        self.model = SceneModel(cfg)
         self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
         self.discriminator: nn.Module | None = None
         if cfg.system.lambda_adv > 0:

@@ -68,6 +68,7 @@ def test_corrupt_checkpoint_on_resume(capsys, tmp_path):
     run = tmp_path / "run"
     assert main(["generate", "a red cube", "--out", str(run), *tiny(tmp_path)]) == 0
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()  # the first run's progress bars
     code, err = cli(capsys, "generate", "--resume", str(run))
     assert code == 2 and "is corrupt" in one_line(err)
 
