@@ -12,11 +12,10 @@ naive marching tetrahedra (gradients through τ at every grid vertex), and the r
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 from real3d.cameras import orbit
 from real3d.field import TriplaneField
@@ -25,17 +24,6 @@ from real3d.render.raster import TorchRasterizer, interpolate, to_clip
 from real3d.render.shading import ShadingConfig, SolidBackground
 
 TARGETS_MS = {(32, 64): 60.0, (64, 128): 200.0}  # (grid, pixels) → issue 4's budget with 2 threads
-
-
-def timed(fn: Callable[[], torch.Tensor], repeats: int) -> float:
-    """Median ms of fn() + backward over `repeats` runs after two warm-ups."""
-    times = []
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        fn().float().square().mean().backward()
-        if i >= 2:
-            times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
 
 
 def make_field() -> TriplaneField:

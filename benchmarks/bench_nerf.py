@@ -10,26 +10,15 @@ field (20k points, encode + backward).
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 from real3d import config as config_lib
 from real3d.cameras import orbit
 from real3d.model import SceneConfig, SceneModel
-
-
-def timed(fn: Callable[[], torch.Tensor], repeats: int) -> float:
-    """Median ms of fn() + backward over `repeats` runs after two warm-ups."""
-    times = []
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        fn().float().square().mean().backward()
-        if i >= 2:
-            times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
 
 
 def scene(overrides: list[str]) -> SceneModel:
