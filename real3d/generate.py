@@ -139,8 +139,7 @@ def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Gene
                     timing[k] = timing.get(k, 0.0) + v
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", **{k[5:]: f"{v:.3f}" for k, v in stats.items()
-                                                          if k.startswith("loss_sds")})
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", adv=f"{stats['loss_adv']:.3f}")
             if step % settings.log_every == 0 or step == cfg.steps:
                 log.write(json.dumps({"step": step, **{k: round(v, 5) for k, v in stats.items()}}) + "\n")
                 log.flush()

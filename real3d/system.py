@@ -23,7 +23,7 @@ from .config import Scheduled, bounded, check_scheduled, component, scheduled, t
 from .guidance import discriminator as _discriminator  # noqa: F401  (registers the discriminator)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
-from .guidance.sds import SDSConfig, sds_rgb
+from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
 from .optim import OptimizerConfig, make_optimizer
 from .priors import embedded as _embedded  # noqa: F401  (registers the embedded prior)
@@ -106,14 +106,22 @@ class Real3DSystem(nn.Module):
         light = sample_light(cams.position, self.cfg.shading, generator)
         return renderer(cams, size, size, mode, light, generator)
 
-    def guidance(self, out: RenderOutput, cams: Cameras, step: int, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L_SDS, L_adv) of one render: Eq. 2 with the positional prompt of its view, Eq. 4 for θ."""
-        emb = self.prompt(cams.azimuth, cams.elevation)
-        loss_sds = sds_rgb(self.prior, out.rgb, emb, self.cfg.sds, step, generator).loss
-        loss_adv = self.discriminator.generator_loss(out.rgb, generator) if self.discriminator is not None \
-            else out.rgb.new_zeros(())
-        return loss_sds, loss_adv
+    def score_distillation(self, renders: list[tuple[RenderOutput, Cameras]], step: int,
+                           generator: torch.Generator) -> torch.Tensor:
+        """Σ_k L_SDS(x'_k): Eq. 2 for each render with the positional prompt of its view, all renders in
+        one batched call of the prior."""
+        x = torch.cat([self.prior.encode_images(out.rgb) for out, _ in renders])  # [K,C,h,w] model space
+        azimuth = torch.cat([cams.azimuth for _, cams in renders])
+        elevation = torch.cat([cams.elevation for _, cams in renders])
+        emb = self.prompt(azimuth, elevation)
+        return sds(self.prior, x, emb, self.cfg.sds, step, generator).loss * len(renders)  # sds() means over K
+
+    def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator
+                    ) -> torch.Tensor:
+        """Σ_k L_adv(x'_k, x̃): the non-saturating side of Eq. 4 for θ (0 without a discriminator)."""
+        if self.discriminator is None:
+            return renders[0][0].rgb.new_zeros(())
+        return sum(self.discriminator.generator_loss(out.rgb, generator) for out, _ in renders)
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
         """One step of Eq. 11 on θ, then one step of Eq. 4 on D. Returns losses and per-part milliseconds."""
@@ -127,18 +135,17 @@ class Real3DSystem(nn.Module):
             (self.model.explicit, v2, sys_cfg.dmtet_resolution, "dmtet", scheduled(sys_cfg.p_dmtet, step))]
         passes = [c for c, u in zip(candidates, draws) if u < c[4]] \
             or [max(candidates, key=lambda c: c[4])]  # at least one render per step: the likelier one
+        renders: list[tuple[RenderOutput, Cameras]] = []
         losses: dict[str, torch.Tensor] = {}
-        renders = []
         for renderer, cams, size, name, _ in passes:
             with clock(name):
-                out = self.render(renderer, cams, size, generator)
-            with clock("sds"):
-                loss_sds, loss_adv = self.guidance(out, cams, step, generator)
-            losses[f"loss_sds_{name}"] = sys_cfg.lambda_sds * loss_sds
-            losses[f"loss_adv_{name}"] = sys_cfg.lambda_adv * loss_adv
-            losses |= {f"{k}_{name}": v for k, v in regularizer_losses(out, cfg.regularizers).items()}
-            renders.append(out.rgb)
-        loss = sum(losses.values())
+                renders.append((self.render(renderer, cams, size, generator), cams))
+            losses |= {f"{k}_{name}": v for k, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
+        with clock("sds"):
+            losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator)
+        with clock("adv"):
+            losses["loss_adv"] = sys_cfg.lambda_adv * self.adversarial(renders, generator)
+        loss = sum(losses.values())  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,7 +155,7 @@ class Real3DSystem(nn.Module):
         if self.discriminator is not None:
             with clock("d"):
                 real = self.reference[torch.randint(len(self.reference), (4,), generator=generator)].float() / 255
-                stats |= self.discriminator.update(real, renders, generator)
+                stats |= self.discriminator.update(real, [out.rgb for out, _ in renders], generator)
         return stats | clock.ms
 
 
