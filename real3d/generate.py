@@ -5,8 +5,9 @@
 
 The output folder holds model.glb, model.obj/.mtl/.png, turntable.mp4/.gif/.png, config.yaml (the resolved
 config), metrics.json, train.log (JSON lines) and checkpoint.pt (written every `checkpoint_every` steps,
-atomically). `--resume DIR` continues a stopped run; Ctrl-C writes a checkpoint first; a non-finite loss rolls
-back to the last checkpoint with half the learning rate.
+atomically). `--resume DIR` continues a stopped run; Ctrl-C stops after the current step with a checkpoint
+and prints the resume command; a non-finite loss rolls back to the last checkpoint with half the learning
+rate.
 """
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import math
 import re
 import resource
 import shutil
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -33,6 +36,29 @@ from .io import prepare_out_dir, save_torch, write_text
 from .system import Real3DConfig, Real3DSystem, build_prior
 
 MAX_ROLLBACKS = 3
+
+
+class Interrupted(UserError):
+    """Ctrl-C: the run stopped after a whole step with a checkpoint written."""
+
+    exit_code = 130
+
+
+@contextmanager
+def stop_after_step() -> Iterator[dict[str, bool]]:
+    """The first Ctrl-C asks the loop to stop after the current step (flag["stop"]); a second one aborts."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: object) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -121,7 +147,7 @@ def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Gene
     rollbacks, step = 0, start
     bar = tqdm(total=cfg.steps, initial=start, desc="real3d", disable=not progress, dynamic_ncols=True)
     system.train()
-    with (out_dir / "train.log").open("a") as log:
+    with (out_dir / "train.log").open("a") as log, stop_after_step() as interrupt:
         while step < cfg.steps:
             stats = system.training_step(step, generator)
             if not math.isfinite(stats["loss"]):
@@ -143,8 +169,12 @@ def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Gene
             if step % settings.log_every == 0 or step == cfg.steps:
                 log.write(json.dumps({"step": step, **{k: round(v, 5) for k, v in stats.items()}}) + "\n")
                 log.flush()
-            if step % settings.checkpoint_every == 0 or step == cfg.steps:
+            if step % settings.checkpoint_every == 0 or step == cfg.steps or interrupt["stop"]:
                 save_state(ckpt, system, step, generator)
+            if interrupt["stop"] and step < cfg.steps:
+                bar.close()
+                raise Interrupted(f"interrupted at step {step} of {cfg.steps}, checkpoint written; continue with: "
+                                  f"real3d generate --resume {out_dir}")
     bar.close()
     done = max(cfg.steps - start, 1)
     return {k: v / done for k, v in timing.items()}
@@ -197,11 +227,7 @@ def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = T
     system = Real3DSystem(cfg, build_prior(cfg), progress)
     config_lib.save(cfg, out_dir / "config.yaml")
     start = load_state(out_dir / "checkpoint.pt", system, generator) if resume else 0
-    try:
-        timing = train(system, out_dir, start, generator, progress)
-    except KeyboardInterrupt:
-        raise UserError(f"interrupted; the last checkpoint is in {out_dir}; continue with: "
-                        f"real3d generate --resume {out_dir}") from None
+    timing = train(system, out_dir, start, generator, progress)
     return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 
@@ -212,6 +238,7 @@ def generate(prompt: str, preset: str = "real3d", seed: int | Sequence[int] = 0,
     seeds = [seed] if isinstance(seed, int) else list(seed)
     cfg = config_lib.load(GenerateConfig, preset, [*overrides, f"prompt={json.dumps(prompt)}"])
     check_prompt(cfg)
+    build_prior(cfg)  # missing weights fail here, before anything is written (the prior is kept for the run)
     out_dir = prepare_out_dir(Path(out) if out else Path("outputs") / f"{slug(prompt)}-seed{seeds[0]}", overwrite)
     if len(seeds) == 1:
         return run_one(dataclasses.replace(cfg, seed=seeds[0]), out_dir, False, progress)

@@ -35,6 +35,7 @@ def one_line(err: str) -> str:
     (["a red cub"], "cub"),
     (["a red cube", "--preset", "nope"], "unknown preset 'nope'"),
     (["a red cube", "--seeds", "1,x"], "expected comma-separated integers"),
+    (["a ripe strawberry", "--preset", "real3d-sd", "prior.path=/nonexistent/sd"], "/nonexistent/sd"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, argv, expected):
     out = tmp_path / "run"
@@ -123,3 +124,26 @@ def test_non_finite_loss_rolls_back_with_half_the_learning_rate(tmp_path, monkey
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6 and calls["n"] == 6 + 2  # the NaN call, and step 3 redone after the rollback to 3
     assert ckpt["scheduler"]["base_lrs"][0] == pytest.approx(2.5e-3)
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(capsys, tmp_path, monkeypatch):
+    import signal
+
+    from real3d.system import Real3DSystem
+
+    real_step = Real3DSystem.training_step
+
+    def interrupted(self, step, generator):
+        if step == 1:
+            signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C during step 1
+        return real_step(self, step, generator)
+
+    monkeypatch.setattr(Real3DSystem, "training_step", interrupted)
+    run = tmp_path / "run"
+    code, err = cli(capsys, "generate", "a red cube", "--out", str(run), *tiny(tmp_path))
+    assert code == 130
+    assert f"continue with: real3d generate --resume {run}" in err.splitlines()[-1]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+    monkeypatch.setattr(Real3DSystem, "training_step", real_step)
+    assert main(["generate", "--resume", str(run)]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
