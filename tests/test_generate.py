@@ -35,6 +35,7 @@ def one_line(err: str) -> str:
     (["a red cub"], "cub"),
     (["a red cube", "--preset", "nope"], "unknown preset 'nope'"),
     (["a red cube", "--seeds", "1,x"], "expected comma-separated integers"),
+    (["x", "--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
     (["a ripe strawberry", "--preset", "real3d-sd", "prior.path=/nonexistent/sd"], "/nonexistent/sd"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, argv, expected):
