@@ -13,13 +13,15 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	.venv/bin/real3d fit --out outputs/demo --overwrite
+	.venv/bin/real3d generate "a red cube" --out outputs/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_nerf.py
+	$(PY) benchmarks/bench_dmtet.py
+	$(PY) benchmarks/bench_prior.py
 
 clean:
 	rm -rf .venv outputs
