@@ -11,11 +11,10 @@ naive marching tetrahedra (gradients through τ at every grid vertex), and the r
 """
 from __future__ import annotations
 
-import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
+from timing import setup, timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 from real3d.cameras import orbit
 from real3d.field import TriplaneField
@@ -93,12 +92,7 @@ def _icosphere() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads\n")
+    args = setup(__doc__.splitlines()[0])
     renderer_table(args.repeats)
     parts_table(args.repeats)
 

@@ -9,12 +9,11 @@ field (20k points, encode + backward).
 """
 from __future__ import annotations
 
-import argparse
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
+from timing import setup, timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 from real3d import config as config_lib
 from real3d.cameras import orbit
@@ -74,12 +73,7 @@ def encodings_table(repeats: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads\n")
+    args = setup(__doc__.splitlines()[0])
     renderer_table(args.repeats)
     levers_table(args.repeats)
     encodings_table(args.repeats)

@@ -1,6 +1,7 @@
 """Shared timing of the benchmarks: median milliseconds of forward + backward."""
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Callable
 
@@ -16,3 +17,14 @@ def timed(fn: Callable[[], torch.Tensor], repeats: int) -> float:
         if i >= 2:
             times.append((time.perf_counter() - start) * 1000)
     return sorted(times)[len(times) // 2]
+
+
+def setup(description: str) -> argparse.Namespace:
+    """The benchmarks' shared options (--threads, default 2; --repeats, default 10), applied and printed."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads\n")
+    return args
