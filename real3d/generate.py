@@ -29,7 +29,6 @@ import torch
 from tqdm import tqdm
 
 from . import config as config_lib
-from .cameras import orbit
 from .errors import UserError
 from .export import texture_mesh, turntable, write_exports
 from .io import prepare_out_dir, save_torch, write_text

@@ -9,7 +9,6 @@ import argparse
 import json
 import random
 import time
-from pathlib import Path
 
 import torch
 

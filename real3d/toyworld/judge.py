@@ -305,7 +305,7 @@ channel gains, Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
 {cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), fp32 on one CPU thread,
 {seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.
-{f"This stage fine-tunes the judge trained by the first command below." if cfg.init else ""}
+{"This stage fine-tunes the judge trained by the first command below." if cfg.init else ""}
 
 ## Accuracy on held-out GT renders
 {cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). "facing" and
