@@ -3,7 +3,7 @@
     mesh    = extract_mesh(field, grid)        the surface τ = ε on the (deformed) tet grid
     atlas   = unwrap(mesh)                     xatlas charts, seam vertices duplicated
     texture = bake_texture(...)                θ's albedo at every texel's surface point, dilated across seams
-    files   = mesh.glb (texture embedded), mesh.obj + mesh.mtl + texture.png, turntable.mp4 / .gif / .png
+    files   = mesh.glb (texture embedded), mesh.obj + mesh.mtl + mesh.png, turntable.mp4 / .gif / .png
 
 Exported files are +y up with the object's front toward +z (glTF's convention): a world point (x, y, z) of
 `real3d.cameras` is written as (y, z, x), a proper rotation. Every file is written atomically.
@@ -119,8 +119,9 @@ def write_obj(path: Path, mesh: TexturedMesh) -> None:
     """OBJ beside its MTL (same stem) and the texture PNG that the MTL names."""
     from trimesh.exchange.obj import export_obj
 
-    text, files = export_obj(_trimesh(mesh), include_normals=False, return_texture=True,
-                             mtl_name=path.with_suffix(".mtl").name)
+    tm = _trimesh(mesh)
+    tm.visual.material.name = path.stem  # the texture is written as STEM.png beside STEM.obj / STEM.mtl
+    text, files = export_obj(tm, include_normals=False, return_texture=True, mtl_name=path.with_suffix(".mtl").name)
     for name, data in files.items():
         with atomic_path(path.with_name(name)) as tmp:
             tmp.write_bytes(data)

@@ -85,7 +85,7 @@ def test_run_writes_outputs_then_resume_finishes(tmp_path):
     (run / "config.yaml").write_text(cfg_text)  # ... and the longer budget it was meant to have
     assert main(["generate", "--resume", str(run)]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
-    for name in ("model.glb", "model.obj", "model.mtl", "turntable.mp4", "turntable.gif", "config.yaml",
+    for name in ("model.glb", "model.obj", "model.mtl", "model.png", "turntable.mp4", "turntable.gif", "config.yaml",
                  "metrics.json", "train.log"):
         assert (run / name).stat().st_size > 0, name
     import trimesh
