@@ -31,7 +31,8 @@ from tqdm import tqdm
 from . import config as config_lib
 from .errors import UserError
 from .export import texture_mesh, turntable, write_exports
-from .io import prepare_out_dir, save_torch, write_text
+from .io import prepare_out_dir, write_text
+from .model import save_checkpoint
 from .system import Real3DConfig, Real3DSystem, build_prior
 
 MAX_ROLLBACKS = 3
@@ -98,13 +99,11 @@ def slug(prompt: str) -> str:
 
 
 def save_state(path: Path, system: Real3DSystem, step: int, generator: torch.Generator) -> None:
-    """Everything a resume needs, written atomically."""
+    """Everything a resume needs, written atomically (also readable by `real3d export`)."""
     d = system.discriminator
-    save_torch(path, {"config": config_lib.to_dict(system.cfg), "step": step, "model": system.model.state_dict(),
-                      "optimizer": system.optimizer.state_dict(), "scheduler": system.scheduler.state_dict(),
-                      "discriminator": None if d is None else d.state_dict(),
-                      "d_optimizer": None if d is None else d.optimizer.state_dict(),
-                      "generator": generator.get_state()})
+    save_checkpoint(path, system.cfg, system.model, step=step, optimizer=system.optimizer.state_dict(),
+                    scheduler=system.scheduler.state_dict(), discriminator=None if d is None else d.state_dict(),
+                    d_optimizer=None if d is None else d.optimizer.state_dict(), generator=generator.get_state())
 
 
 def load_state(path: Path, system: Real3DSystem, generator: torch.Generator) -> int:
