@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-quality clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -22,6 +22,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_nerf.py
 	$(PY) benchmarks/bench_dmtet.py
 	$(PY) benchmarks/bench_prior.py
+	.venv/bin/real3d bench speed --out outputs/bench-speed
+
+# the quality table of docs/results.md: hours on 2 cores; resumable (run it again to continue)
+bench-quality: $(STAMP)
+	.venv/bin/real3d bench quality --steps 200 --workers 2 --threads 1 --evolution-every 25 \
+		--out outputs/bench optimizer.lr=2e-2
 
 clean:
 	rm -rf .venv outputs

@@ -30,11 +30,13 @@ def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> Non
 
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from . import export, fit, generate
+    from .bench import cli as bench_cli
     from .priors import sample as prior_sample
     from .priors import train as prior_train
     from .toyworld import cli as toyworld_cli
 
-    return [generate.add_cli, fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli]
+    return [generate.add_cli, fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli,
+            bench_cli.add_cli]
 
 
 def build_parser() -> Parser:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -38,6 +39,11 @@ def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> A
     return dataclasses.field(metadata={"lo": lo, "hi": hi}, **kw)
 
 
+def step_count(default: int) -> Any:
+    """A dataclass field counting optimisation steps (>= 0); `rescale_steps` scales it with the budget."""
+    return dataclasses.field(default=default, metadata={"lo": 0, "hi": None, "steps": True})
+
+
 Scheduled = Union[float, list[float]]  # a constant, or [start_step, start_value, end_value, end_step]
 
 
@@ -61,6 +67,28 @@ def check_scheduled(value: Scheduled, where: str) -> None:
                           f"with start_step <= end_step, got {value}")
 
 
+def rescale_steps(cfg: Any, steps: int) -> Any:
+    """The config with a budget of `steps` and every step-valued field (the ends of list schedules and
+    `step_count` fields) scaled by steps / cfg.steps, so a preset keeps its shape over a shorter run."""
+    factor = steps / cfg.steps
+
+    def scale(node: Any) -> Any:
+        if not dataclasses.is_dataclass(node):
+            return node
+        hints, changes = typing.get_type_hints(type(node)), {}
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if f.metadata.get("steps"):
+                changes[f.name] = round(value * factor)
+            elif hints[f.name] == Scheduled and isinstance(value, list):
+                changes[f.name] = [round(value[0] * factor), value[1], value[2], round(value[3] * factor)]
+            elif dataclasses.is_dataclass(value):
+                changes[f.name] = scale(value)
+        return dataclasses.replace(node, **changes)
+
+    return dataclasses.replace(scale(cfg), steps=steps)
+
+
 # ----------------------------------------------------------------------------------------------- parsing
 
 
@@ -82,6 +110,9 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
             type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
@@ -114,6 +145,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, path)
+    if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+        return float(value)  # YAML 1.1 reads 2e-2 (no dot) as a string; users mean the number
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is bool or tp is int:

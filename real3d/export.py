@@ -130,24 +130,30 @@ def write_obj(path: Path, mesh: TexturedMesh) -> None:
 
 
 @torch.no_grad()
+def orbit_frames(mesh: Mesh, colour: Callable[[torch.Tensor], torch.Tensor], attrs: torch.Tensor | None = None,
+                 frames: int = 36, size: int = 256, elevation: float = 15.0, radius: float = 2.5) -> torch.Tensor:
+    """Frames [N,size,size,3] of a mesh on white around a turntable, lit from the camera, rasterized
+    (render/raster.py); `colour` maps interpolated `attrs` [V,A] (default: positions) at pixels [P,A] → [P,3]."""
+    cams = orbit(frames, elevation, radius, 45.0)
+    rasterizer, background = make_rasterizer(), SolidBackground(SolidBackground.Config())
+    shading, out = ShadingConfig(ambient=0.45), []
+    for k in range(frames):
+        cam = cams.index(k)
+        out.append(render_mesh(mesh, cam, size, size, rasterizer, background, colour, "lambertian",
+                               F.normalize(cam.position, dim=-1), shading, attrs=attrs).rgb[0])
+    return torch.stack(out)
+
+
 def turntable(mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: float = 15.0,
               radius: float = 2.5) -> torch.Tensor:
-    """Frames [N,size,size,3] of the textured mesh on white, lit from the camera, rasterized (render/raster.py)."""
-    cams = orbit(frames, elevation, radius, 45.0)
+    """Frames [N,size,size,3] of the textured mesh (see orbit_frames), its texture sampled at the UVs."""
     tex = mesh.texture.permute(2, 0, 1)[None]  # [1,3,S,S]
 
     def sample_texture(uv: torch.Tensor) -> torch.Tensor:  # uv [P,2] → colour [P,3]
         grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # texture row 0 is v = 1
         return F.grid_sample(tex, grid, mode="bilinear", align_corners=False)[0, :, 0].T
 
-    rasterizer, background = make_rasterizer(), SolidBackground(SolidBackground.Config())
-    shading, plain = ShadingConfig(ambient=0.45), Mesh(mesh.verts, mesh.faces)
-    out = []
-    for k in range(frames):
-        cam = cams.index(k)
-        out.append(render_mesh(plain, cam, size, size, rasterizer, background, sample_texture, "lambertian",
-                               F.normalize(cam.position, dim=-1), shading, attrs=mesh.uv).rgb[0])
-    return torch.stack(out)
+    return orbit_frames(Mesh(mesh.verts, mesh.faces), sample_texture, mesh.uv, frames, size, elevation, radius)
 
 
 def write_exports(mesh: TexturedMesh, out_dir: Path, stem: str = "mesh", frames: int = 36, frame_size: int = 256

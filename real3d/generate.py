@@ -3,11 +3,11 @@
     from real3d import generate
     result = generate("a red cube on top of a blue sphere", out="outputs/cube", seed=0)
 
-The output folder holds model.glb, model.obj/.mtl/.png, turntable.mp4/.gif/.png, config.yaml (the resolved
-config), metrics.json, train.log (JSON lines) and checkpoint.pt (written every `checkpoint_every` steps,
-atomically). `--resume DIR` continues a stopped run; Ctrl-C stops after the current step with a checkpoint
-and prints the resume command; a non-finite loss rolls back to the last checkpoint with half the learning
-rate.
+The output folder holds model.glb, model.obj/.mtl/.png, turntable.mp4/.gif/.png, views.png (the 12 views
+the judge scores), config.yaml (the resolved config), metrics.json, train.log (JSON lines), checkpoint.pt
+(written every `checkpoint_every` steps, atomically) and, with `run.snapshot_every`, snapshots/.
+`--resume DIR` continues a stopped run; Ctrl-C stops after the current step with a checkpoint and prints the
+resume command; a non-finite loss rolls back to the last checkpoint with half the learning rate.
 """
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ from tqdm import tqdm
 
 from . import config as config_lib
 from .errors import UserError
-from .export import texture_mesh, turntable, write_exports
-from .io import prepare_out_dir, write_text
+from .export import extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
+from .cameras import orbit
+from .io import contact_sheet, prepare_out_dir, save_image, write_text
 from .model import save_checkpoint
+from .render.dmtet import Mesh
 from .system import Real3DConfig, Real3DSystem, build_prior
 
 MAX_ROLLBACKS = 3
@@ -71,6 +73,9 @@ class RunSettings:
     texture_size: int = config_lib.bounded(256, 16, 4096)
     turntable_frames: int = config_lib.bounded(36, 4)
     turntable_size: int = config_lib.bounded(256, 32, 2048)
+    export_files: bool = True  # false: metrics only, no GLB/OBJ/texture/turntable (benchmarks)
+    snapshot_every: int = config_lib.bounded(0, 0)  # >0: snapshots/step-NNNNNN.png of θ every N steps
+    snapshot_size: int = config_lib.bounded(64, 16, 1024)
 
 
 @dataclass
@@ -134,6 +139,16 @@ def halve_learning_rate(system: Real3DSystem) -> None:
 # --------------------------------------------------------------------------------------- training
 
 
+@torch.no_grad()
+def save_snapshot(system: Real3DSystem, out_dir: Path, step: int) -> None:
+    """θ at `step` through the explicit renderer (the mesh an export would give), albedo, one fixed view
+    (azimuth 30°, elevation 15°): the frames of an evolution figure (the paper's Fig. 4)."""
+    size = system.cfg.run.snapshot_size
+    cam = orbit(12, 15.0).index(1)
+    rgb = system.model.explicit(cam, size, size, "albedo").rgb[0]
+    save_image(out_dir / "snapshots" / f"step-{step:06d}.png", rgb)
+
+
 def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Generator, progress: bool
           ) -> dict[str, float]:
     """Steps start..cfg.steps of Eq. 11 with checkpoints, a JSON-lines log and NaN rollback; mean ms per part."""
@@ -162,6 +177,8 @@ def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Gene
                 if k.startswith("ms_"):
                     timing[k] = timing.get(k, 0.0) + v
             step += 1
+            if settings.snapshot_every and (step % settings.snapshot_every == 0 or step == cfg.steps):
+                save_snapshot(system, out_dir, step)
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", adv=f"{stats['loss_adv']:.3f}")
             if step % settings.log_every == 0 or step == cfg.steps:
@@ -196,20 +213,26 @@ def toy_metrics(system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor,
 
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:
-    """Mesh + texture + turntable from θ through the explicit renderer's grid, then metrics.json."""
+    """Mesh + texture + turntable from θ through the explicit renderer's grid, the 12 views the judge sees
+    (views.png), then metrics.json. With run.export_files off (benchmarks), no UV atlas, texture or files:
+    the views are rasterized from the same mesh with θ's albedo."""
     system.eval()
-    settings, explicit = system.cfg.run, system.model.explicit
-    mesh = texture_mesh(system.model.field, settings.export_grid, settings.texture_size, explicit.cfg.eps,
-                        explicit.geometry)
-    write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
-    frames = turntable(mesh, 12, 64)  # what the judge sees: 12 views around the object
+    settings, explicit, field = system.cfg.run, system.model.explicit, system.model.field
+    if settings.export_files:
+        mesh = texture_mesh(field, settings.export_grid, settings.texture_size, explicit.cfg.eps, explicit.geometry)
+        write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
+        plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, 12, 64)
+    else:
+        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry)
+        views = orbit_frames(plain, field.albedo, None, 12, 64)
+    save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
                               "seconds": round(seconds, 1), "ms_per_step": {k[3:]: round(v, 1) for k, v in
                                                                             timing.items()},
                               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                              "faces": int(mesh.faces.shape[0])}
+                              "faces": int(plain.faces.shape[0])}
     if system.cfg.prior_type == "embedded":
-        result |= toy_metrics(system, frames, mesh.verts, mesh.faces)
+        result |= toy_metrics(system, views, plain.verts, plain.faces)
     write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
     return result
 

@@ -58,4 +58,27 @@ def test_help_lists_subcommands(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    assert "fit" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fit" in out and "bench" in out
+
+
+def test_exponent_without_a_dot_is_a_number():
+    """YAML 1.1 reads `2e-2` as a string; a float field takes it as the number users mean."""
+    from real3d.generate import GenerateConfig
+
+    cfg = config_lib.load(GenerateConfig, "real3d", ["optimizer.lr=2e-2", "sds.grad_clip=1E3"])
+    assert cfg.optimizer.lr == 0.02 and cfg.sds.grad_clip == 1000.0
+    with pytest.raises(config_lib.ConfigError, match="optimizer.lr: expected a number"):
+        config_lib.load(GenerateConfig, "real3d", ["optimizer.lr=fast"])
+
+
+def test_rescale_steps_keeps_the_shape_of_every_schedule():
+    from real3d.generate import GenerateConfig
+
+    cfg = config_lib.load(GenerateConfig, "magic3d", [])  # 600 steps, a switch at step 300
+    short = config_lib.rescale_steps(cfg, 150)
+    assert short.steps == 150 and short.sds.anneal_steps == 150
+    assert short.system.p_nerf == [75, 1.0, 0.0, 75] and short.system.p_dmtet == [75, 0.0, 1.0, 75]
+    assert short.optimizer == cfg.optimizer and short.run == cfg.run  # nothing else moves
+    real3d = config_lib.rescale_steps(config_lib.load(GenerateConfig, "real3d", []), 200)
+    assert real3d.system.p_nerf == [0, 1.0, 0.3, 200]

@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from ..config import bounded
+from ..config import bounded, step_count
 from ..priors.base import Prior, TextEmbedding
 
 
@@ -26,7 +26,7 @@ class SDSConfig:
     guidance_scale: float = bounded(100.0, 1.0)  # CFG scale s (DreamFusion uses 100 with Stable Diffusion)
     t_min: float = bounded(0.02, 0.0, 1.0)  # fraction of the prior's train timesteps
     t_max: list[float] = bounded([0.98, 0.5], 0.0, 1.0)  # t_max at step 0 → at `anneal_steps`
-    anneal_steps: int = bounded(0, 0)  # 0: no annealing (t_max stays at its first value)
+    anneal_steps: int = step_count(0)  # 0: no annealing (t_max stays at its first value)
     weighting: Literal["sigma2", "uniform", "snr"] = "sigma2"  # w(t) = σ_t², 1, or σ_t/α_t (Eq. 3's factor)
     grad_clip: float | None = None  # clip the per-pixel gradient g to [−c, c]
 

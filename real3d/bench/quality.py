@@ -1,0 +1,350 @@
+"""`real3d bench quality`: the paper's ablation (Tab. 2, Fig. 4, Fig. 6) measured on toy-world ground truth.
+
+Every (preset, prompt, seed) is a *cell*: one `real3d generate` run in OUT/cells/PRESET/PROMPT/seed-S (its
+config.yaml, checkpoint.pt, views.png, metrics.json). A cell with metrics.json is finished and skipped; one
+with only a checkpoint resumes from it; so the bench runs in parts, survives Ctrl-C and grows when presets,
+prompts or seeds are added. `--workers N` runs cells in N processes. The summary (results.json, results.md,
+a contact sheet per preset and the evolution figure) is written from whatever cells are finished.
+
+    real3d bench quality --steps 150 optimizer.lr=2e-2 --workers 2   # the budget of docs/results.md
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import statistics
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from .. import config as config_lib
+from ..errors import UserError
+from ..generate import GenerateConfig, Interrupted, run_one, slug
+from ..io import contact_sheet, save_image, write_text
+
+PROMPTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts.txt"
+PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
+VIEWS, VIEW_SIZE = 12, 64  # views.png of a generate run: 12 turntable views of 64² (azimuth 0, 30, …)
+BENCH_RUN = ["run.export_files=false", "run.checkpoint_every=50"]  # metrics only; resumable in parts
+
+
+@dataclass(frozen=True)
+class Cell:
+    preset: str
+    prompt: str
+    seed: int
+
+    def folder(self, root: Path) -> Path:
+        return root / "cells" / self.preset / slug(self.prompt) / f"seed-{self.seed}"
+
+
+@dataclass
+class BenchSettings:
+    """What every cell shares: the budget (`steps` rescales each preset's schedules) and overrides."""
+
+    presets: list[str]
+    prompts: list[str]
+    seeds: list[int]
+    steps: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    evolution_every: int = 0  # 0: steps / 6
+    evolution_prompt: str = ""  # "": the first prompt (with the first seed)
+
+    def cells(self) -> list[Cell]:
+        """Seed-major, presets innermost: a bench stopped part way has comparable rows for every preset."""
+        return [Cell(p, q, s) for s in self.seeds for q in self.prompts for p in self.presets]
+
+    def is_evolution(self, cell: Cell) -> bool:
+        return cell.prompt == (self.evolution_prompt or self.prompts[0]) and cell.seed == self.seeds[0]
+
+
+def read_prompts(path: Path) -> list[str]:
+    """Prompts of a text file, one per line; blank lines and # comments skipped; each must parse."""
+    from ..toyworld.scene import parse
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise UserError(f"cannot read the prompt list {path}: {e.strerror}") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not prompts:
+        raise UserError(f"{path} holds no prompts (one per line; # starts a comment)")
+    for p in prompts:
+        parse(p)  # an unknown word is one line naming the nearest known words
+    return prompts
+
+
+def cell_config(cell: Cell, settings: BenchSettings) -> GenerateConfig:
+    """The resolved config of a cell: its preset, the bench's run settings and overrides, prompt and seed."""
+    overrides = [*BENCH_RUN, *settings.overrides, f"prompt={json.dumps(cell.prompt)}", f"seed={cell.seed}"]
+    cfg = config_lib.load(GenerateConfig, cell.preset, overrides)
+    if settings.steps:
+        cfg = config_lib.rescale_steps(cfg, settings.steps)
+    if settings.is_evolution(cell):
+        every = settings.evolution_every or max(cfg.steps // 6, 1)
+        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, snapshot_every=every))
+    return cfg
+
+
+def plan(settings: BenchSettings, root: Path) -> tuple[dict[Cell, GenerateConfig], list[Cell]]:
+    """Configs of all cells and the cells still to run. A cell folder run with another config is an error
+    (its results would mix two benches)."""
+    configs = {cell: cell_config(cell, settings) for cell in settings.cells()}
+    todo = []
+    for cell, cfg in configs.items():
+        saved = cell.folder(root) / "config.yaml"
+        if saved.exists() and saved.read_text() != yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False):
+            raise UserError(f"{saved.parent} was run with another config (steps or overrides changed); give the "
+                            "bench another --out, or delete that folder")
+        if not (cell.folder(root) / "metrics.json").exists():
+            todo.append(cell)
+    return configs, todo
+
+
+def run_cell(cfg: GenerateConfig, folder: Path) -> dict[str, Any]:
+    """One cell: a generate run in `folder`, resumed from its checkpoint when it has one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return run_one(cfg, folder, resume=(folder / "checkpoint.pt").exists(), progress=False)
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(threads)
+
+
+def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path, workers: int, threads: int
+              ) -> None:
+    """Run the unfinished cells, in this process (workers=1) or in a pool of `workers` processes with
+    `threads` torch threads each. Ctrl-C keeps finished cells and checkpoints; a rerun continues."""
+    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="bench cells", dynamic_ncols=True)
+    try:
+        if workers == 1:
+            _init_worker(threads)
+            for cell in todo:
+                bar.set_postfix_str(f"{cell.preset} | {cell.prompt} | seed {cell.seed}")
+                run_cell(configs[cell], cell.folder(root))
+                bar.update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+            try:
+                pending: set[Future] = {pool.submit(run_cell, configs[c], c.folder(root)) for c in todo}
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        f.result()
+                        bar.update(1)
+            finally:  # on Ctrl-C or a failed cell: no new cells; running ones stop after a step (checkpoint)
+                pool.shutdown(wait=True, cancel_futures=True)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(f"bench interrupted: finished cells and checkpoints are kept in {root}; run the same "
+                          "command again to continue") from None
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------- summary
+
+
+def category(prompt: str) -> str:
+    """single, front (an object with a face / door / handle) or pair (two objects and a relation)."""
+    from ..toyworld.scene import parse
+
+    scene = parse(prompt)
+    return "pair" if scene.relation else "front" if any(o.feature for o in scene.objects) else "single"
+
+
+def load_views(folder: Path) -> torch.Tensor:
+    """The 12 judge views [12,64,64,3] in [0,1] that a generate run wrote to views.png."""
+    from PIL import Image
+
+    sheet = torch.from_numpy(np.array(Image.open(folder / "views.png").convert("RGB"))).float() / 255
+    return sheet.reshape(VIEW_SIZE, VIEWS, VIEW_SIZE, 3).permute(1, 0, 2, 3)
+
+
+def gt_views(prompt: str) -> torch.Tensor:
+    """Ground-truth renders [12,64,64,3] of a prompt at the judge's 12 turntable views."""
+    from ..cameras import orbit
+    from ..toyworld.render import render
+    from ..toyworld.scene import parse
+
+    return render(parse(prompt), orbit(VIEWS, 15.0, 2.5, 45.0), VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
+
+
+def _mean(xs: Iterable[float]) -> float | None:
+    xs = list(xs)
+    return round(statistics.fmean(xs), 4) if xs else None
+
+
+def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, views: torch.Tensor) -> dict[str, Any]:
+    """A preset's row of the table from its finished cells (each a metrics.json + category)."""
+    from ..toyworld.metrics import efficientnet_features, kid
+
+    judge = [r["judge_score"] for r in rows]
+    by_prompt: dict[str, list[float]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt"], []).append(r["judge_score"])
+    seed_std = [statistics.pstdev(v) for v in by_prompt.values() if len(v) > 1]
+    out = {"cells": len(rows), "judge": _mean(judge), "judge_std": round(statistics.pstdev(judge), 4),
+           "judge_seed_std": _mean(seed_std), "r_precision": _mean(r["r_precision"] for r in rows),
+           "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
+           "mesh_iou": _mean(r["mesh_iou"] for r in rows), "chamfer": _mean(r["chamfer"] for r in rows),
+           "kid": round(kid(efficientnet_features(views), gt_features), 4),
+           "seconds": _mean(r["seconds"] for r in rows)}
+    for cat in ("single", "front", "pair"):
+        out[f"judge_{cat}"] = _mean(r["judge_score"] for r in rows if r["category"] == cat)
+    return out
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], total: int) -> str:
+    """results.md: the main table, judge by prompt category, and how it was made."""
+    budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
+    lines = [f"Cells finished: {sum(p['cells'] for p in presets.values())} of {total} "
+             f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
+             f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}.", "",
+             "| preset | cells | judge ↑ | ± std (cells) | seed std ↓ | R-prec ↑ | Janus ↓ | mesh IoU ↑ "
+             "| Chamfer ↓ | KID ↓ | s / cell |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in presets.items():
+        lines.append(f"| {name} | {p['cells']} | {_fmt(p['judge'])} | {_fmt(p['judge_std'])} | "
+                     f"{_fmt(p['judge_seed_std'])} | {_fmt(p['r_precision'])} | {_fmt(p['janus'], '.2f')} | "
+                     f"{_fmt(p['mesh_iou'])} | {_fmt(p['chamfer'])} | {_fmt(p['kid'], '.4f')} | "
+                     f"{_fmt(p['seconds'], '.0f')} |")
+    lines += ["", "| preset | judge: single objects | objects with a front | two objects |", "|---|---|---|---|"]
+    for name, p in presets.items():
+        lines.append(f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def evolution_figure(settings: BenchSettings, root: Path, path: Path) -> bool:
+    """Fig. 4 style: the evolution prompt's snapshots (rows: presets, columns: steps); False if none yet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    cells = [c for c in settings.cells() if settings.is_evolution(c)]
+    snaps = {c.preset: sorted((c.folder(root) / "snapshots").glob("step-*.png")) for c in cells}
+    snaps = {k: v for k, v in snaps.items() if v}
+    if not snaps:
+        return False
+    cols = max(len(v) for v in snaps.values())
+    fig, axes = plt.subplots(len(snaps), cols, figsize=(1.3 * cols, 1.4 * len(snaps)), squeeze=False)
+    for r, (preset, files) in enumerate(snaps.items()):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(files):
+                ax.imshow(Image.open(files[c]))
+                ax.set_xlabel(f"step {int(files[c].stem.split('-')[1])}", fontsize=6)
+            else:
+                ax.axis("off")
+        axes[r][0].set_ylabel(preset, fontsize=7)
+    fig.suptitle(f"\"{cells[0].prompt}\", seed {cells[0].seed}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
+    """results.json, results.md, contact-PRESET.png and evolution.png from the finished cells."""
+    cells = []
+    for cell in settings.cells():
+        metrics = cell.folder(root) / "metrics.json"
+        if metrics.exists():
+            cells.append({"preset": cell.preset, "category": category(cell.prompt),
+                          **json.loads(metrics.read_text())})
+    gt = {p: gt_views(p) for p in settings.prompts}
+    from ..toyworld.metrics import efficientnet_features
+
+    gt_features = efficientnet_features(torch.cat(list(gt.values())))
+    presets: dict[str, dict[str, Any]] = {}
+    for preset in settings.presets:
+        done = [c for c in settings.cells() if c.preset == preset and (c.folder(root) / "metrics.json").exists()]
+        if not done:
+            continue
+        views = {c: load_views(c.folder(root)) for c in done}
+        presets[preset] = summarize_preset([r for r in cells if r["preset"] == preset], gt_features,
+                                           torch.cat(list(views.values())))
+        grid = [Cell(preset, q, s) for q in settings.prompts for s in settings.seeds]  # rows: prompts, cols: seeds
+        tiles = [views[c][1] if c in views else torch.ones(VIEW_SIZE, VIEW_SIZE, 3) for c in grid]
+        save_image(root / f"contact-{preset}.png", contact_sheet(tiles, len(settings.seeds)))
+    save_image(root / "contact-gt.png", contact_sheet([v[1] for v in gt.values()], 1))
+    evolution_figure(settings, root, root / "evolution.png")
+    results = {"settings": settings.__dict__, "presets": presets, "cells": cells}
+    write_text(root / "results.json", json.dumps(results, indent=2))
+    write_text(root / "results.md", markdown(settings, presets, len(settings.cells())))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def bench(settings: BenchSettings, root: Path, workers: int = 1, threads: int = 2) -> dict[str, Any]:
+    """Run (or continue) the bench in `root` and write its summary; the results."""
+    configs, todo = plan(settings, root)
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    run_cells(configs, todo, root, workers, threads)
+    results = summarize(settings, root)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    return results
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1 or args.threads < 1 or (args.steps is not None and args.steps < 1):
+        raise UserError("--workers, --threads and --steps must be positive integers")
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers like 0,1,2, got {args.seeds!r}") from None
+    prompts = read_prompts(args.prompts)
+    if args.evolution_prompt and args.evolution_prompt not in prompts:
+        raise UserError(f"--evolution-prompt {args.evolution_prompt!r} is not in the prompt list {args.prompts}")
+    torch.set_num_threads(args.threads)
+    settings = BenchSettings(_csv(args.presets), prompts, seeds, args.steps, list(args.overrides),
+                             args.evolution_every, args.evolution_prompt)
+    results = bench(settings, args.out, args.workers, args.threads)
+    print(f"bench done in {results['seconds']:.0f} s: {args.out}/results.md, results.json, contact-*.png, "
+          "evolution.png")
+    print((args.out / "results.md").read_text())
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quality", help="presets × prompts × seeds on toy-world ground truth (resumable)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="dotted overrides for every preset")
+    p.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated (default {','.join(PRESETS)})")
+    p.add_argument("--prompts", type=Path, default=PROMPTS_FILE, help="prompt list, one per line "
+                   "(default benchmarks/prompts.txt)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--steps", type=int, help="budget for every preset, its schedules rescaled (default: its own)")
+    p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
+    p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads per worker (default 2)")
+    p.add_argument("--evolution-every", type=int, default=0, help="snapshot period of the evolution figure "
+                   "(default steps / 6)")
+    p.add_argument("--evolution-prompt", default="", help="prompt of the evolution figure (default the first)")
+    p.set_defaults(func=run)

@@ -1,0 +1,90 @@
+"""`real3d bench quality` on a tiny budget: the results are complete, finished cells are skipped, an
+unfinished cell resumes, a changed config is refused, bad input is one line."""
+import json
+from pathlib import Path
+
+import pytest
+
+from real3d.bench import quality
+from real3d.bench.quality import BenchSettings, bench, plan
+from real3d.cli import main
+from real3d.errors import UserError
+from tests.test_generate import TINY, one_line
+
+PROMPTS = ["a red cube", "a blue sphere with a face"]
+
+
+def tiny_settings(tmp_path: Path) -> BenchSettings:
+    overrides = [a.replace("REF", str(tmp_path / "ref")) for a in TINY if not a.startswith("steps=")]
+    return BenchSettings(["dreamfusion", "real3d"], PROMPTS, [0], steps=3, overrides=overrides, evolution_every=1)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[BenchSettings, Path, dict]:
+    tmp = tmp_path_factory.mktemp("bench")
+    settings = tiny_settings(tmp)
+    return settings, tmp / "bench", bench(settings, tmp / "bench")
+
+
+def test_results_are_complete(finished):
+    settings, root, results = finished
+    assert len(results["cells"]) == 4
+    assert {c["preset"] for c in results["cells"]} == {"dreamfusion", "real3d"}
+    for row in results["presets"].values():
+        assert row["cells"] == 2
+        for key in ("judge", "judge_std", "r_precision", "janus", "mesh_iou", "chamfer", "kid", "seconds",
+                    "judge_single", "judge_front"):
+            assert row[key] is not None, key
+        assert 0 <= row["judge"] <= 1 and 0 <= row["mesh_iou"] <= 1 and row["chamfer"] > 0
+    assert results["presets"]["real3d"]["judge_pair"] is None  # no two-object prompt in the list
+    on_disk = json.loads((root / "results.json").read_text())
+    assert on_disk["presets"] == results["presets"]
+    table = (root / "results.md").read_text()
+    assert "| dreamfusion | 2 |" in table and "| real3d | 2 |" in table and "4 of 4" in table
+    for name in ("contact-dreamfusion.png", "contact-real3d.png", "contact-gt.png", "evolution.png"):
+        assert (root / name).stat().st_size > 0, name
+    snapshots = sorted((root / "cells/real3d/a-red-cube/seed-0/snapshots").glob("*.png"))
+    assert [p.name for p in snapshots] == ["step-000001.png", "step-000002.png", "step-000003.png"]
+
+
+def test_rerun_skips_finished_cells_and_resumes_unfinished(finished, monkeypatch):
+    settings, root, _ = finished
+    ran = []
+    real_run_cell = quality.run_cell
+    monkeypatch.setattr(quality, "run_cell", lambda cfg, folder: ran.append(folder) or real_run_cell(cfg, folder))
+    bench(settings, root)
+    assert ran == []
+    unfinished = root / "cells/dreamfusion/a-blue-sphere-with-a-face/seed-0"
+    (unfinished / "metrics.json").unlink()  # as if stopped after its last checkpoint
+    bench(settings, root)
+    assert ran == [unfinished]
+    assert json.loads((unfinished / "metrics.json").read_text())["steps"] == 3
+    log = (unfinished / "train.log").read_text().splitlines()
+    assert len(log) == 1  # the resumed run trained no step twice (one log line, from step 3 of the first run)
+
+
+def test_changed_config_is_refused(finished):
+    settings, root, _ = finished
+    changed = BenchSettings(settings.presets, settings.prompts, settings.seeds, steps=4, overrides=settings.overrides,
+                            evolution_every=1)
+    with pytest.raises(UserError, match="was run with another config"):
+        plan(changed, root)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--prompts", "/nonexistent/prompts.txt"], "cannot read the prompt list"),
+    (["--seeds", "0,x"], "comma-separated integers"),
+    (["--presets", "nope"], "unknown preset 'nope'"),
+    (["--workers", "0"], "positive integers"),
+    (["--evolution-prompt", "a black torus"], "not in the prompt list"),
+])
+def test_bad_input_is_one_line(capsys, tmp_path, argv, expected):
+    code = main(["bench", "quality", "--out", str(tmp_path / "b"), *argv])
+    assert code == 2 and expected in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "b").exists()
+
+
+def test_prompt_file_with_unknown_word(capsys, tmp_path):
+    (tmp_path / "p.txt").write_text("# mine\na red cube\na red cub\n")
+    code = main(["bench", "quality", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "b")])
+    assert code == 2 and "'cub'" in one_line(capsys.readouterr().err)
