@@ -26,8 +26,8 @@ bench: $(STAMP)
 
 # the quality table of docs/results.md: hours on 2 cores; resumable (run it again to continue)
 bench-quality: $(STAMP)
-	.venv/bin/real3d bench quality --steps 200 --workers 2 --threads 1 --evolution-every 25 \
-		--out outputs/bench optimizer.lr=2e-2
+	.venv/bin/real3d bench quality --presets dreamfusion,dreamfusion-d,dreamfusion-explicit,real3d \
+		--steps 200 --evolution-every 25 --out outputs/bench optimizer.lr=2e-2
 
 clean:
 	rm -rf .venv outputs

@@ -41,6 +41,7 @@ def test_results_are_complete(finished):
     assert on_disk["presets"] == results["presets"]
     table = (root / "results.md").read_text()
     assert "| dreamfusion | 2 |" in table and "| real3d | 2 |" in table and "4 of 4" in table
+    assert table.count("| a red cube | ") == 1 and table.count("| a blue sphere with a face | ") == 1
     for name in ("contact-dreamfusion.png", "contact-real3d.png", "contact-gt.png", "evolution.png"):
         assert (root / name).stat().st_size > 0, name
     snapshots = sorted((root / "cells/real3d/a-red-cube/seed-0/snapshots").glob("*.png"))

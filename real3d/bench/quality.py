@@ -104,7 +104,8 @@ def plan(settings: BenchSettings, root: Path) -> tuple[dict[Cell, GenerateConfig
     for cell, cfg in configs.items():
         saved = cell.folder(root) / "config.yaml"
         if saved.exists() and saved.read_text() != yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False):
-            raise UserError(f"{saved.parent} was run with another config (steps or overrides changed); give the "
+            raise UserError(f"{saved.parent} was run with another config (--steps, overrides or --evolution-every "
+                            "changed); give the "
                             "bench another --out, or delete that folder")
         if not (cell.folder(root) / "metrics.json").exists():
             todo.append(cell)
@@ -210,8 +211,9 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
-def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], total: int) -> str:
-    """results.md: the main table, judge by prompt category, and how it was made."""
+def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells: list[dict[str, Any]]) -> str:
+    """results.md: how it was made, the main table, judge by prompt category and by prompt."""
+    total = len(settings.cells())
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
     lines = [f"Cells finished: {sum(p['cells'] for p in presets.values())} of {total} "
              f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
@@ -226,6 +228,11 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], total:
     lines += ["", "| preset | judge: single objects | objects with a front | two objects |", "|---|---|---|---|"]
     for name, p in presets.items():
         lines.append(f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} |")
+    lines += ["", "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |", "|---" * (len(presets) + 1) + "|"]
+    for prompt in settings.prompts:
+        scores = [_mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt)
+                  for name in presets]
+        lines.append(f"| {prompt} | " + " | ".join(_fmt(v, ".2f") for v in scores) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -291,7 +298,7 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
     evolution_figure(settings, root, root / "evolution.png")
     results = {"settings": settings.__dict__, "presets": presets, "cells": cells}
     write_text(root / "results.json", json.dumps(results, indent=2))
-    write_text(root / "results.md", markdown(settings, presets, len(settings.cells())))
+    write_text(root / "results.md", markdown(settings, presets, cells))
     return results
 
 
