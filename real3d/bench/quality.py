@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -183,7 +184,8 @@ def gt_views(prompt: str) -> torch.Tensor:
 
 
 def _mean(xs: Iterable[float]) -> float | None:
-    xs = list(xs)
+    """Mean of the finite values (a NaN judge score of a broken render is counted in `non_finite`), 4 digits."""
+    xs = [x for x in xs if math.isfinite(x)]
     return round(statistics.fmean(xs), 4) if xs else None
 
 
@@ -191,12 +193,13 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
     """A preset's row of the table from its finished cells (each a metrics.json + category)."""
     from ..toyworld.metrics import efficientnet_features, kid
 
-    judge = [r["judge_score"] for r in rows]
+    judge = [float(r["judge_score"]) for r in rows if math.isfinite(r["judge_score"])]
     by_prompt: dict[str, list[float]] = {}
     for r in rows:
-        by_prompt.setdefault(r["prompt"], []).append(r["judge_score"])
-    seed_std = [statistics.pstdev(v) for v in by_prompt.values() if len(v) > 1]
-    out = {"cells": len(rows), "judge": _mean(judge), "judge_std": round(statistics.pstdev(judge), 4),
+        if math.isfinite(r["judge_score"]):
+            by_prompt.setdefault(r["prompt"], []).append(float(r["judge_score"]))
+    seed_std = [float(np.std(v)) for v in by_prompt.values() if len(v) > 1]
+    out = {"cells": len(rows), "non_finite": len(rows) - len(judge), "judge": _mean(judge), "judge_std": round(float(np.std(judge)), 4),
            "judge_seed_std": _mean(seed_std), "r_precision": _mean(r["r_precision"] for r in rows),
            "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
            "mesh_iou": _mean(r["mesh_iou"] for r in rows), "chamfer": _mean(r["chamfer"] for r in rows),
@@ -217,7 +220,8 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells:
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
     lines = [f"Cells finished: {sum(p['cells'] for p in presets.values())} of {total} "
              f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
-             f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}.", "",
+             f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}; cells with a non-finite "
+             f"judge score (left out of the judge columns): {sum(p['non_finite'] for p in presets.values())}.", "",
              "| preset | cells | judge ↑ | ± std (cells) | seed std ↓ | R-prec ↑ | Janus ↓ | mesh IoU ↑ "
              "| Chamfer ↓ | KID ↓ | s / cell |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in presets.items():
