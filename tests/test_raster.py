@@ -99,3 +99,17 @@ def test_raster_empty_and_behind_camera():
     behind = to_clip(verts + cams.position * 2, cams.mvp(32, 32))  # sphere behind the camera
     assert not rast.rasterize(behind, faces, 32, 32).mask.any()
     assert not rast.rasterize(to_clip(verts, cams.mvp(32, 32)), faces[:0], 32, 32).mask.any()
+
+
+def test_raster_barycentrics_of_a_degenerate_triangle_are_finite():
+    """A triangle that collapses to a point on screen (as slivers of a box-filling mesh do) gets the centroid,
+    not 0/0: one such pixel made a whole turntable's judge score NaN."""
+    from real3d.render.raster import _perspective_bary
+
+    pos_clip = torch.tensor([[[0.1, 0.2, 0.5, 1.0], [0.1, 0.2, 0.5, 1.0], [0.1, 0.2, 0.5, 1.0]]])  # [1,3,4]
+    faces = torch.tensor([[0, 1, 2]])
+    face_id = torch.full((1, 4, 4), -1)
+    face_id[0, 1, 2] = 0
+    bary = _perspective_bary(pos_clip, faces, face_id, 4, 4)
+    assert torch.isfinite(bary).all()
+    assert torch.allclose(bary[0, 1, 2], torch.full((3,), 1 / 3))

@@ -138,7 +138,9 @@ def _perspective_bary(pos_clip: torch.Tensor, faces: torch.Tensor, face_id: torc
     pq = torch.stack([(pix % width).float(), (pix // width).float(), torch.ones_like(pix, dtype=torch.float32)], -1)
     lam = (coef * pq[:, None, :]).sum(-1)  # screen-space barycentrics [P,3]
     persp = lam / clip[..., 3]
-    persp = persp / persp.sum(-1, keepdim=True)
+    total = persp.sum(-1, keepdim=True)  # [P,1]; 0 on a triangle that is degenerate on screen
+    ok = torch.isfinite(persp).all(-1, keepdim=True) & (total.abs() > 1e-20)
+    persp = torch.where(ok, persp / torch.where(ok, total, torch.ones_like(total)), torch.full_like(persp, 1 / 3))
     bary = torch.zeros(B, height * width, 3, dtype=persp.dtype)
     bary = bary.index_put((hit[:, 0], hit[:, 1]), persp)
     return bary.reshape(B, height, width, 3)
