@@ -26,7 +26,7 @@ from .guidance.reference import ReferenceConfig, reference_images
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
 from .optim import OptimizerConfig, make_optimizer
-from .priors import embedded as _embedded  # noqa: F401  (registers the embedded prior)
+from .priors import load_prior
 from .priors.base import Prior
 from .regularizers import RegularizerConfig, regularizer_losses
 from .render.nerf import RenderOutput
@@ -76,7 +76,7 @@ def build_prior(cfg: Real3DConfig) -> Prior:
     several seeds or runs share it)."""
     key = json.dumps([cfg.prior_type, to_dict(cfg.prior)], sort_keys=True)
     if key not in _PRIORS:
-        _PRIORS[key] = registry.lookup("prior", cfg.prior_type).from_config(cfg.prior)
+        _PRIORS[key] = load_prior(cfg.prior_type, cfg.prior)
     return _PRIORS[key]
 
 

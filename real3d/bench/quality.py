@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .. import config as config_lib
 from ..errors import UserError
 from ..generate import GenerateConfig, Interrupted, run_one, slug
-from ..io import contact_sheet, save_image, write_text
+from ..io import atomic_path, contact_sheet, save_image, write_text
 
 PROMPTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts.txt"
 PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
@@ -267,11 +267,9 @@ def evolution_figure(settings: BenchSettings, root: Path, path: Path) -> bool:
         axes[r][0].set_ylabel(preset, fontsize=7)
     fig.suptitle(f"\"{cells[0].prompt}\", seed {cells[0].seed}", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
