@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import re
-import resource
 import shutil
 import signal
 import time
@@ -32,7 +31,7 @@ from . import config as config_lib
 from .errors import UserError
 from .export import extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
 from .cameras import orbit
-from .io import contact_sheet, prepare_out_dir, save_image, write_text
+from .io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
 from .model import save_checkpoint
 from .render.dmtet import Mesh
 from .system import Real3DConfig, Real3DSystem, build_prior
@@ -205,11 +204,9 @@ def toy_metrics(system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor,
     from .toyworld.judge import load_judge
     from .toyworld.scene import parse
 
-    judge, scene = load_judge(), parse(system.cfg.prompt)
-    mean, std = metrics.judge_score(judge, frames, scene)
-    return {"judge_score": mean, "judge_score_std": std, "r_precision": metrics.r_precision(judge, frames, scene),
-            "janus": float(metrics.is_janus(metrics.front_probability(judge, frames))),
-            "mesh_iou": metrics.mesh_iou(verts, faces, scene), "chamfer": metrics.chamfer(verts, faces, scene)}
+    scene = parse(system.cfg.prompt)
+    return metrics.judge_metrics(load_judge(), frames, scene) | {
+        "mesh_iou": metrics.mesh_iou(verts, faces, scene), "chamfer": metrics.chamfer(verts, faces, scene)}
 
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:
@@ -229,7 +226,7 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
                               "seconds": round(seconds, 1), "ms_per_step": {k[3:]: round(v, 1) for k, v in
                                                                             timing.items()},
-                              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                              "peak_rss_mb": round(peak_rss_mb()),
                               "faces": int(plain.faces.shape[0])}
     if system.cfg.prior_type == "embedded":
         result |= toy_metrics(system, views, plain.verts, plain.faces)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -92,3 +94,9 @@ def prepare_out_dir(path: Path | str, overwrite: bool) -> Path:
     except OSError as e:
         raise UserError(f"cannot write to output folder {path}: {e.strerror}; choose another --out") from None
     return path
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024

@@ -12,8 +12,9 @@ from real3d.cameras import Cameras, orbit
 from real3d.cli import main
 from real3d.toyworld import metrics
 from real3d.toyworld.dataset import DatasetSpec, toy_dataset
-from real3d.toyworld.judge import WEIGHTS_DIR, load_judge
-from real3d.toyworld.render import render
+from real3d.errors import UserError
+from real3d.toyworld.judge import HEADS, NAME, WEIGHTS_DIR, Judge, _fine_tune_from, labels, load_judge, save_judge
+from real3d.toyworld.render import render, visible_pixels
 from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene
 from real3d.toyworld.sdf import PRIMITIVES
 
@@ -97,6 +98,106 @@ def test_dataset_shards_are_reused(tmp_path) -> None:
     assert first.captions[0].startswith(first.prompts[0]) and first.captions[0].endswith(" view")
     assert parse(first.captions[0]) == compose(
         [(o.shape, o.colour, o.feature) for o in first.scenes[0].objects], first.scenes[0].relation)
+
+
+def test_dataset_renders_again_a_shard_without_visibility(tmp_path) -> None:
+    import numpy as np
+
+    spec = DatasetSpec(n=8, resolution=16, shard_size=8)
+    first = toy_dataset(spec, tmp_path)
+    shard = next(tmp_path.rglob("*.npz"))
+    with np.load(shard) as data:
+        old = {k: data[k] for k in data.files if k != "visible"}
+    np.savez_compressed(shard, **old)  # a shard written before `visible` existed
+    again = toy_dataset(spec, tmp_path)
+    assert torch.equal(again.visible, first.visible) and torch.equal(again.images, first.images)
+    assert (first.visible[:, 0, 0] > 0).all(), "every view shows its first object"
+
+
+def _views(prompt: str, azimuths: list[float]) -> tuple[Scene, list[dict[str, int]]]:
+    scene = parse(prompt)
+    cams = Cameras(torch.tensor(azimuths), torch.full((len(azimuths),), 10.0), torch.full((len(azimuths),), 2.5),
+                   torch.full((len(azimuths),), 45.0))
+    shown = (visible_pixels(scene, render(scene, cams, 64, 64).part).float() / 64 ** 2).tolist()
+    return scene, [labels(scene, a, v) for a, v in zip(azimuths, shown)]
+
+
+def test_labels_are_what_a_view_shows() -> None:
+    facing = HEADS["facing"]
+    _, views = _views("a yellow sphere with a face", [0.0, 70.0, 100.0, 180.0])
+    assert [facing[v["facing"]] for v in views] == ["front", "side", "side", "back"]
+    assert [v["feature_a"] for v in views] == [1, 1, 1, -1], "from behind, a ball with a face is a plain ball"
+    _, views = _views("a red cube with a door", [120.0])  # the door is on the front face, turned away
+    assert facing[views[0]["facing"]] == "back" and views[0]["shape_a"] == SHAPES.index("cube")
+    _, views = _views("a red cube next to a blue sphere", [0.0, 90.0])  # seen along the pair, one hides the other
+    assert views[0]["shape_a"] == SHAPES.index("cube") and views[0]["shape_b"] == SHAPES.index("sphere")
+    assert sum(v == -1 for v in (views[1]["shape_a"], views[1]["shape_b"])) == 1
+    assert views[0]["relation"] == HEADS["relation"].index("next to") and views[1]["relation"] == -1
+    assert views[1]["facing"] == -1, "no front feature, no facing"
+
+
+def test_generator_artifacts_touch_only_the_object_and_its_outline() -> None:
+    import torch.nn.functional as F
+
+    from real3d.toyworld.judge import generator_artifacts
+
+    r = render(parse("a red cube"), orbit(4, 20.0), 64, 64)
+    out = generator_artifacts(r.rgb, r.mask, torch.Generator().manual_seed(0))
+    assert out.shape == r.rgb.shape and 0 <= out.min() and out.max() <= 1
+    near = F.max_pool2d(r.mask[:, None], 7, stride=1, padding=3)[:, 0] > 0  # within 3 px of the object
+    assert torch.allclose(out[~near], r.rgb[~near], atol=1e-5) and not torch.allclose(out[near], r.rgb[near])
+
+
+def test_a_judge_of_other_heads_is_refused_and_fine_tuned_from(tmp_path) -> None:
+    import json
+
+    torch.manual_seed(0)
+    old = Judge(Judge.Config(width=4, hidden=8))
+    save_judge(old, tmp_path)
+    meta = json.loads((tmp_path / f"{NAME}.json").read_text())
+    meta["heads"] = {**meta["heads"], "facing": ["front", "side", "back", "above"], "front_seen": ["no", "yes"]}
+    (tmp_path / f"{NAME}.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="retrain it with 'real3d toyworld train-judge"):
+        load_judge(tmp_path)
+    new = _fine_tune_from(tmp_path)
+    assert torch.equal(new.heads["colour_a"].weight, old.heads["colour_a"].weight.half().float())
+    assert not torch.equal(new.heads["facing"].weight, old.heads["facing"].weight.half().float())
+    assert torch.equal(new.trunk[0][0].weight, old.trunk[0][0].weight.half().float())
+
+
+def test_a_stopped_judge_training_resumes_where_it_stopped(tmp_path, monkeypatch) -> None:
+    from real3d.toyworld import judge as judge_lib
+
+    cfg = judge_lib.JudgeTraining(train_n=16, test_n=8, steps=6, batch=4, seed=3)
+    monkeypatch.setattr(judge_lib, "CHECKPOINT_EVERY", 2)
+    judge_lib.train_judge(cfg, tmp_path / "whole", tmp_path / "data")
+    real_loss, calls = judge_lib.judge_loss, []
+
+    def stop_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(judge_lib, "judge_loss", stop_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        judge_lib.train_judge(cfg, tmp_path / "stopped", tmp_path / "data")
+    monkeypatch.setattr(judge_lib, "judge_loss", real_loss)
+    assert torch.load(tmp_path / "stopped" / judge_lib.CHECKPOINT, weights_only=False)["step"] == 4
+    judge_lib.train_judge(cfg, tmp_path / "stopped", tmp_path / "data")
+    assert not (tmp_path / "stopped" / judge_lib.CHECKPOINT).exists()
+    whole, resumed = load_judge(tmp_path / "whole"), load_judge(tmp_path / "stopped")
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(UserError, match="stopped training with other settings"):
+        judge_lib._checkpoint(tmp_path / "x" / judge_lib.CHECKPOINT, cfg, 2, whole, *_optimizer(whole))
+        judge_lib.train_judge(judge_lib.JudgeTraining(train_n=16, test_n=8, steps=7, batch=4, seed=3), tmp_path / "x",
+                              tmp_path / "data")
+
+
+def _optimizer(judge: Judge) -> tuple:
+    opt = torch.optim.AdamW(judge.parameters())
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), torch.Generator()
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,7 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import statistics
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from .. import config as config_lib
 from ..cameras import Cameras
 from ..errors import UserError
 from ..generate import GenerateConfig
-from ..io import write_text
+from ..io import peak_rss_mb, write_text
 from ..render.dmtet import Mesh
 from ..render.nerf import RenderOutput
 from ..system import Real3DSystem, build_prior
@@ -112,12 +110,6 @@ def matmul_gflops(dtype: torch.dtype, n: int = MATMUL_SIZE, repeats: int = 5) ->
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * n ** 3 / best / 1e9
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024
 
 
 @contextmanager

@@ -51,7 +51,8 @@ def _train_judge(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
-                        lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init)
+                        lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
+                        bf16=not args.fp32, artifacts=args.artifacts)
     train_judge(cfg, Path(args.out), args.root)
     return 0
 
@@ -120,6 +121,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--feature-boost", type=float, default=1.0,
                        help="draw views of scenes with a front feature this many times as often")
     train.add_argument("--init", default=None, help="fine-tune the judge in this folder instead of starting afresh")
+    train.add_argument("--artifacts", type=float, default=0.0,
+                       help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)")
+    train.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16 autocast, about 2x faster)")
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)
 

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from ..cameras import CameraConfig, Cameras, sample_views
 from ..io import atomic_path, write_text
-from .render import render
+from .render import render, visible_pixels
 from .scene import Scene, caption, jitter, random_scene, view_caption
 
 DEFAULT_ROOT = Path("outputs/toyworld/datasets")
+ARRAYS = ("images", "masks", "visible", "cameras")  # per-sample arrays of a shard (the rest: strings)
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,13 @@ class DatasetSpec:
 
 @dataclass
 class Samples:
-    """N samples. images uint8 [N,H,W,3], masks uint8 [N,H,W] (255 = object), cameras of N views,
-    captions with the view suffix, prompts without it, scenes, shading mode per sample."""
+    """N samples. images uint8 [N,H,W,3], masks uint8 [N,H,W] (255 = object), visible [N,2,2] (pixels shown of
+    each object: all of it, its front feature; see render.visible_pixels), cameras of N views, captions with
+    the view suffix, prompts without it, scenes, shading mode per sample."""
 
     images: torch.Tensor
     masks: torch.Tensor
+    visible: torch.Tensor
     cameras: Cameras
     captions: list[str]
     prompts: list[str]
@@ -76,8 +79,8 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
     gen = random.Random(f"{spec.seed}/{shard}")
     tgen = torch.Generator().manual_seed(gen.getrandbits(62))
     cam_cfg = CameraConfig(elevation_range=list(spec.elevation_range))
-    out: dict[str, list] = {k: [] for k in ("images", "masks", "cameras", "captions", "prompts", "scenes",
-                                            "shading")}
+    out: dict[str, list] = {k: [] for k in ("images", "masks", "visible", "cameras", "captions", "prompts",
+                                            "scenes", "shading")}
     done = 0
     while done < count:
         views = min(spec.views_per_scene, count - done)
@@ -91,6 +94,7 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
                    supersample=spec.supersample)
         out["images"].append((r.rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
         out["masks"].append((r.mask * 255 + 0.5).to(torch.uint8).numpy())
+        out["visible"].append(visible_pixels(scene, r.part).to(torch.int32).numpy())
         out["cameras"].append(torch.stack([cams.azimuth, cams.elevation, cams.radius, cams.fovy], -1).numpy())
         for a, e in zip(cams.azimuth.tolist(), cams.elevation.tolist()):
             prompt = caption(scene, gen)
@@ -99,7 +103,15 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
             out["scenes"].append(scene.to_json())
             out["shading"].append(shading)
         done += views
-    return {k: np.concatenate(v) if k in ("images", "masks", "cameras") else np.array(v) for k, v in out.items()}
+    return {k: np.concatenate(v) if k in ARRAYS else np.array(v) for k, v in out.items()}
+
+
+def _complete(path: Path) -> bool:
+    """A shard exists and holds every array (shards written before `visible` existed are rendered again)."""
+    if not path.exists():
+        return False
+    with np.load(path) as data:
+        return all(k in data.files for k in ARRAYS)
 
 
 def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False) -> list[Path]:
@@ -111,7 +123,7 @@ def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False)
     start, rendered = time.time(), 0
     for shard in range((spec.n + spec.shard_size - 1) // spec.shard_size):
         path = folder / f"shard_{shard:05d}.npz"
-        if not path.exists():
+        if not _complete(path):
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # sphere tracing runs many small ops: one thread is fastest
             try:
@@ -135,7 +147,7 @@ def toy_dataset(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = 
         return np.concatenate([p[key] for p in parts])
 
     cams = torch.from_numpy(cat("cameras")).float()
-    return Samples(torch.from_numpy(cat("images")), torch.from_numpy(cat("masks")),
+    return Samples(torch.from_numpy(cat("images")), torch.from_numpy(cat("masks")), torch.from_numpy(cat("visible")),
                    Cameras(cams[:, 0], cams[:, 1], cams[:, 2], cams[:, 3]), cat("captions").tolist(),
                    cat("prompts").tolist(), [Scene.from_json(s) for s in cat("scenes")], cat("shading").tolist(),
                    spec.background)

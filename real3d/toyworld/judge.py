@@ -3,10 +3,11 @@
 Heads (softmax each): relation (single / on top of / next to); shape, colour and feature of slot a and
 slot b (for "on top of", a is the upper object; "next to" is symmetric, so its two slots are matched to
 the two objects by the cheaper assignment, as in set prediction); facing = which side of the scene's
-front the camera sees (front / side / back, DreamFusion's sectors of the azimuth) and front_seen (the
-camera within 90° of the front), both only for scenes with a front feature. Training augments
-backgrounds, blur, noise and colour so that it transfers to the blurrier renders of a generator — which
-it never sees.
+front the camera sees, only for scenes with a front feature: front (within 45° of it), side (further
+round, the feature still in view) or back (the feature out of view). Labels are what a view shows: an
+object (or a feature) with too few visible pixels has none, since no one can read it. Training augments
+backgrounds, blur, noise, colour and (optionally) generator-like artifacts so that it transfers to the
+renders of a generator — which it never sees.
 """
 from __future__ import annotations
 
@@ -32,37 +33,49 @@ NAME = "toyworld-judge"
 SLOT_ATTRS = {"shape": SHAPES, "colour": list(COLOURS), "feature": ["none"] + FEATURES}
 HEADS: dict[str, list[str]] = {"relation": ["single"] + RELATIONS,
                                **{f"{k}_{s}": v for s in "ab" for k, v in SLOT_ATTRS.items()},
-                               "facing": ["front", "side", "back"], "front_seen": ["hidden", "seen"]}
+                               "facing": ["front", "side", "back"]}
+MIN_OBJECT_SHOWN, MIN_FEATURE_SHOWN = 0.01, 0.002  # share of a view's pixels (41 and 8 px of 64²) to be read
 
 
 def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
     """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
     return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
 
-BORDERS = {"facing": (45.0, 135.0), "front_seen": (90.0,)}  # class borders in degrees off the front
+FRONT_SIDE_BORDER = 45.0  # degrees off the front
+SIDE_BACK_BAND = (MIN_FEATURE_SHOWN / 2, 2 * MIN_FEATURE_SHOWN)  # visible feature share: a factor 2 either side
 
 
-def facing(azimuth: float, yaw: float) -> str:
-    """Which side of a scene turned by `yaw` a camera at `azimuth` sees (DreamFusion's azimuth sectors)."""
-    a = float(off_front(azimuth, yaw))
-    return "front" if a < 45.0 else "back" if a > 135.0 else "side"
+def at_facing_border(angle: torch.Tensor, feature_shown: torch.Tensor) -> torch.Tensor:
+    """Views [N] that sit on a border of the facing classes, where either side's answer is fair: within 5° of
+    front | side (angle off the front [N]), or with a visible feature (share of pixels [N]) within a factor
+    2 of the side | back threshold."""
+    lo, hi = SIDE_BACK_BAND
+    return ((angle - FRONT_SIDE_BORDER).abs() <= 5.0) | ((feature_shown >= lo) & (feature_shown < hi))
 
 
-def labels(scene: Scene, azimuth: float) -> dict[str, int]:
-    """Class index per head for one view; -1 where a head does not apply: slot b of one object; facing and
-    front_seen of a scene without a front feature; the feature of an object whose front is turned away
-    (more than 90° from the camera: a face seen from behind is a plain ball)."""
-    seen = float(off_front(azimuth, scene.yaw)) < 90.0
-    out = {"relation": HEADS["relation"].index(scene.relation or "single")}
+def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, int]:
+    """Class index per head for one view; -1 where a head does not apply or the view cannot show it.
+
+    shown [2][2]: share of the view's pixels that show each object (all of it, its front feature). No
+    label: slot b of one object; shape, colour and feature of an object hidden (behind the other), and
+    the relation of a pair with one object hidden (the view shows one object, not how two stand);
+    the feature of an object whose feature is out of view (a face seen from behind is a plain ball);
+    facing of a scene without a front feature."""
+    both_shown = len(scene.objects) == 1 or min(shown[0][0], shown[1][0]) >= MIN_OBJECT_SHOWN
+    out = {"relation": HEADS["relation"].index(scene.relation or "single") if both_shown else -1}
+    front_shown = False
     for slot, i in (("a", 0), ("b", 1)):
         obj = scene.objects[i] if i < len(scene.objects) else None
-        out[f"shape_{slot}"] = SHAPES.index(obj.shape) if obj else -1
-        out[f"colour_{slot}"] = list(COLOURS).index(obj.colour) if obj else -1
-        readable = obj is not None and (obj.feature is None or seen)
+        whole, feature = shown[i]
+        visible = obj is not None and whole >= MIN_OBJECT_SHOWN
+        front_shown |= obj is not None and obj.feature is not None and feature >= MIN_FEATURE_SHOWN
+        out[f"shape_{slot}"] = SHAPES.index(obj.shape) if visible else -1
+        out[f"colour_{slot}"] = list(COLOURS).index(obj.colour) if visible else -1
+        readable = visible and (obj.feature is None or feature >= MIN_FEATURE_SHOWN)
         out[f"feature_{slot}"] = SLOT_ATTRS["feature"].index(obj.feature or "none") if readable else -1
-    fronted = any(o.feature for o in scene.objects)
-    out["facing"] = HEADS["facing"].index(facing(azimuth, scene.yaw)) if fronted else -1
-    out["front_seen"] = int(seen) if fronted else -1
+    side = "back" if not front_shown else "front" if float(off_front(azimuth, scene.yaw)) < FRONT_SIDE_BORDER \
+        else "side"
+    out["facing"] = HEADS["facing"].index(side) if any(o.feature for o in scene.objects) else -1
     return out
 
 
@@ -115,18 +128,35 @@ def save_judge(judge: Judge, folder: Path) -> None:
     write_text(folder / f"{NAME}.json", json.dumps({"config": asdict(judge.cfg), "heads": HEADS}, indent=1))
 
 
-def load_judge(folder: Path | str = WEIGHTS_DIR) -> Judge:
-    """The shipped (or a trained) judge, in eval mode."""
+def _read(folder: Path | str) -> tuple[dict, Judge, dict[str, torch.Tensor]]:
+    """(the JSON beside the weights, an untrained judge of its config, its weights as fp32)."""
     folder = Path(folder)
     if not (folder / f"{NAME}.json").exists():
         raise UserError(f"no judge in {folder}: train one with 'real3d toyworld train-judge --out {folder}'")
     meta = json.loads((folder / f"{NAME}.json").read_text())
-    assert meta["heads"] == HEADS, f"{folder}: the judge was trained for another vocabulary"
-    judge = Judge(Judge.Config(**meta["config"]))
     state = {k: v.float() for k, v in load_file(str(folder / f"{NAME}.safetensors")).items()}
+    return meta, Judge(Judge.Config(**meta["config"])), state
+
+
+def load_judge(folder: Path | str = WEIGHTS_DIR) -> Judge:
+    """The shipped (or a trained) judge, in eval mode."""
+    meta, judge, state = _read(folder)
+    if meta["heads"] != HEADS:
+        raise UserError(f"the judge in {folder} reads {', '.join(meta['heads'])}, this version reads "
+                        f"{', '.join(HEADS)}: retrain it with 'real3d toyworld train-judge --out {folder}'")
     missing = judge.load_state_dict(state, strict=False).missing_keys
     assert all(k.endswith("num_batches_tracked") for k in missing), f"missing judge weights: {missing}"
     return judge.eval()
+
+
+def _fine_tune_from(folder: Path | str) -> Judge:
+    """The judge in `folder` to train on: its trunk and every head whose classes are still those of HEADS
+    (a head whose classes changed, or a new one, starts afresh; a head no longer read is dropped)."""
+    meta, judge, state = _read(folder)
+    same = {k for k, v in HEADS.items() if meta["heads"].get(k) == v}
+    judge.load_state_dict({k: v for k, v in state.items() if not k.startswith("heads.") or k.split(".")[1] in same},
+                          strict=False)
+    return judge.train()
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -142,6 +172,8 @@ class JudgeTraining:
     seed: int = 0
     feature_boost: float = 1.0  # views of scenes with a front feature are drawn this many times as often
     init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
+    bf16: bool = True  # bf16 autocast (about 2x faster than fp32 on a CPU without fp16 units)
+    artifacts: float = 0.0  # share of training views given generator artifacts (see generator_artifacts)
 
 
 def test_spec(n: int) -> DatasetSpec:
@@ -150,8 +182,9 @@ def test_spec(n: int) -> DatasetSpec:
 
 
 def label_tensor(samples: Samples) -> torch.Tensor:
-    """Labels [N,heads] (columns in HEADS order, -1 = not applicable)."""
-    rows = [list(labels(s, a).values()) for s, a in zip(samples.scenes, samples.cameras.azimuth.tolist())]
+    """Labels [N,heads] (columns in HEADS order, -1 = not applicable or not shown)."""
+    shown = (samples.visible.float() / (samples.images.shape[1] * samples.images.shape[2])).tolist()
+    rows = [list(labels(s, a, v).values()) for s, a, v in zip(samples.scenes, samples.cameras.azimuth.tolist(), shown)]
     return torch.tensor(rows, dtype=torch.long)
 
 
@@ -167,8 +200,29 @@ def gaussian_blur(rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return x.reshape(b, 3, h, w).permute(0, 2, 3, 1)
 
 
-def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random background colour, flip, colour jitter, blur and noise. rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
+def _smooth_noise(b: int, channels: int, cells: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """Low-frequency Gaussian noise [B,channels,H,W]: a cells×cells grid upsampled bicubically."""
+    coarse = torch.randn(b, channels, cells, cells, generator=gen)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+
+
+def generator_artifacts(rgb: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """What an SDS render has and a GT render lacks: blotchy shading on the object and a wobbly silhouette
+    (a smooth random warp of up to ~1.5 px). rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
+    b, h, w, _ = rgb.shape
+    x = rgb.permute(0, 3, 1, 2)
+    shade = 1 + 0.25 * torch.rand(b, 1, 1, 1, generator=gen) * _smooth_noise(b, 1, 8, h, w, gen)
+    x = x * (1 + mask[:, None] * (shade - 1))
+    identity = F.affine_grid(torch.eye(2, 3).expand(b, 2, 3), [b, 3, h, w], align_corners=False)
+    flow = 1.5 * torch.rand(b, 1, 1, 1, generator=gen) * _smooth_noise(b, 2, 6, h, w, gen) * (2 / w)
+    x = F.grid_sample(x, identity + flow.permute(0, 2, 3, 1), padding_mode="border", align_corners=False)
+    return x.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen: torch.Generator,
+            artifacts: float = 0.0) -> torch.Tensor:
+    """Random background colour, flip, colour jitter, generator artifacts (share `artifacts` of the views),
+    blur and noise. rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
     b, h, w, _ = rgb.shape
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -178,6 +232,8 @@ def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen
     rgb = rgb + (1 - mask[..., None]) * (new_bg - background)
     rgb = torch.where(u(0, 1, 1, 1, 1) < 0.5, rgb.flip(2), rgb)
     rgb = (rgb * u(0.8, 1.15, 1, 1, 1) * u(0.93, 1.07, 1, 1, 3)).clamp(0, 1)  # brightness, channel gains
+    if artifacts > 0:
+        rgb = torch.where(u(0, 1, 1, 1, 1) < artifacts, generator_artifacts(rgb, mask, gen), rgb)
     rgb = gaussian_blur(rgb, u(0.0, 1.6) * (u(0, 1) < 0.6))
     noise = u(0, 0.04, 1, 1, 1) * torch.randn(b, 3, h, w, generator=gen).permute(0, 2, 3, 1)
     return (rgb + noise).clamp(0, 1)
@@ -211,7 +267,7 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     next_to = y[:, 0] == HEADS["relation"].index("next to")
     slots = torch.where(next_to, torch.minimum(slots, _slot_loss(logits, y, True)), slots)
     rest = sum(F.cross_entropy(logits[k], y[:, cols.index(k)].clamp(min=0), reduction="none")
-               * (y[:, cols.index(k)] >= 0) for k in ("relation", "facing", "front_seen"))
+               * (y[:, cols.index(k)] >= 0) for k in ("relation", "facing"))
     return (slots + rest).mean()
 
 
@@ -234,14 +290,16 @@ def evaluate(judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, to
             target = torch.where(swap, y[:, cols.index(other)], target)
         ok = probs[k].argmax(-1) == target
         valid = target >= 0
-        if k not in ("facing", "front_seen"):
+        if k != "facing":
             all_ok &= ok | ~valid
         result[k] = (float(ok[valid].float().mean()), int(valid.sum()))
-        if k in BORDERS:  # views within 10° of a class border (in azimuth off the front) are ambiguous
+        if k == "facing":
             angle = off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
-            clear = valid & torch.stack([(angle - b).abs() > 10.0 for b in BORDERS[k]]).all(0)
-            result[f"{k}, > 10° from a border"] = (float(ok[clear].float().mean()), int(clear.sum()))
-    result["prompt (all but facing, front_seen)"] = (float(all_ok.float().mean()), len(y))
+            shown = samples.visible[:, :, 1].sum(-1).float() / (samples.images.shape[1] * samples.images.shape[2])
+            border = at_facing_border(angle, shown)
+            for name, views in (("clear of its borders", valid & ~border), ("on its borders", valid & border)):
+                result[f"facing, {name}"] = (float(ok[views].float().mean()), int(views.sum()))
+    result["prompt (all but facing)"] = (float(all_ok.float().mean()), len(y))
     return result
 
 
@@ -260,17 +318,21 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
     test = toy_dataset(test_spec(cfg.test_n), root, log=True)
     y_all, background = label_tensor(train), torch.tensor(train.background)
-    judge = (load_judge(cfg.init).train() if cfg.init else Judge(Judge.Config())).to(memory_format=torch.channels_last)
+    judge = (_fine_tune_from(cfg.init) if cfg.init else Judge(Judge.Config())).to(memory_format=torch.channels_last)
     weights = torch.tensor([cfg.feature_boost if any(o.feature for o in s.objects) else 1.0 for s in train.scenes])
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warmup = max(cfg.steps // 50, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(
         math.pi * min(s / cfg.steps, 1.0)))))
+    first = _resume(out / CHECKPOINT, cfg, judge, opt, sched, gen)
     start = time.time()
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
+        if step > first and step % CHECKPOINT_EVERY == 0:
+            _checkpoint(out / CHECKPOINT, cfg, step, judge, opt, sched, gen)
         idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
-        rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen)
-        loss = judge_loss(judge(rgb), y_all[idx])
+        rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = judge_loss(judge(rgb), y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -283,17 +345,52 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     out.mkdir(parents=True, exist_ok=True)
     save_judge(judge, out)
     write_text(out / f"{NAME}.md", _model_card(cfg, table, time.time() - start))
+    (out / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+CHECKPOINT = "judge-training.pt"  # in the output folder while a training runs; removed when it is done
+CHECKPOINT_EVERY = 500  # steps
+
+
+def _checkpoint(path: Path, cfg: JudgeTraining, step: int, judge: Judge, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> None:
+    """Everything a stopped training needs to go on from `step` exactly as if it had not stopped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"cfg": asdict(cfg), "step": step, "judge": judge.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "gen": gen.get_state(), "rng": torch.get_rng_state()}, tmp)
+
+
+def _resume(path: Path, cfg: JudgeTraining, judge: Judge, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> int:
+    """The step to start from: 0, or that of the checkpoint of a stopped training of the same config."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=False)
+    if state["cfg"] != asdict(cfg):
+        raise UserError(f"{path} is a stopped training with other settings: rerun it with those, or remove it")
+    judge.load_state_dict(state["judge"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["rng"])
+    print(f"resuming {path} at step {state['step']}", flush=True)
+    return state["step"]
 
 
 def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
     params = sum(p.numel() for p in Judge(Judge.Config()).parameters())
+    precision, threads = "bf16 autocast" if cfg.bf16 else "fp32", torch.get_num_threads()
+    lo, hi = SIDE_BACK_BAND
+    artifacts = (f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by "
+                 "≤ 1.5 px), " if cfg.artifacts else "")
     return f"""# toyworld-judge
 
 A {params / 1e6:.2f} M-parameter CNN (`real3d.toyworld.judge.Judge`, fp16 safetensors) that reads a 64×64 view of
-the toy world: relation, shape / colour / feature of each object, which side of the front the camera sees
-(`facing`: front / side / back) and whether the front is in view (`front_seen`). It plays the role of CLIP
-score for the toy world (`real3d.toyworld.metrics`).
+the toy world: relation, shape / colour / feature of each object and which side of the front the camera
+sees (`facing`: front within 45° of it, side further round with the feature still in view, back with the
+feature out of view). It plays the role of CLIP score for the toy world (`real3d.toyworld.metrics`).
 
 ## Training data
 Only ground-truth sphere-traced renders (`real3d.toyworld.render`), never generated images:
@@ -301,22 +398,25 @@ Only ground-truth sphere-traced renders (`real3d.toyworld.render`), never genera
 jittered in scale, position and yaw (±20°), cameras of `real3d.cameras` (azimuth −180..180, elevation
 −10..75, radius 2.2–2.8, fovy 40–50), 70 % lambertian with a random light / 30 % albedo, white background.
 Augmentation per batch: random background colour (half of the batch), horizontal flip, brightness and
-channel gains, Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
+channel gains, {artifacts}Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
-{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), fp32 on one CPU thread,
+{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), {precision} on {threads} CPU threads,
 {seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.
-{"This stage fine-tunes the judge trained by the first command below." if cfg.init else ""}
+{"This stage fine-tunes the judge of the commands before the last one below." if cfg.init else ""}
 
 ## Accuracy on held-out GT renders
-{cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). "facing" and
-"front_seen" count views of scenes with a front feature, a feature counts only where the camera is within
-90° of the front (from behind, a ball with a face is a plain ball), slot b counts two-object scenes, and
-"next to" slots are matched to the objects by the better assignment (the relation is symmetric).
+{cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). Labels are what a view
+shows (training and test alike): an object counts where at least {MIN_OBJECT_SHOWN:.1%} of the view's pixels
+show it (not hidden behind the other), its feature where at least {MIN_FEATURE_SHOWN:.1%} show the feature
+(from behind, a ball with a face is a plain ball), the relation where both objects show, "facing" on
+scenes with a front feature, slot b on two-object scenes, and "next to" slots are matched to the objects by
+the better assignment (the relation is symmetric).
 
 {table}
 
-Known limits: "facing" is ambiguous near its sector borders (±45°, ±135° off the front), "front_seen" near
-±90°; an object hidden behind the other ("next to" seen from the side) cannot be read.
+Known limits: "facing" is ambiguous on its class borders, where either answer is fair: within 5° of 45° off
+the front (front | side), and where the feature shows on {lo:.1%}–{hi:.1%} of the pixels
+({lo * 64 ** 2:.0f}–{hi * 64 ** 2:.0f} px of 64², side | back). "clear of its borders" leaves those views out.
 
 ## Command
 ```
@@ -333,4 +433,5 @@ def _command(cfg: JudgeTraining) -> str:
         before = card.split("## Command\n```\n")[1].split("```")[0].replace("--out weights", f"--out {cfg.init}")
     return before + (f"real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} "
                      f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
-                     + (f" --init {cfg.init}" if cfg.init else "") + " --out weights")
+                     + (f" --init {cfg.init}" if cfg.init else "") + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
+                     + ("" if cfg.bf16 else " --fp32") + " --out weights")

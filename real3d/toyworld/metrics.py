@@ -31,7 +31,7 @@ def prompt_probability(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Te
     better of the two assignments of objects to slots (the relation is symmetric). A feature counts only
     as far as the judge sees the front (a face seen from behind is a plain ball)."""
     relation = probs["relation"][:, HEADS["relation"].index(scene.relation or "single")]
-    seen = probs["front_seen"][:, HEADS["front_seen"].index("seen")]
+    seen = 1 - probs["facing"][:, HEADS["facing"].index("back")]  # the front feature in view
 
     def slots(order: tuple[int, ...]) -> torch.Tensor:
         p = torch.ones_like(relation)
@@ -121,6 +121,14 @@ def is_janus(front: torch.Tensor, threshold: float = 0.5) -> bool:
 def janus_rate(judge: Judge, turntables: list[torch.Tensor], threshold: float = 0.5) -> float:
     """Share of turntables (each rgb [V,H,W,3], evenly spaced azimuths) judged Janus (see is_janus)."""
     return sum(is_janus(front_probability(judge, t), threshold) for t in turntables) / len(turntables)
+
+
+def judge_metrics(judge: Judge, turntable: torch.Tensor, prompt: str | Scene) -> dict[str, float]:
+    """Judge score (mean, std), R-precision and Janus (0/1) of one turntable rgb [V,H,W,3] (evenly spaced)."""
+    scene = _as_scene(prompt)
+    mean, std = judge_score(judge, turntable, scene)
+    return {"judge_score": mean, "judge_score_std": std, "r_precision": r_precision(judge, turntable, scene),
+            "janus": float(is_janus(front_probability(judge, turntable)))}
 
 
 # --------------------------------------------------------------------------------------- mesh vs the GT

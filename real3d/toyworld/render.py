@@ -16,12 +16,26 @@ Shading = Literal["albedo", "lambertian"]
 @dataclass
 class GTRender:
     """Sphere-traced views. rgb [B,H,W,3] in [0,1] over the background, mask [B,H,W] in {0,1},
-    depth [B,H,W] (distance along the ray, 0 on the background), normal [B,H,W,3] (0 on the background)."""
+    depth [B,H,W] (distance along the ray, 0 on the background), normal [B,H,W,3] (0 on the background),
+    part [B,H,W] (index into scene.parts() of what a pixel shows, -1 on the background)."""
 
     rgb: torch.Tensor
     mask: torch.Tensor
     depth: torch.Tensor
     normal: torch.Tensor
+    part: torch.Tensor
+
+
+def visible_pixels(scene: Scene, part: torch.Tensor, slots: int = 2) -> torch.Tensor:
+    """Pixels [B,slots,2] that views with part ids [B,H,W] show of each object: (all of it, its front feature)."""
+    flat = part.reshape(part.shape[0], -1)
+    out = torch.zeros(part.shape[0], slots, 2, dtype=torch.long)
+    for p, (obj, feature) in enumerate(scene.part_owners()):
+        n = (flat == p).sum(-1)
+        out[:, obj, 0] += n
+        if feature:
+            out[:, obj, 1] += n
+    return out
 
 
 def default_light(cameras: Cameras) -> torch.Tensor:
@@ -71,7 +85,8 @@ def render(scene: Scene, cameras: Cameras, height: int, width: int, shading: Sha
            light: torch.Tensor | None = None, supersample: int = 1, steps: int = 64) -> GTRender:
     """Render B views of a scene. light: unit directions [B,3] toward the light (default: default_light).
 
-    supersample k traces k×k rays per pixel and averages them (anti-aliased edges).
+    supersample k traces k×k rays per pixel and averages them (anti-aliased edges); part ids take the
+    first ray of each pixel.
     """
     assert shading in ("albedo", "lambertian"), f"unknown shading {shading}"
     hs, ws, n = height * supersample, width * supersample, len(cameras)
@@ -80,8 +95,10 @@ def render(scene: Scene, cameras: Cameras, height: int, width: int, shading: Sha
     points = (rays_o.reshape(-1, 3) + t[:, None] * rays_d.reshape(-1, 3))[hit]  # [K,3]
     normal = torch.zeros(hit.shape[0], 3)
     normal[hit] = normals(scene, points)
+    part = torch.full(hit.shape, -1, dtype=torch.long)
+    part[hit] = scene.nearest_part(points)
     colour = torch.zeros(hit.shape[0], 3)
-    colour[hit] = scene.albedo(points)
+    colour[hit] = scene.palette()[part[hit]]
     if shading == "lambertian":
         lights = (default_light(cameras) if light is None else light)[:, None].expand(n, hs * ws, 3).reshape(-1, 3)
         diffuse = (normal[hit] * lights[hit]).sum(-1, keepdim=True).clamp(min=0)
@@ -92,4 +109,5 @@ def render(scene: Scene, cameras: Cameras, height: int, width: int, shading: Sha
     if supersample > 1:
         out = [F.avg_pool2d(x.permute(0, 3, 1, 2), supersample).permute(0, 2, 3, 1) for x in out]
     rgb_o, mask_o, depth_o, normal_o = out
-    return GTRender(rgb_o, mask_o[..., 0], depth_o[..., 0], normal_o)
+    part = part.reshape(n, hs, ws)[:, ::supersample, ::supersample]
+    return GTRender(rgb_o, mask_o[..., 0], depth_o[..., 0], normal_o, part)

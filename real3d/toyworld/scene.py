@@ -152,10 +152,22 @@ class Scene:
         """Signed distance [N] of world points [N,3] (negative inside)."""
         return self.part_sdfs(points).min(dim=0).values
 
-    def albedo(self, points: torch.Tensor) -> torch.Tensor:
-        """Colour [N,3] in [0,1] of the nearest part at each world point [N,3]."""
-        nearest = self.part_sdfs(points).argmin(dim=0)
-        return torch.tensor([part.rgb for part in self.parts()])[nearest]
+    def nearest_part(self, points: torch.Tensor) -> torch.Tensor:
+        """Index [N] into parts() of the part nearest to each world point [N,3]."""
+        return self.part_sdfs(points).argmin(dim=0)
+
+    def palette(self) -> torch.Tensor:
+        """Colour [P,3] in [0,1] of each part of parts()."""
+        return torch.tensor([part.rgb for part in self.parts()])
+
+    def part_owners(self) -> list[tuple[int, bool]]:
+        """Per part of parts(): the index of its object and whether it is a piece of that object's front feature."""
+        out = []
+        for i, obj in enumerate(self.objects):
+            out.append((i, False))
+            if obj.feature is not None:
+                out += [(i, True)] * len(_feature_parts(obj))
+        return out
 
 
 def compose(objects: list[tuple[str, str, str | None]], relation: str | None = None) -> Scene:
