@@ -64,6 +64,16 @@ def test_rerun_skips_finished_cells_and_resumes_unfinished(finished, monkeypatch
     assert len(log) == 1  # the resumed run trained no step twice (one log line, from step 3 of the first run)
 
 
+def test_rescore_reads_the_views_again(finished):
+    settings, root, _ = finished
+    folder = root / "cells/real3d/a-red-cube/seed-0"
+    before = json.loads((folder / "metrics.json").read_text())
+    assert quality.rescore(settings, root) == 4
+    after = json.loads((folder / "metrics.json").read_text())
+    assert after["mesh_iou"] == before["mesh_iou"] and after["steps"] == before["steps"]
+    assert abs(after["judge_score"] - before["judge_score"]) < 0.02  # the same views, stored as 8-bit PNG
+
+
 def test_changed_config_is_refused(finished):
     settings, root, _ = finished
     changed = BenchSettings(settings.presets, settings.prompts, settings.seeds, steps=4, overrides=settings.overrides,

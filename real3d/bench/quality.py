@@ -273,6 +273,22 @@ def evolution_figure(settings: BenchSettings, root: Path, path: Path) -> bool:
     return True
 
 
+def rescore(settings: BenchSettings, root: Path) -> int:
+    """Judge metrics of every finished cell again from its views.png, with the current judge (after the judge
+    changed; training, geometry and KID are untouched). Returns the number of cells rescored."""
+    from ..toyworld.judge import load_judge
+    from ..toyworld.metrics import judge_metrics
+
+    judge, count = load_judge(), 0
+    for cell in settings.cells():
+        path = cell.folder(root) / "metrics.json"
+        if path.exists():
+            metrics = json.loads(path.read_text()) | judge_metrics(judge, load_views(cell.folder(root)), cell.prompt)
+            write_text(path, json.dumps(metrics, indent=2))
+            count += 1
+    return count
+
+
 def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
     """results.json, results.md, contact-PRESET.png and evolution.png from the finished cells."""
     cells = []
@@ -335,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     settings = BenchSettings(_csv(args.presets), prompts, seeds, args.steps, list(args.overrides),
                              args.evolution_every, args.evolution_prompt)
+    if args.rescore:
+        print(f"rescored {rescore(settings, args.out)} finished cells with the current judge")
     results = bench(settings, args.out, args.workers, args.threads)
     print(f"bench done in {results['seconds']:.0f} s: {args.out}/results.md, results.json, contact-*.png, "
           "evolution.png")
@@ -356,4 +374,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evolution-every", type=int, default=0, help="snapshot period of the evolution figure "
                    "(default steps / 6)")
     p.add_argument("--evolution-prompt", default="", help="prompt of the evolution figure (default the first)")
+    p.add_argument("--rescore", action="store_true", help="first score every finished cell again with the current "
+                   "judge, from its views.png (after the judge changed)")
     p.set_defaults(func=run)
