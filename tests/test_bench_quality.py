@@ -72,6 +72,12 @@ def test_rescore_reads_the_views_again(finished):
     after = json.loads((folder / "metrics.json").read_text())
     assert after["mesh_iou"] == before["mesh_iou"] and after["steps"] == before["steps"]
     assert abs(after["judge_score"] - before["judge_score"]) < 0.02  # the same views, stored as 8-bit PNG
+    (folder / "views.png").rename(folder / "views.moved.png")  # a cell finished before views.png existed
+    try:
+        with pytest.raises(UserError, match="delete its metrics.json"):
+            quality.rescore(settings, root)
+    finally:
+        (folder / "views.moved.png").rename(folder / "views.png")
 
 
 def test_changed_config_is_refused(finished):

@@ -74,6 +74,7 @@ def test_parser_round_trips_captions() -> None:
     (["toyworld", "show", "a cube", "--out", "x"], "colour"),
     (["toyworld", "render-dataset", "--n", "-3"], "positive"),
     (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
+    (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture
                                                 ) -> None:

@@ -199,7 +199,8 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
         if math.isfinite(r["judge_score"]):
             by_prompt.setdefault(r["prompt"], []).append(float(r["judge_score"]))
     seed_std = [float(np.std(v)) for v in by_prompt.values() if len(v) > 1]
-    out = {"cells": len(rows), "non_finite": len(rows) - len(judge), "judge": _mean(judge), "judge_std": round(float(np.std(judge)), 4),
+    out = {"cells": len(rows), "non_finite": len(rows) - len(judge), "judge": _mean(judge),
+           "judge_std": round(float(np.std(judge)), 4),
            "judge_seed_std": _mean(seed_std), "r_precision": _mean(r["r_precision"] for r in rows),
            "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
            "mesh_iou": _mean(r["mesh_iou"] for r in rows), "chamfer": _mean(r["chamfer"] for r in rows),
@@ -232,7 +233,8 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells:
     lines += ["", "| preset | judge: single objects | objects with a front | two objects |", "|---|---|---|---|"]
     for name, p in presets.items():
         lines.append(f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} |")
-    lines += ["", "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |", "|---" * (len(presets) + 1) + "|"]
+    lines += ["", "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |",
+              "|---" * (len(presets) + 1) + "|"]
     for prompt in settings.prompts:
         scores = [_mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt)
                   for name in presets]
@@ -283,6 +285,9 @@ def rescore(settings: BenchSettings, root: Path) -> int:
     for cell in settings.cells():
         path = cell.folder(root) / "metrics.json"
         if path.exists():
+            if not (cell.folder(root) / "views.png").exists():
+                raise UserError(f"{cell.folder(root)} has no views.png to score again (run before views.png "
+                                "existed): delete its metrics.json to run that cell again")
             metrics = json.loads(path.read_text()) | judge_metrics(judge, load_views(cell.folder(root)), cell.prompt)
             write_text(path, json.dumps(metrics, indent=2))
             count += 1

@@ -18,6 +18,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text}")
+    return value
+
+
 def _show(args: argparse.Namespace) -> int:
     from .render import render
     from .scene import parse
@@ -121,7 +128,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--feature-boost", type=float, default=1.0,
                        help="draw views of scenes with a front feature this many times as often")
     train.add_argument("--init", default=None, help="fine-tune the judge in this folder instead of starting afresh")
-    train.add_argument("--artifacts", type=float, default=0.0,
+    train.add_argument("--artifacts", type=_fraction, default=0.0,
                        help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)")
     train.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16 autocast, about 2x faster)")
     train.add_argument("--out", default="weights")

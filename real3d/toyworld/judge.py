@@ -433,5 +433,6 @@ def _command(cfg: JudgeTraining) -> str:
         before = card.split("## Command\n```\n")[1].split("```")[0].replace("--out weights", f"--out {cfg.init}")
     return before + (f"real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} "
                      f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
-                     + (f" --init {cfg.init}" if cfg.init else "") + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
+                     + (f" --init {cfg.init}" if cfg.init else "")
+                     + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
                      + ("" if cfg.bf16 else " --fp32") + " --out weights")
