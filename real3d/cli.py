@@ -20,6 +20,13 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (anything else is a one-line usage error)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> None:
     """The options every config-driven job shares: a preset or YAML file, and dotted overrides."""
     p.add_argument("--config", "--preset", dest="preset", default=default_preset,

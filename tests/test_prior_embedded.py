@@ -89,6 +89,21 @@ def test_train_prior_resumes_where_it_stopped(tmp_path: Path, tiny_data: Path) -
                                                                   "sample_01.png"]
 
 
+def test_train_prior_further_from_a_trained_one(tmp_path: Path, tiny_data: Path) -> None:
+    first = tiny_prior()
+    for p in first.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    first.save_pretrained(tmp_path / "first")
+    args = ["train-prior", "--data", str(tiny_data), "--init", str(tmp_path / "first"), "--batch", "4", "--steps",
+            "2", "--lr", "1e-9", "--warmup", "0", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "p")]
+    assert main(args) == 0
+    second = EmbeddedPrior.from_pretrained(tmp_path / "p")
+    assert second.cfg.block_out_channels == [32, 32] and second.resolution == 16
+    for a, b in zip(first.unet.parameters(), second.unet.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert main(args + ["--resolution", "16"]) == 2  # the model is that of --init
+
+
 def test_wrong_data_and_missing_weights_are_user_errors(tmp_path: Path, tiny_data: Path) -> None:
     with pytest.raises(UserError, match="holds 16 px images, the prior is 32 px"):
         from real3d.priors.train import load_data

@@ -99,6 +99,8 @@ def test_dataset_shards_are_reused(tmp_path) -> None:
     assert first.captions[0].startswith(first.prompts[0]) and first.captions[0].endswith(" view")
     assert parse(first.captions[0]) == compose(
         [(o.shape, o.colour, o.feature) for o in first.scenes[0].objects], first.scenes[0].relation)
+    parallel = toy_dataset(spec, tmp_path / "parallel", workers=2)
+    assert torch.equal(first.images, parallel.images) and first.captions == parallel.captions
 
 
 def test_dataset_renders_again_a_shard_without_visibility(tmp_path) -> None:

@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from .. import config as config_lib
 from ..cameras import Cameras
+from ..cli import positive_int
 from ..errors import UserError
 from ..generate import GenerateConfig
 from ..io import peak_rss_mb, write_text
@@ -380,12 +381,6 @@ def write_report(report: SpeedReport, out: Path) -> None:
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     report = speed(args.preset, args.overrides, args.repeats, args.shading, progress=True)
@@ -401,8 +396,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("speed", help="ms per component of the Eq. 11 step against its FLOP lower bound")
     add_config_arguments(p, default_preset="real3d")
-    p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--repeats", type=_positive_int, default=10, help="timed calls per component (default 10)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed calls per component (default 10)")
     p.add_argument("--shading", choices=SHADING_MODES, default="lambertian",
                    help="shading of every render (default lambertian; 'preset' draws it as a run does)")
     p.add_argument("--out", type=Path, metavar="DIR", help="also write speed.json and speed.md into DIR")

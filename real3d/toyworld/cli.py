@@ -8,14 +8,8 @@ from pathlib import Path
 import torch
 
 from ..cameras import orbit
+from ..cli import positive_int
 from ..io import contact_sheet, save_image
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -47,7 +41,7 @@ def _render_dataset(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     spec = DatasetSpec(n=args.n, resolution=args.resolution, seed=args.seed, supersample=args.supersample)
     start = time.time()
-    paths = build(spec, args.root, log=True)
+    paths = build(spec, args.root, log=True, workers=args.workers)
     print(f"{spec.n} images of {spec.resolution}x{spec.resolution} in {paths[0].parent} "
           f"({time.time() - start:.1f} s, shards already present are reused)")
     return 0
@@ -102,8 +96,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="write GT views (PNG) of a prompt and their contact sheet")
     show.add_argument("prompt")
     show.add_argument("--out", required=True)
-    show.add_argument("--views", type=_positive, default=8)
-    show.add_argument("--resolution", type=_positive, default=128)
+    show.add_argument("--views", type=positive_int, default=8)
+    show.add_argument("--resolution", type=positive_int, default=128)
     show.add_argument("--elevation", type=float, default=15.0)
     show.add_argument("--radius", type=float, default=2.5)
     show.add_argument("--fovy", type=float, default=45.0)
@@ -112,17 +106,18 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
     data = sub.add_parser("render-dataset", help="render (or reuse) a dataset of random GT views as shards")
-    data.add_argument("--n", type=_positive, default=50_000)
-    data.add_argument("--resolution", type=_positive, default=64)
+    data.add_argument("--n", type=positive_int, default=50_000)
+    data.add_argument("--resolution", type=positive_int, default=64)
     data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--supersample", type=_positive, default=1)
+    data.add_argument("--supersample", type=positive_int, default=1)
+    data.add_argument("--workers", type=positive_int, default=1, help="processes rendering shards at once (one per core)")
     data.set_defaults(func=_render_dataset)
 
     train = sub.add_parser("train-judge", help="train the judge on GT renders only; writes weights + model card")
-    train.add_argument("--train-n", type=_positive, default=50_000)
-    train.add_argument("--test-n", type=_positive, default=4096)
-    train.add_argument("--steps", type=_positive, default=6000)
-    train.add_argument("--batch", type=_positive, default=128)
+    train.add_argument("--train-n", type=positive_int, default=50_000)
+    train.add_argument("--test-n", type=positive_int, default=4096)
+    train.add_argument("--steps", type=positive_int, default=6000)
+    train.add_argument("--batch", type=positive_int, default=128)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--feature-boost", type=float, default=1.0,
@@ -136,15 +131,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
     ev = sub.add_parser("eval-judge", help="accuracy per attribute of a judge on held-out GT renders")
     ev.add_argument("--weights", default="weights")
-    ev.add_argument("--test-n", type=_positive, default=4096)
+    ev.add_argument("--test-n", type=positive_int, default=4096)
     ev.set_defaults(func=_eval_judge)
 
     voc = sub.add_parser("vocabulary", help="contact sheet of the vocabulary (docs/toyworld-vocabulary.png)")
     voc.add_argument("--out", default="docs/toyworld-vocabulary.png")
-    voc.add_argument("--resolution", type=_positive, default=96)
+    voc.add_argument("--resolution", type=positive_int, default=96)
     voc.set_defaults(func=_vocabulary)
 
     for q in (data, train, ev):
         q.add_argument("--root", default=str(DEFAULT_ROOT), help="dataset folder (shards are reused)")
-        q.add_argument("--threads", type=_positive, default=1,
+        q.add_argument("--threads", type=positive_int, default=1,
                        help="torch CPU threads (default 1: fastest for these small ops on a shared machine)")

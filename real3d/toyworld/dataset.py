@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -114,34 +117,42 @@ def _complete(path: Path) -> bool:
         return all(k in data.files for k in ARRAYS)
 
 
-def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False) -> list[Path]:
-    """Write the missing shards of `spec` under root/spec.name (existing ones are kept); the shard paths."""
+def _write_shard(spec: DatasetSpec, shard: int, path: Path) -> int:
+    """Render one shard on one thread (sphere tracing runs many small ops: one is fastest), write it; its size."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = _render_shard(spec, shard)
+    finally:
+        torch.set_num_threads(threads)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **data)
+    return len(data["images"])
+
+
+def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False, workers: int = 1) -> list[Path]:
+    """Write the missing shards of `spec` under root/spec.name (existing ones are kept), `workers` processes
+    at a time (a shard's content depends only on the spec and its index); the shard paths."""
     folder = Path(root) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "spec.json", json.dumps(asdict(spec), indent=1))
-    paths = []
+    paths = [folder / f"shard_{shard:05d}.npz" for shard in range((spec.n + spec.shard_size - 1) // spec.shard_size)]
+    missing = [shard for shard, path in enumerate(paths) if not _complete(path)]
     start, rendered = time.time(), 0
-    for shard in range((spec.n + spec.shard_size - 1) // spec.shard_size):
-        path = folder / f"shard_{shard:05d}.npz"
-        if not _complete(path):
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # sphere tracing runs many small ops: one thread is fastest
-            try:
-                data = _render_shard(spec, shard)
-            finally:
-                torch.set_num_threads(threads)
-            with atomic_path(path) as tmp:
-                np.savez_compressed(tmp, **data)
-            rendered += len(data["images"])
+    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1
+          else nullcontext()) as pool:
+        todo = [paths[shard] for shard in missing]
+        counts = (pool.map if pool else map)(_write_shard, [spec] * len(missing), missing, todo)
+        for shard, count in zip(missing, counts):
+            rendered += count
             if log:
-                print(f"{path}: {rendered / (time.time() - start):.1f} images/s", flush=True)
-        paths.append(path)
+                print(f"{paths[shard]}: {rendered / (time.time() - start):.1f} images/s", flush=True)
     return paths
 
 
-def toy_dataset(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False) -> Samples:
-    """The samples of `spec`, rendered on first use and loaded from the shards afterwards."""
-    parts = [np.load(p) for p in build(spec, root, log)]
+def toy_dataset(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False, workers: int = 1) -> Samples:
+    """The samples of `spec`, rendered on first use (by `workers` processes) and loaded from the shards afterwards."""
+    parts = [np.load(p) for p in build(spec, root, log, workers)]
 
     def cat(key: str) -> np.ndarray:
         return np.concatenate([p[key] for p in parts])
