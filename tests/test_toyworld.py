@@ -103,16 +103,19 @@ def test_dataset_shards_are_reused(tmp_path) -> None:
     assert torch.equal(first.images, parallel.images) and first.captions == parallel.captions
 
 
-def test_dataset_renders_again_a_shard_without_visibility(tmp_path) -> None:
+@pytest.mark.parametrize("dropped", [("visible", "visibility_rule"), ("visibility_rule",)])
+def test_dataset_renders_again_a_shard_without_visibility(tmp_path, dropped: tuple[str, ...]) -> None:
     import numpy as np
 
     spec = DatasetSpec(n=8, resolution=16, shard_size=8)
     first = toy_dataset(spec, tmp_path)
     shard = next(tmp_path.rglob("*.npz"))
     with np.load(shard) as data:
-        old = {k: data[k] for k in data.files if k != "visible"}
-    np.savez_compressed(shard, **old)  # a shard written before `visible` existed
+        old = {k: data[k] for k in data.files if k not in dropped}
+    np.savez_compressed(shard, **old)  # a shard written before `visible` existed, or counted by the first rule
     again = toy_dataset(spec, tmp_path)
+    with np.load(shard) as data:
+        assert "visibility_rule" in data.files
     assert torch.equal(again.visible, first.visible) and torch.equal(again.images, first.images)
     assert (first.visible[:, 0, 0] > 0).all(), "every view shows its first object"
 
@@ -121,8 +124,21 @@ def _views(prompt: str, azimuths: list[float]) -> tuple[Scene, list[dict[str, in
     scene = parse(prompt)
     cams = Cameras(torch.tensor(azimuths), torch.full((len(azimuths),), 10.0), torch.full((len(azimuths),), 2.5),
                    torch.full((len(azimuths),), 45.0))
-    shown = (visible_pixels(scene, render(scene, cams, 64, 64).part).float() / 64 ** 2).tolist()
+    shown = (visible_pixels(scene, render(scene, cams, 64, 64)).float() / 64 ** 2).tolist()
     return scene, [labels(scene, a, v) for a, v in zip(azimuths, shown)]
+
+
+def test_a_feature_on_the_edge_shows_only_where_its_ink_stands_out_from_the_background() -> None:
+    azimuths = torch.tensor([0.0, 80.0, 105.0])  # the face seen whole, then more and more edge-on
+    cams = Cameras(azimuths, torch.full((3,), 10.0), torch.full((3,), 2.5), torch.full((3,), 45.0))
+    light_ink, dark_ink = parse("a black sphere with a face"), parse("a yellow sphere with a face")
+    white_face = render(light_ink, cams, 64, 64, "albedo")
+    dark_face = render(dark_ink, cams, 64, 64, "albedo")
+    on_white = visible_pixels(light_ink, white_face)[:, 0, 1]
+    assert on_white[0] == visible_pixels(dark_ink, dark_face)[0, 0, 1], "seen whole, against the body: every pixel"
+    assert (on_white[1:] < visible_pixels(dark_ink, dark_face)[1:, 0, 1]).all(), "a white face edge-on on white"
+    on_black = render(light_ink, cams, 64, 64, "albedo", (0.0, 0.0, 0.0))
+    assert torch.equal(visible_pixels(light_ink, on_black, (0.0, 0.0, 0.0)), visible_pixels(dark_ink, dark_face))
 
 
 def test_labels_are_what_a_view_shows() -> None:

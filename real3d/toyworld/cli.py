@@ -59,11 +59,12 @@ def _train_judge(args: argparse.Namespace) -> int:
 
 
 def _eval_judge(args: argparse.Namespace) -> int:
-    from .dataset import toy_dataset
+    from .dataset import DatasetSpec, toy_dataset
     from .judge import DEGRADATIONS, evaluate, format_table, load_judge, test_spec
 
     torch.set_num_threads(args.threads)
-    judge, test = load_judge(args.weights), toy_dataset(test_spec(args.test_n), args.root)
+    spec = test_spec(args.test_n) if args.seed is None else DatasetSpec(n=args.test_n, seed=args.seed)
+    judge, test = load_judge(args.weights), toy_dataset(spec, args.root)
     results = {"clean": evaluate(judge, test)}
     results.update({name: evaluate(judge, test, degrade) for name, degrade in DEGRADATIONS.items()})
     print(format_table(results))
@@ -132,6 +133,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval-judge", help="accuracy per attribute of a judge on held-out GT renders")
     ev.add_argument("--weights", default="weights")
     ev.add_argument("--test-n", type=positive_int, default=4096)
+    ev.add_argument("--seed", type=int, default=None,
+                    help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
+                         "judge fits the views it was trained on)")
     ev.set_defaults(func=_eval_judge)
 
     voc = sub.add_parser("vocabulary", help="contact sheet of the vocabulary (docs/toyworld-vocabulary.png)")

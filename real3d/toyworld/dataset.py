@@ -29,6 +29,7 @@ from .scene import Scene, caption, jitter, random_scene, view_caption
 
 DEFAULT_ROOT = Path("outputs/toyworld/datasets")
 ARRAYS = ("images", "masks", "visible", "cameras")  # per-sample arrays of a shard (the rest: strings)
+VISIBILITY_RULE = 2  # of render.visible_pixels; shards counted by another rule are rendered again
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
                    supersample=spec.supersample)
         out["images"].append((r.rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
         out["masks"].append((r.mask * 255 + 0.5).to(torch.uint8).numpy())
-        out["visible"].append(visible_pixels(scene, r.part).to(torch.int32).numpy())
+        out["visible"].append(visible_pixels(scene, r, spec.background).to(torch.int32).numpy())
         out["cameras"].append(torch.stack([cams.azimuth, cams.elevation, cams.radius, cams.fovy], -1).numpy())
         for a, e in zip(cams.azimuth.tolist(), cams.elevation.tolist()):
             prompt = caption(scene, gen)
@@ -106,15 +107,17 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
             out["scenes"].append(scene.to_json())
             out["shading"].append(shading)
         done += views
-    return {k: np.concatenate(v) if k in ARRAYS else np.array(v) for k, v in out.items()}
+    return {**{k: np.concatenate(v) if k in ARRAYS else np.array(v) for k, v in out.items()},
+            "visibility_rule": np.array(VISIBILITY_RULE)}
 
 
 def _complete(path: Path) -> bool:
-    """A shard exists and holds every array (shards written before `visible` existed are rendered again)."""
+    """A shard exists, holds every array and counted what views show by this VISIBILITY_RULE (else it is
+    rendered again: the same images, new counts)."""
     if not path.exists():
         return False
     with np.load(path) as data:
-        return all(k in data.files for k in ARRAYS)
+        return all(k in data.files for k in ARRAYS) and int(data.get("visibility_rule", 1)) == VISIBILITY_RULE
 
 
 def _write_shard(spec: DatasetSpec, shard: int, path: Path) -> int:

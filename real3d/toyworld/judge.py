@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import UserError
 from ..io import atomic_path, write_text
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
+from .render import EDGE_CONTRAST
 from .scene import COLOURS, FEATURES, RELATIONS, SHAPES, Scene
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -408,7 +409,9 @@ channel gains, {artifacts}Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.0
 {cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). Labels are what a view
 shows (training and test alike): an object counts where at least {MIN_OBJECT_SHOWN:.1%} of the view's pixels
 show it (not hidden behind the other), its feature where at least {MIN_FEATURE_SHOWN:.1%} show the feature
-(from behind, a ball with a face is a plain ball), the relation where both objects show, "facing" on
+(from behind, a ball with a face is a plain ball; a feature pixel on the silhouette's edge counts only where
+it stands out from the background by {EDGE_CONTRAST} in some channel: a white face edge-on against white is
+not seen; `render.visible_pixels`), the relation where both objects show, "facing" on
 scenes with a front feature, slot b on two-object scenes, and "next to" slots are matched to the objects by
 the better assignment (the relation is symmetric).
 

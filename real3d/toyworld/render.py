@@ -26,15 +26,26 @@ class GTRender:
     part: torch.Tensor
 
 
-def visible_pixels(scene: Scene, part: torch.Tensor, slots: int = 2) -> torch.Tensor:
-    """Pixels [B,slots,2] that views with part ids [B,H,W] show of each object: (all of it, its front feature)."""
-    flat = part.reshape(part.shape[0], -1)
-    out = torch.zeros(part.shape[0], slots, 2, dtype=torch.long)
+EDGE_CONTRAST = 0.3  # a feature pixel on the edge must differ this much (some channel) from the background
+
+
+def visible_pixels(scene: Scene, view: GTRender, background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                   slots: int = 2) -> torch.Tensor:
+    """Pixels [B,slots,2] that views show of each object: (all of it, its front feature).
+
+    A feature pixel counts where it can be told from what surrounds it: against the body (its ink is chosen
+    to contrast with the body), or on the silhouette's edge (next to the background) only where its rendered
+    colour differs from the background by EDGE_CONTRAST — a white face seen edge-on against white is not seen."""
+    part, b = view.part, view.part.shape[0]
+    on_edge = F.max_pool2d(F.pad((part < 0).float()[:, None], (1, 1, 1, 1)), 3, stride=1)[:, 0] > 0  # [B,H,W]
+    stands_out = (view.rgb - torch.tensor(background)).abs().amax(-1) >= EDGE_CONTRAST  # [B,H,W]
+    flat, readable = part.reshape(b, -1), (~on_edge | stands_out).reshape(b, -1)
+    out = torch.zeros(b, slots, 2, dtype=torch.long)
     for p, (obj, feature) in enumerate(scene.part_owners()):
-        n = (flat == p).sum(-1)
-        out[:, obj, 0] += n
+        shown = flat == p
+        out[:, obj, 0] += shown.sum(-1)
         if feature:
-            out[:, obj, 1] += n
+            out[:, obj, 1] += (shown & readable).sum(-1)
     return out
 
 
