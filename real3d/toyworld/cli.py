@@ -111,7 +111,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--resolution", type=positive_int, default=64)
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--supersample", type=positive_int, default=1)
-    data.add_argument("--workers", type=positive_int, default=1, help="processes rendering shards at once (one per core)")
+    data.add_argument("--workers", type=positive_int, default=1,
+                      help="processes rendering shards at once (one per core)")
     data.set_defaults(func=_render_dataset)
 
     train = sub.add_parser("train-judge", help="train the judge on GT renders only; writes weights + model card")
