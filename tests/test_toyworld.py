@@ -75,6 +75,7 @@ def test_parser_round_trips_captions() -> None:
     (["toyworld", "render-dataset", "--n", "-3"], "positive"),
     (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
     (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
+    (["toyworld", "score", "/nonexistent"], "not a finished 'real3d generate' run"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture
                                                 ) -> None:
@@ -178,16 +179,54 @@ def test_a_judge_of_other_heads_is_refused_and_fine_tuned_from(tmp_path) -> None
     (tmp_path / f"{NAME}.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="retrain it with 'real3d toyworld train-judge"):
         load_judge(tmp_path)
-    new = _fine_tune_from(tmp_path)
+    new = _fine_tune_from(tmp_path, cues=True)
+    assert new.cues is not None and new(torch.rand(2, 64, 64, 3))["cues"].shape == (2, 2)
     assert torch.equal(new.heads["colour_a"].weight, old.heads["colour_a"].weight.half().float())
     assert not torch.equal(new.heads["facing"].weight, old.heads["facing"].weight.half().float())
     assert torch.equal(new.trunk[0][0].weight, old.trunk[0][0].weight.half().float())
 
 
+def test_the_cues_of_facing_change_where_its_classes_do() -> None:
+    from real3d.toyworld.judge import FRONT_SIDE_BORDER, facing_cues
+
+    cues = facing_cues(torch.tensor([0.0, FRONT_SIDE_BORDER, 90.0, 180.0]), torch.tensor([0.0, 4, 8, 16]) / 64 ** 2)
+    assert torch.allclose(cues[:, 0], torch.tensor([1.0, 0.5 ** 0.5, 0.0, -1.0]), atol=1e-6)
+    assert torch.allclose(cues[:, 1], torch.log2(torch.tensor([1.0, 5, 9, 17])) / 4)
+
+
+def test_a_cue_head_learns_the_cues_of_gt_views(tmp_path) -> None:
+    from real3d.toyworld.dataset import DatasetSpec, toy_dataset
+    from real3d.toyworld.judge import cue_loss, cue_tensor, label_tensor
+
+    torch.manual_seed(0)
+    samples = toy_dataset(DatasetSpec(n=32, seed=5), tmp_path)
+    rgb, y, target = samples.rgb(slice(None)), label_tensor(samples), cue_tensor(samples)
+    assert (y[:, list(HEADS).index("facing")] >= 0).any()
+    judge = Judge(Judge.Config(width=4, hidden=16, cues=True))
+    opt = torch.optim.Adam(judge.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = cue_loss(judge(rgb)["cues"], target, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_judge_reads_relation_and_facing_the_same_in_a_mirror() -> None:
+    torch.manual_seed(0)
+    judge, rgb = Judge(Judge.Config(width=4, hidden=8)), torch.rand(3, 64, 64, 3)
+    plain, mirrored = judge.probs(rgb), judge.probs(rgb.flip(2))
+    for head in ("relation", "facing"):
+        assert torch.equal(plain[head], mirrored[head])
+    assert not torch.allclose(plain["colour_a"], mirrored["colour_a"])  # a mirror may swap "next to"'s slots
+
+
 def test_a_stopped_judge_training_resumes_where_it_stopped(tmp_path, monkeypatch) -> None:
     from real3d.toyworld import judge as judge_lib
 
-    cfg = judge_lib.JudgeTraining(train_n=16, test_n=8, steps=6, batch=4, seed=3)
+    cfg = judge_lib.JudgeTraining(train_n=16, test_n=8, steps=6, batch=4, seed=3, cues=1.0)
     monkeypatch.setattr(judge_lib, "CHECKPOINT_EVERY", 2)
     judge_lib.train_judge(cfg, tmp_path / "whole", tmp_path / "data")
     real_loss, calls = judge_lib.judge_loss, []
@@ -295,3 +334,17 @@ def test_kid_is_small_for_the_same_distribution() -> None:
     feats = metrics.efficientnet_features(torch.cat([cubes, spheres]))
     assert feats.shape == (9, 1280) and torch.isfinite(feats).all()
     assert metrics.kid(feats[0:6:2], feats[1:6:2]) < metrics.kid(feats[0:6:2], feats[6:])
+
+
+def test_score_reads_a_runs_views_again(judge, tmp_path, capsys) -> None:
+    import json
+
+    from real3d.bench.quality import gt_views
+    from real3d.io import contact_sheet, save_image
+
+    save_image(tmp_path / "views.png", contact_sheet(list(gt_views("a red cube")), 12))
+    (tmp_path / "metrics.json").write_text(json.dumps({"prompt": "a red cube", "judge_score": 0.0, "steps": 7}))
+    assert main(["toyworld", "score", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["judge_score"] > 0.9 and metrics["steps"] == 7 and metrics["janus"] == 0.0
+    assert f"{metrics['judge_score']:.3f}" in capsys.readouterr().out

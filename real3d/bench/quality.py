@@ -21,7 +21,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from .. import config as config_lib
 from ..errors import UserError
 from ..generate import GenerateConfig, Interrupted, run_one, slug
 from ..io import atomic_path, contact_sheet, save_image, write_text
+
+if TYPE_CHECKING:
+    from ..toyworld.judge import Judge
 
 PROMPTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts.txt"
 PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
@@ -279,19 +282,29 @@ def rescore(settings: BenchSettings, root: Path) -> int:
     """Judge metrics of every finished cell again from its views.png, with the current judge (after the judge
     changed; training, geometry and KID are untouched). Returns the number of cells rescored."""
     from ..toyworld.judge import load_judge
-    from ..toyworld.metrics import judge_metrics
 
     judge, count = load_judge(), 0
     for cell in settings.cells():
-        path = cell.folder(root) / "metrics.json"
-        if path.exists():
-            if not (cell.folder(root) / "views.png").exists():
-                raise UserError(f"{cell.folder(root)} has no views.png to score again (run before views.png "
-                                "existed): delete its metrics.json to run that cell again")
-            metrics = json.loads(path.read_text()) | judge_metrics(judge, load_views(cell.folder(root)), cell.prompt)
-            write_text(path, json.dumps(metrics, indent=2))
+        if (cell.folder(root) / "metrics.json").exists():
+            score_run(judge, cell.folder(root), "delete its metrics.json to run that cell again")
             count += 1
     return count
+
+
+def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[str, Any]:
+    """Judge metrics of a finished generate run again from its views.png, merged into (and written to) its
+    metrics.json, which names the prompt. `remedy`: what the error says to do where views.png is missing."""
+    from ..toyworld.metrics import judge_metrics
+
+    path = folder / "metrics.json"
+    if not path.exists():
+        raise UserError(f"{folder} holds no metrics.json: it is not a finished 'real3d generate' run")
+    if not (folder / "views.png").exists():
+        raise UserError(f"{folder} has no views.png to score again (run before views.png existed): {remedy}")
+    metrics = json.loads(path.read_text())
+    metrics |= judge_metrics(judge, load_views(folder), metrics["prompt"])
+    write_text(path, json.dumps(metrics, indent=2))
+    return metrics
 
 
 def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:

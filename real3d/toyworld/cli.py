@@ -53,7 +53,7 @@ def _train_judge(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
                         lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
-                        bf16=not args.fp32, artifacts=args.artifacts)
+                        bf16=not args.fp32, artifacts=args.artifacts, cues=args.cues)
     train_judge(cfg, Path(args.out), args.root)
     return 0
 
@@ -68,6 +68,21 @@ def _eval_judge(args: argparse.Namespace) -> int:
     results = {"clean": evaluate(judge, test)}
     results.update({name: evaluate(judge, test, degrade) for name, degrade in DEGRADATIONS.items()})
     print(format_table(results))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ..bench.quality import score_run
+    from .judge import load_judge
+    from .scene import parse
+
+    judge = load_judge(args.weights)
+    for folder in args.runs:
+        m = score_run(judge, Path(folder))
+        fronted = any(o.feature for o in parse(m["prompt"]).objects)  # Janus means something only with a front
+        print(f"{folder}: \"{m['prompt']}\" judge score {m['judge_score']:.3f} ± {m['judge_score_std']:.3f}, "
+              f"R-precision {m['r_precision']:.2f}" + (f", Janus {m['janus']:.0f}" if fronted else "")
+              + " (metrics.json updated)")
     return 0
 
 
@@ -127,6 +142,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init", default=None, help="fine-tune the judge in this folder instead of starting afresh")
     train.add_argument("--artifacts", type=_fraction, default=0.0,
                        help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)")
+    train.add_argument("--cues", type=float, default=0.0,
+                       help="weight of a regression head of what decides facing (angle off the front, pixels of "
+                            "the feature shown); 0: none")
     train.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16 autocast, about 2x faster)")
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)
@@ -138,6 +156,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                     help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
                          "judge fits the views it was trained on)")
     ev.set_defaults(func=_eval_judge)
+
+    score = sub.add_parser("score", help="score finished generate runs again (their views.png) with a judge, "
+                                         "e.g. after the judge changed; updates each run's metrics.json")
+    score.add_argument("runs", nargs="+", metavar="RUN", help="output folders of 'real3d generate'")
+    score.add_argument("--weights", default="weights", help="the judge's folder (default: the shipped one)")
+    score.set_defaults(func=_score)
 
     voc = sub.add_parser("vocabulary", help="contact sheet of the vocabulary (docs/toyworld-vocabulary.png)")
     voc.add_argument("--out", default="docs/toyworld-vocabulary.png")

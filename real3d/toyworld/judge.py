@@ -54,6 +54,13 @@ def at_facing_border(angle: torch.Tensor, feature_shown: torch.Tensor) -> torch.
     return ((angle - FRONT_SIDE_BORDER).abs() <= 5.0) | ((feature_shown >= lo) & (feature_shown < hi))
 
 
+def facing_cues(angle: torch.Tensor, feature_shown: torch.Tensor) -> torch.Tensor:
+    """What `facing` is decided by, as regression targets [N,2]: cos of the angle off the front [N] (degrees;
+    front | side at cos 45°) and log2(1 + pixels of the feature shown)/4, pixels counted at 64² from its share
+    [N] (side | back at 8 px). They teach the judge where a view sits between the classes, not only which."""
+    return torch.stack([torch.cos(torch.deg2rad(angle)), torch.log2(1 + feature_shown * 64 ** 2) / 4], -1)
+
+
 def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, int]:
     """Class index per head for one view; -1 where a head does not apply or the view cannot show it.
 
@@ -92,6 +99,7 @@ class Judge(nn.Module):
         resolution: int = 64
         width: int = 24
         hidden: int = 256
+        cues: bool = False  # a regression head of the facing cues (facing_cues), trained beside the others
 
     def __init__(self, cfg: "Judge.Config") -> None:
         super().__init__()
@@ -102,23 +110,35 @@ class Judge(nn.Module):
                                    nn.AdaptiveAvgPool2d(4), nn.Flatten(),
                                    nn.Linear(64 * w, cfg.hidden), nn.ReLU(inplace=True), nn.Dropout(0.1))
         self.heads = nn.ModuleDict({k: nn.Linear(cfg.hidden, len(v)) for k, v in HEADS.items()})
+        self.cues = nn.Linear(cfg.hidden, 2) if cfg.cues else None
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per head, plus "cues" [B,2] (facing_cues' estimate) where the judge has that head."""
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != self.cfg.resolution or x.shape[-2] != self.cfg.resolution:
             x = F.interpolate(x, size=(self.cfg.resolution,) * 2, mode="bilinear", antialias=True,
                               align_corners=False)
         feat = self.trunk((x * 2 - 1).contiguous(memory_format=torch.channels_last))
-        return {k: head(feat).float() for k, head in self.heads.items()}
+        out = {k: head(feat).float() for k, head in self.heads.items()}
+        return out if self.cues is None else out | {"cues": self.cues(feat).float()}
 
     @torch.no_grad()
     def probs(self, rgb: torch.Tensor, batch: int = 256) -> dict[str, torch.Tensor]:
-        """Class probabilities per head {name: [B,classes]} of views rgb [B,H,W,3], in eval mode."""
+        """Class probabilities per head {name: [B,classes]} of views rgb [B,H,W,3], in eval mode. The heads
+        that a mirror image leaves unchanged (MIRROR_INVARIANT) average the view's and its mirror's
+        probabilities; the slot heads read the view alone, as a mirror swaps the slots of "next to"."""
         was = self.training
         self.eval()
         outs = [self(rgb[i:i + batch].float()) for i in range(0, rgb.shape[0], batch)]
+        mirrored = [self(rgb[i:i + batch].float().flip(2)) for i in range(0, rgb.shape[0], batch)]
         self.train(was)
-        return {k: torch.cat([o[k] for o in outs]).softmax(-1) for k in HEADS}
+        probs = {k: torch.cat([o[k] for o in outs]).softmax(-1) for k in HEADS}
+        for k in MIRROR_INVARIANT:
+            probs[k] = (probs[k] + torch.cat([o[k] for o in mirrored]).softmax(-1)) / 2
+        return probs
+
+
+MIRROR_INVARIANT = ("relation", "facing")  # a mirror image shows the same relation and the same side of the front
 
 
 def save_judge(judge: Judge, folder: Path) -> None:
@@ -150,10 +170,13 @@ def load_judge(folder: Path | str = WEIGHTS_DIR) -> Judge:
     return judge.eval()
 
 
-def _fine_tune_from(folder: Path | str) -> Judge:
+def _fine_tune_from(folder: Path | str, cues: bool) -> Judge:
     """The judge in `folder` to train on: its trunk and every head whose classes are still those of HEADS
-    (a head whose classes changed, or a new one, starts afresh; a head no longer read is dropped)."""
-    meta, judge, state = _read(folder)
+    (a head whose classes changed, or a new one, starts afresh; a head no longer read is dropped), with a
+    cue head or without one (a new cue head starts afresh)."""
+    meta, _, state = _read(folder)
+    judge = Judge(Judge.Config(**(meta["config"] | {"cues": cues})))
+    state = {k: v for k, v in state.items() if cues or not k.startswith("cues.")}
     same = {k for k, v in HEADS.items() if meta["heads"].get(k) == v}
     judge.load_state_dict({k: v for k, v in state.items() if not k.startswith("heads.") or k.split(".")[1] in same},
                           strict=False)
@@ -175,11 +198,19 @@ class JudgeTraining:
     init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
     bf16: bool = True  # bf16 autocast (about 2x faster than fp32 on a CPU without fp16 units)
     artifacts: float = 0.0  # share of training views given generator artifacts (see generator_artifacts)
+    cues: float = 0.0  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
 
 
 def test_spec(n: int) -> DatasetSpec:
     """The held-out GT renders: other scenes, views and lights than any training seed."""
     return DatasetSpec(n=n, seed=10_000)
+
+
+def cue_tensor(samples: Samples) -> torch.Tensor:
+    """facing_cues [N,2] of each view: the angle off the front, the most pixels that one object's feature shows."""
+    angle = off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+    shown = samples.visible[:, :, 1].amax(-1).float() / (samples.images.shape[1] * samples.images.shape[2])
+    return facing_cues(angle, shown)
 
 
 def label_tensor(samples: Samples) -> torch.Tensor:
@@ -272,6 +303,13 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     return (slots + rest).mean()
 
 
+def cue_loss(cues: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean L1 error of the cue head cues [B,2] against facing_cues target [B,2], over the views with a facing
+    label (y [B,heads]); 0 for a batch without one."""
+    has = (y[:, list(HEADS).index("facing")] >= 0).float()
+    return ((cues - target).abs().sum(-1) * has).sum() / has.sum().clamp(min=1)
+
+
 def evaluate(judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
              = None) -> dict[str, tuple[float, int]]:
     """Accuracy per head (and of whole prompts) on GT renders, optionally degraded (see DEGRADATIONS) first:
@@ -318,8 +356,9 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     gen = torch.Generator().manual_seed(cfg.seed)
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
     test = toy_dataset(test_spec(cfg.test_n), root, log=True)
-    y_all, background = label_tensor(train), torch.tensor(train.background)
-    judge = (_fine_tune_from(cfg.init) if cfg.init else Judge(Judge.Config())).to(memory_format=torch.channels_last)
+    y_all, cues_all, background = label_tensor(train), cue_tensor(train), torch.tensor(train.background)
+    judge = (_fine_tune_from(cfg.init, cues=cfg.cues > 0) if cfg.init else Judge(Judge.Config(cues=cfg.cues > 0))
+             ).to(memory_format=torch.channels_last)
     weights = torch.tensor([cfg.feature_boost if any(o.feature for o in s.objects) else 1.0 for s in train.scenes])
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warmup = max(cfg.steps // 50, 1)
@@ -333,7 +372,10 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
         idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
         rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = judge_loss(judge(rgb), y_all[idx])
+            pred = judge(rgb)
+            loss = judge_loss(pred, y_all[idx])
+            if cfg.cues > 0:
+                loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -384,6 +426,8 @@ def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
     params = sum(p.numel() for p in Judge(Judge.Config()).parameters())
     precision, threads = "bf16 autocast" if cfg.bf16 else "fp32", torch.get_num_threads()
     lo, hi = SIDE_BACK_BAND
+    cue_line = ("\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle off"
+                f"\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted {cfg.cues:g}." if cfg.cues else "")
     artifacts = (f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by "
                  "≤ 1.5 px), " if cfg.artifacts else "")
     return f"""# toyworld-judge
@@ -402,7 +446,7 @@ Augmentation per batch: random background colour (half of the batch), horizontal
 channel gains, {artifacts}Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
 {cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), {precision} on {threads} CPU threads,
-{seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.
+{seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.{cue_line}
 {"This stage fine-tunes the judge of the commands before the last one below." if cfg.init else ""}
 
 ## Accuracy on held-out GT renders
@@ -413,7 +457,8 @@ show it (not hidden behind the other), its feature where at least {MIN_FEATURE_S
 it stands out from the background by {EDGE_CONTRAST} in some channel: a white face edge-on against white is
 not seen; `render.visible_pixels`), the relation where both objects show, "facing" on
 scenes with a front feature, slot b on two-object scenes, and "next to" slots are matched to the objects by
-the better assignment (the relation is symmetric).
+the better assignment (the relation is symmetric). The judge reads relation and facing as the mean of the
+view's and its mirror image's probabilities (`Judge.probs`; a mirror shows the same relation and side).
 
 {table}
 
@@ -438,4 +483,5 @@ def _command(cfg: JudgeTraining) -> str:
                      f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
                      + (f" --init {cfg.init}" if cfg.init else "")
                      + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
+                     + (f" --cues {cfg.cues}" if cfg.cues else "")
                      + ("" if cfg.bf16 else " --fp32") + " --out weights")
