@@ -348,3 +348,10 @@ def test_score_reads_a_runs_views_again(judge, tmp_path, capsys) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["judge_score"] > 0.9 and metrics["steps"] == 7 and metrics["janus"] == 0.0
     assert f"{metrics['judge_score']:.3f}" in capsys.readouterr().out
+
+
+def test_eval_judge_can_leave_out_the_first_views(judge, tmp_path, capsys) -> None:
+    args = ["toyworld", "eval-judge", "--test-n", "8", "--root", str(tmp_path)]
+    assert main(args + ["--skip", "8"]) == 2 and "expected 0 to 7" in capsys.readouterr().err
+    assert main(args + ["--skip", "5"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("| 3 |")  # whole prompts, of the last 3 views

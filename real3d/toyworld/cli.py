@@ -9,6 +9,7 @@ import torch
 
 from ..cameras import orbit
 from ..cli import positive_int
+from ..errors import UserError
 from ..io import contact_sheet, save_image
 
 
@@ -65,6 +66,9 @@ def _eval_judge(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     spec = test_spec(args.test_n) if args.seed is None else DatasetSpec(n=args.test_n, seed=args.seed)
     judge, test = load_judge(args.weights), toy_dataset(spec, args.root)
+    if not 0 <= args.skip < len(test):
+        raise UserError(f"--skip {args.skip}: expected 0 to {len(test) - 1}, to leave some of the {len(test)} views")
+    test = test.index(slice(args.skip, None))
     results = {"clean": evaluate(judge, test)}
     results.update({name: evaluate(judge, test, degrade) for name, degrade in DEGRADATIONS.items()})
     print(format_table(results))
@@ -155,6 +159,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed", type=int, default=None,
                     help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
                          "judge fits the views it was trained on)")
+    ev.add_argument("--skip", type=int, default=0,
+                    help="leave out the first SKIP views: e.g. --test-n 16384 --skip 4096 scores only views that "
+                         "the default 4096 (the same first views) do not hold")
     ev.set_defaults(func=_eval_judge)
 
     score = sub.add_parser("score", help="score finished generate runs again (their views.png) with a judge, "

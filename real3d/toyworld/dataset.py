@@ -76,6 +76,11 @@ class Samples:
         """Images [n,H,W,3] as float in [0,1]."""
         return self.images[index].float() / 255.0
 
+    def index(self, i: slice) -> "Samples":
+        """The samples of a slice, e.g. views not yet looked at."""
+        return Samples(self.images[i], self.masks[i], self.visible[i], self.cameras.index(i), self.captions[i],
+                       self.prompts[i], self.scenes[i], self.shading[i], self.background)
+
 
 def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
     """Render one shard's images and records, seeded by (spec.seed, shard)."""
