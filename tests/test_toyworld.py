@@ -75,6 +75,7 @@ def test_parser_round_trips_captions() -> None:
     (["toyworld", "render-dataset", "--n", "-3"], "positive"),
     (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
     (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
+    (["toyworld", "train-judge", "--cues", "-1"], "0 or more"),
     (["toyworld", "score", "/nonexistent"], "not a finished 'real3d generate' run"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture

@@ -51,6 +51,8 @@ def _render_dataset(args: argparse.Namespace) -> int:
 def _train_judge(args: argparse.Namespace) -> int:
     from .judge import JudgeTraining, train_judge
 
+    if args.cues < 0:
+        raise UserError(f"--cues is the weight of a loss, 0 or more; got {args.cues}")
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
                         lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
