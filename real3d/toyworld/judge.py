@@ -206,9 +206,14 @@ def test_spec(n: int) -> DatasetSpec:
     return DatasetSpec(n=n, seed=10_000)
 
 
+def angles_off_front(samples: Samples) -> torch.Tensor:
+    """Degrees [N] between each view's camera and the front of its scene (see off_front)."""
+    return off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+
+
 def cue_tensor(samples: Samples) -> torch.Tensor:
     """facing_cues [N,2] of each view: the angle off the front, the most pixels that one object's feature shows."""
-    angle = off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+    angle = angles_off_front(samples)
     shown = samples.visible[:, :, 1].amax(-1).float() / (samples.images.shape[1] * samples.images.shape[2])
     return facing_cues(angle, shown)
 
@@ -333,7 +338,7 @@ def evaluate(judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, to
             all_ok &= ok | ~valid
         result[k] = (float(ok[valid].float().mean()), int(valid.sum()))
         if k == "facing":
-            angle = off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+            angle = angles_off_front(samples)
             shown = samples.visible[:, :, 1].sum(-1).float() / (samples.images.shape[1] * samples.images.shape[2])
             border = at_facing_border(angle, shown)
             for name, views in (("clear of its borders", valid & ~border), ("on its borders", valid & border)):
