@@ -104,6 +104,28 @@ def test_train_prior_further_from_a_trained_one(tmp_path: Path, tiny_data: Path)
     assert main(args + ["--resolution", "16"]) == 2  # the model is that of --init
 
 
+def test_caption_table_is_encoded_once_and_cached_beside_the_data(tmp_path: Path, tiny_data: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from real3d.priors.train import caption_table
+
+    prior, cpu = tiny_prior(), torch.device("cpu")
+    captions = np.load(tiny_data)["captions"].tolist()
+    table, index = caption_table(prior, captions, cpu, cache=tiny_data)
+    assert table.shape == (9, 24, 384) and table.dtype == torch.float16  # 8 unique captions + the empty one
+    encoder = prior.text_encoder()
+    torch.testing.assert_close(table[index[5]].float(), encoder([captions[5]])[0], atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(table[-1].float(), encoder([""])[0], atol=2e-3, rtol=1e-3)
+    assert len(list(tmp_path.glob("data.captions-*.pt"))) == 1
+    encoded: list[int] = []
+    forward = type(encoder).forward
+    monkeypatch.setattr(type(encoder), "forward",
+                        lambda self, prompts, batch=512: encoded.append(len(prompts)) or forward(self, prompts, batch))
+    again, again_index = caption_table(prior, captions, cpu, cache=tiny_data)
+    assert encoded == [1] and torch.equal(again, table) and torch.equal(again_index, index)  # only the probe
+    caption_table(prior, captions[:4], cpu, cache=tiny_data)  # other captions: another table
+    assert len(list(tmp_path.glob("data.captions-*.pt"))) == 2 and encoded[-1] == 5
+
+
 def test_wrong_data_and_missing_weights_are_user_errors(tmp_path: Path, tiny_data: Path) -> None:
     with pytest.raises(UserError, match="holds 16 px images, the prior is 32 px"):
         from real3d.priors.train import load_data

@@ -4,7 +4,7 @@
 
 The training set is the toy world's GT renders (captions with view suffixes), resized to the prior's
 resolution and written once to one .npz (`--data`, carried as is to another machine). Captions are encoded
-once by the frozen MiniLM encoder; a share `caption_dropout` of them is replaced by the empty prompt (CFG).
+once by the frozen MiniLM encoder (the table is cached beside the data, so later legs skip it); a share `caption_dropout` of them is replaced by the empty prompt (CFG).
 Training is resumable: model, EMA, optimizer and step are saved atomically every `checkpoint_every` steps,
 and `--resume` continues from there; the EMA weights are written as the trained prior at the end.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -81,16 +82,34 @@ def load_data(path: Path, resolution: int, n: int, seed: int = 0) -> tuple[torch
     return images, data["captions"].tolist()
 
 
-def caption_table(prior: EmbeddedPrior, captions: list[str], device: torch.device
+PROBE = "a red cube next to a blue sphere, front view"  # its embedding stands for the encoder in cache keys
+
+
+def caption_table(prior: EmbeddedPrior, captions: list[str], device: torch.device, cache: Path | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the unique captions plus the empty prompt last, fp16 [U+1,L,D] on `device`, and the
-    index [N] of each caption in it."""
+    index [N] of each caption in it.
+
+    With `cache` (the training data's path), the table is written once beside it, keyed by the captions and
+    by the encoder's embedding of a probe caption, and read back by later legs (encoding 100k captions takes
+    minutes on a CPU)."""
     unique = sorted(set(captions))
-    index = {c: i for i, c in enumerate(unique)}
-    encoder = prior.text_encoder().to(device)
-    table = encoder(unique + [""]).half()
+    position = {c: i for i, c in enumerate(unique)}
+    index = torch.tensor([position[c] for c in captions], device=device)
+    encoder = prior.text_encoder()
+    path = None
+    if cache is not None:
+        key = hashlib.sha256("\n".join(unique).encode())
+        key.update(encoder([PROBE]).half().numpy().tobytes())
+        path = cache.with_name(f"{cache.stem}.captions-{key.hexdigest()[:16]}.pt")
+        if path.exists():
+            return torch.load(path, map_location=device), index
+    print(f"encoding {len(unique)} captions", flush=True)
+    table = encoder.to(device)(unique + [""]).half()
     encoder.to("cpu")
-    return table, torch.tensor([index[c] for c in captions], device=device)
+    if path is not None:
+        save_torch(path, table.cpu())
+    return table, index
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -116,7 +135,7 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Pa
     prior.unet.requires_grad_(True)
     images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed)
     images = images.to(dev)
-    table, caption_index = caption_table(prior, captions, dev)
+    table, caption_index = caption_table(prior, captions, dev, cache=data)
     empty = table.shape[0] - 1
     ema = {k: v.detach().clone().float() for k, v in prior.unet.state_dict().items()}
     opt = torch.optim.AdamW(prior.unet.parameters(), lr=cfg.lr, weight_decay=0.0)
