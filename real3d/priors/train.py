@@ -4,7 +4,8 @@
 
 The training set is the toy world's GT renders (captions with view suffixes), resized to the prior's
 resolution and written once to one .npz (`--data`, carried as is to another machine). Captions are encoded
-once by the frozen MiniLM encoder (the table is cached beside the data, so later legs skip it); a share `caption_dropout` of them is replaced by the empty prompt (CFG).
+once by the frozen MiniLM encoder (the table is cached beside the data, so later legs skip it); a share
+`caption_dropout` of them is replaced by the empty prompt (CFG).
 Training is resumable: model, EMA, optimizer and step are saved atomically every `checkpoint_every` steps,
 and `--resume` continues from there; the EMA weights are written as the trained prior at the end.
 """
