@@ -69,6 +69,7 @@ def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_step
     jd = load_judge(judge or WEIGHTS_DIR)
     views = (torch.arange(n) * (360.0 / n) - 180.0 + 180.0 / n)  # n azimuths around the object
     gen = torch.Generator().manual_seed(0)
+    prompt_means: list[tuple[torch.Tensor, torch.Tensor]] = []  # per group: samples [P], SDS [P]
     for name, prompts in vocabulary_prompts().items():
         images, scores = judge_samples(prior, prompts, n, 20, guidance, 0, judge)
         embs = [PositionalPrompt(prior, p)(views, torch.full((n,), 15.0)) for p in prompts]
@@ -82,6 +83,10 @@ def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_step
         lines.append(f"| {name} ({len(prompts)} × {n} views) | {scores.mean():.3f} ± {scores.std():.3f} | "
                      f"{sds_scores.mean():.3f} ± {sds_scores.std():.3f} |")
         print(lines[-1], flush=True)
+        prompt_means.append((scores.mean(1), sds_scores.mean(1)))
+    samples_all, sds_all = (torch.cat(group) for group in zip(*prompt_means))
+    lines.append(f"| all ({len(samples_all)} prompts, mean of prompt means) | {samples_all.mean():.3f} | "
+                 f"{sds_all.mean():.3f} |")
     return lines
 
 
