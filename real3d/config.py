@@ -165,7 +165,7 @@ def _check_bounds(value: Any, meta: typing.Mapping[str, Any], path: str) -> None
     if lo is None and hi is None:
         return
     for v in value if isinstance(value, (list, tuple)) else [value]:
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
+        if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
             rng = f"between {lo} and {hi}" if lo is not None and hi is not None else (
                 f">= {lo}" if lo is not None else f"<= {hi}")
             raise ConfigError(f"{path}: must be {rng}, got {value!r}")

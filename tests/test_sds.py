@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from real3d.config import parse
+from real3d.errors import ConfigError
 from real3d.guidance.prompts import PositionalPrompt, view_weights
 from real3d.guidance.reference import ReferenceConfig, cache_path, reference_images, reference_prompts
 from real3d.guidance.sds import SDSConfig, optimize_image, sds, sds_rgb, t_max_at, weight
@@ -83,6 +85,20 @@ def test_t_max_anneals_linearly() -> None:
     x = torch.zeros(256, 3, 8, 8, requires_grad=True)
     late = sds(prior, x, prior.encode_text(["a"] * 256), cfg, step=100, generator=torch.Generator().manual_seed(0))
     assert int(late.t.max()) < 500 and int(late.t.min()) >= 20
+
+
+def test_t_window_slides_down_with_t_max() -> None:
+    cfg = SDSConfig(t_max=[0.98, 0.1], anneal_steps=100, t_window=0.2)
+    prior = LinearPrior()
+    x = torch.zeros(512, 3, 8, 8)
+    emb = prior.encode_text(["a"] * 512)
+    gen = torch.Generator().manual_seed(0)
+    early, mid, late = (sds(prior, x, emb, cfg, step=s, generator=gen).t for s in (0, 50, 100))
+    assert int(early.min()) >= 780 and int(early.max()) < 980  # U(0.78, 0.98), not U(0.02, 0.98)
+    assert int(mid.min()) >= 340 and int(mid.max()) < 540
+    assert int(late.min()) >= 20 and int(late.max()) < 100  # the bottom stops at t_min
+    with pytest.raises(ConfigError, match="t_window: must be between 0.0 and 1.0"):
+        parse(SDSConfig, {"t_window": 1.5}, "sds")
 
 
 def test_positional_prompt_weights_follow_the_camera_convention() -> None:

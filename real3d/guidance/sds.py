@@ -8,7 +8,9 @@ prior): the loss is written through the reparameterisation
     L = ½ ‖x − stopgrad(x − g)‖² / B,   g = w(t) (ε̂ − ε)
 
 so that ∂L/∂x = g / B exactly, per image, and `loss.backward()` carries it to θ through the renderer.
-t ~ U(t_min, t_max(step)) with t_max annealed linearly over the run (DreamFusion / threestudio).
+t ~ U(t_min, t_max(step)) with t_max annealed linearly over the run (DreamFusion / threestudio), or, with
+`t_window`, t ~ U(t_max(step) − window, t_max(step)): a window sliding down from noise to detail, so
+that t decreases over the run as it does in a sampler (DreamTime's time-prioritised schedule).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class SDSConfig:
     t_min: float = bounded(0.02, 0.0, 1.0)  # fraction of the prior's train timesteps
     t_max: list[float] = bounded([0.98, 0.5], 0.0, 1.0)  # t_max at step 0 → at `anneal_steps`
     anneal_steps: int = step_count(0)  # 0: no annealing (t_max stays at its first value)
+    t_window: float | None = bounded(None, 0.0, 1.0)  # t ~ U(t_max(step) − window, t_max(step)); None: t_min
     weighting: Literal["sigma2", "uniform", "snr"] = "sigma2"  # w(t) = σ_t², 1, or σ_t/α_t (Eq. 3's factor)
     grad_clip: float | None = None  # clip the per-pixel gradient g to [−c, c]
 
@@ -65,7 +68,9 @@ def sds(prior: Prior, x: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step:
         generator: torch.Generator | None = None) -> SDSOutput:
     """Eq. 2 for images x [B,C,h,w] already in the prior's model space (see `sds_rgb` for renders)."""
     n_t = prior.num_train_timesteps
-    lo, hi = int(cfg.t_min * n_t), int(t_max_at(cfg, step) * n_t)
+    top = t_max_at(cfg, step)
+    bottom = cfg.t_min if cfg.t_window is None else max(cfg.t_min, top - cfg.t_window)
+    lo, hi = int(bottom * n_t), int(top * n_t)
     b = x.shape[0]
     t = torch.randint(lo, max(hi, lo + 1), (b,), generator=generator).to(x.device)
     eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
@@ -93,9 +98,10 @@ def sds_rgb(prior: Prior, rgb: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig,
 
 def optimize_image(prior: Prior, emb: TextEmbedding, cfg: SDSConfig, steps: int = 300, lr: float = 0.05,
                    generator: torch.Generator | None = None, init: float = 0.5) -> torch.Tensor:
-    """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`
-    (e.g. 0.95: the white background of the toy world), optimised by Adam with Eq. 2 for embeddings
-    emb [B,...]; returns the final images. The sanity check of the guidance."""
+    """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`,
+    optimised by Adam with Eq. 2 for embeddings emb [B,...]; returns the final images. The sanity check of
+    the guidance. The start sets the size of what SDS paints: from the toy world's white (0.95) the object
+    stays small, from 0.5 it fills the frame; the embedded prior's bench uses 0.7 (docs/prior.md)."""
     r = prior.resolution
     start = torch.logit(torch.tensor(init)).item()
     logits = torch.full((len(emb), r, r, 3), start, device=emb.cond.device, requires_grad=True)
