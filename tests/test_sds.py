@@ -97,6 +97,11 @@ def test_t_window_slides_down_with_t_max() -> None:
     assert int(early.min()) >= 780 and int(early.max()) < 980  # U(0.78, 0.98), not U(0.02, 0.98)
     assert int(mid.min()) >= 340 and int(mid.max()) < 540
     assert int(late.min()) >= 20 and int(late.max()) < 100  # the bottom stops at t_min
+    cfg.t_max = [0.98, 0.02]
+    cfg.check("sds")  # the window may slide all the way down to t_min
+    cfg.t_max = [0.98, 0.01]
+    with pytest.raises(ConfigError, match=r"sds.t_max: expected \[start, end\], both at or above t_min=0.02"):
+        cfg.check("sds")
     with pytest.raises(ConfigError, match="t_window: must be between 0.0 and 1.0"):
         parse(SDSConfig, {"t_window": 1.5}, "sds")
 

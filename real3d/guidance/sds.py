@@ -36,8 +36,8 @@ class SDSConfig:
     def check(self, where: str) -> None:
         from ..errors import ConfigError
 
-        if len(self.t_max) != 2 or not all(self.t_min < t for t in self.t_max):
-            raise ConfigError(f"{where}.t_max: expected [start, end], both above t_min={self.t_min}, "
+        if len(self.t_max) != 2 or not all(self.t_min <= t for t in self.t_max):
+            raise ConfigError(f"{where}.t_max: expected [start, end], both at or above t_min={self.t_min}, "
                               f"got {self.t_max}")
 
 
@@ -101,7 +101,7 @@ def optimize_image(prior: Prior, emb: TextEmbedding, cfg: SDSConfig, steps: int 
     """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`,
     optimised by Adam with Eq. 2 for embeddings emb [B,...]; returns the final images. The sanity check of
     the guidance. The start sets the size of what SDS paints: from the toy world's white (0.95) the object
-    stays small, from 0.5 it fills the frame; the embedded prior's bench uses 0.7 (docs/prior.md)."""
+    stays small, from 0.5 it fills the frame; the embedded prior's bench uses 0.8 (its model card)."""
     r = prior.resolution
     start = torch.logit(torch.tensor(init)).item()
     logits = torch.full((len(emb), r, r, 3), start, device=emb.cond.device, requires_grad=True)
