@@ -4,7 +4,7 @@
 
 Prints three markdown tables: (1) the renderer at 64² and 32² pixels × 64 samples for the field at its
 initial density blob (an object-sized occupied region), per shading mode; (2) the levers — occupancy-grid
-skipping and bf16 autocast — switched off one at a time; (3) the grid encodings compared when choosing the
+skipping off, and the field's precision fp32 or bf16 against what `auto` picks; (3) the grid encodings compared when choosing the
 field (20k points, encode + backward).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from timing import setup, timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 from real3d import config as config_lib
+from real3d import precision
 from real3d.cameras import orbit
 from real3d.model import SceneConfig, SceneModel
 
@@ -46,13 +47,15 @@ def renderer_table(repeats: int) -> None:
 def levers_table(repeats: int) -> None:
     print("\n| 64×64 × 64 samples, albedo | ms fwd+bwd |")
     print("|---|---|")
-    variants = {"as configured": ([], False), "bf16 off": (["field.bf16=false"], False),
-                "no empty-space skipping": ([], True)}
-    for name, (overrides, all_occupied) in variants.items():
-        model = scene(overrides)
+    auto = precision.name(precision.resolve("auto"))
+    variants = {f"as configured (precision auto: {auto} here)": ("auto", False), "precision fp32": ("fp32", False),
+                "precision bf16": ("bf16", False), "no empty-space skipping": ("auto", True)}
+    for name, (mode, all_occupied) in variants.items():
+        model = scene([])
         if all_occupied:
             model.renderer.grid.occupied.fill_(True)
-        print(f"| {name} | {timed(render_fn(model, 64, 'albedo'), repeats):.1f} |")
+        with precision.use(mode):
+            print(f"| {name} | {timed(render_fn(model, 64, 'albedo'), repeats):.1f} |")
 
 
 def encodings_table(repeats: int) -> None:

@@ -20,30 +20,15 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1 (anything else is a one-line usage error)."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> None:
-    """The options every config-driven job shares: a preset or YAML file, and dotted overrides."""
-    p.add_argument("--config", "--preset", dest="preset", default=default_preset,
-                   help=f"preset name from configs/ or a path to a YAML file (default: {default_preset})")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value",
-                   help="dotted config overrides, e.g. renderer.num_samples=48")
-
-
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import export, fit, generate
+    from . import export, fit, generate, info
     from .bench import cli as bench_cli
     from .priors import sample as prior_sample
     from .priors import train as prior_train
     from .toyworld import cli as toyworld_cli
 
     return [generate.add_cli, fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli,
-            bench_cli.add_cli]
+            bench_cli.add_cli, info.add_cli]
 
 
 def build_parser() -> Parser:

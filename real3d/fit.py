@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import config as config_lib
+from . import precision
 from .analytic import render_sphere
 from .cameras import Cameras, orbit, sample_views
 from .config import bounded
@@ -51,7 +52,12 @@ Target = Callable[[Cameras, int, int], torch.Tensor]  # (cameras, H, W) -> rgb [
 def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True, target: Target | None = None
         ) -> dict[str, float]:
     """Fit a fresh field to `train_views` renders of `target` (default: the analytic sphere of radius
-    cfg.sphere_radius); return PSNR on `test_views` unseen views."""
+    cfg.sphere_radius), in the config's precision; return PSNR on `test_views` unseen views."""
+    with precision.use(cfg.precision):
+        return _fit(cfg, out_dir, progress, target)
+
+
+def _fit(cfg: FitConfig, out_dir: Path | None, progress: bool, target: Target | None) -> dict[str, float]:
     if target is None:
         target = lambda cams, h, w: render_sphere(cams, h, w, cfg.sphere_radius)[0]  # noqa: E731
     torch.manual_seed(cfg.seed)
@@ -115,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_config_arguments
+    from .cliargs import add_config_arguments
 
     p = sub.add_parser("fit", help="fit the field to views of an analytic sphere (demo of field + NeRF)")
     add_config_arguments(p, default_preset="fit")

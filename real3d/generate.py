@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from . import config as config_lib
+from . import precision
 from .errors import UserError
 from .export import extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
 from .cameras import orbit
@@ -226,7 +227,7 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
                               "seconds": round(seconds, 1), "ms_per_step": {k[3:]: round(v, 1) for k, v in
                                                                             timing.items()},
-                              "peak_rss_mb": round(peak_rss_mb()),
+                              "peak_rss_mb": round(peak_rss_mb()), "precision": precision.name(precision.resolve()),
                               "faces": int(plain.faces.shape[0])}
     if system.cfg.prior_type == "embedded":
         result |= toy_metrics(system, views, plain.verts, plain.faces)
@@ -242,11 +243,12 @@ def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = T
     start_time = time.perf_counter()
     torch.use_deterministic_algorithms(True)  # same seed → same result (CPU scatter/index_add run in order)
     generator = torch.Generator().manual_seed(cfg.seed)
-    system = Real3DSystem(cfg, build_prior(cfg), progress)
-    config_lib.save(cfg, out_dir / "config.yaml")
-    start = load_state(out_dir / "checkpoint.pt", system, generator) if resume else 0
-    timing = train(system, out_dir, start, generator, progress)
-    return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
+    with precision.use(cfg.precision):
+        system = Real3DSystem(cfg, build_prior(cfg), progress)
+        config_lib.save(cfg, out_dir / "config.yaml")
+        start = load_state(out_dir / "checkpoint.pt", system, generator) if resume else 0
+        timing = train(system, out_dir, start, generator, progress)
+        return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 
 def generate(prompt: str, preset: str = "real3d", seed: int | Sequence[int] = 0, out: Path | str | None = None,
@@ -303,7 +305,7 @@ def _seed_list(text: str) -> str:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_config_arguments
+    from .cliargs import add_config_arguments
 
     p = sub.add_parser("generate", help="text to a textured 3D mesh and a turntable (Real3D)")
     p.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube on top of a blue sphere\"")

@@ -16,6 +16,7 @@ from .cameras import CameraConfig
 from .config import component
 from .errors import UserError
 from .io import save_torch
+from .precision import Precision
 from .render import dmtet, nerf, shading  # noqa: F401  (registers the renderers and backgrounds)
 from .render.shading import ShadingConfig
 
@@ -34,6 +35,7 @@ class SceneConfig:
     explicit: Any = component("renderer")
     shading: ShadingConfig = dataclasses.field(default_factory=ShadingConfig)
     camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+    precision: Precision = "auto"  # networks in bf16 only where this CPU runs it natively (real3d/precision.py)
 
 
 class SceneModel(nn.Module):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import registry
+from . import precision, registry
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
 from .guidance import discriminator as _discriminator  # noqa: F401  (registers the discriminator)
@@ -93,8 +93,9 @@ class Real3DSystem(nn.Module):
         self.discriminator: nn.Module | None = None
         if cfg.system.lambda_adv > 0:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
-            self.register_buffer("reference", reference_images(prior, cfg.prompt, cfg.reference, progress),
-                                 persistent=False)  # x̃: uint8 [N,H,W,3]
+            with precision.use(cfg.precision):
+                x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
+            self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
 
     def views(self, generator: torch.Generator) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
@@ -124,7 +125,12 @@ class Real3DSystem(nn.Module):
         return sum(self.discriminator.generator_loss(out.rgb, generator) for out, _ in renders)
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
-        """One step of Eq. 11 on θ, then one step of Eq. 4 on D. Returns losses and per-part milliseconds."""
+        """One step of Eq. 11 on θ, then one step of Eq. 4 on D, in the run's precision."""
+        with precision.use(self.cfg.precision):
+            return self._training_step(step, generator)
+
+    def _training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
+        """Eq. 11 on θ, Eq. 4 on D. Returns losses and per-part milliseconds."""
         cfg, sys_cfg, clock = self.cfg, self.cfg.system, StepClock()
         self.model.renderer.update_step(step, generator)
         self.model.explicit.update_step(step, generator)

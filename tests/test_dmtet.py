@@ -6,6 +6,7 @@ import torch
 import trimesh
 
 from analytic_fields import SphereField
+from real3d import precision
 from real3d.cameras import Cameras, orbit
 from real3d.field import TriplaneField
 from real3d.render.dmtet import DMTetRenderer, marching_tets, tet_grid
@@ -87,10 +88,11 @@ def silhouette_iou(opacity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((m & target).sum((1, 2, 3)) / (m | target).sum((1, 2, 3))).float()
 
 
+@precision.use("fp32")
 def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
     """θ starts as the field's density blob (a ball); 8 cube silhouettes through DMTet + raster move it to a cube."""
     torch.manual_seed(0)
-    field = TriplaneField(TriplaneField.Config(resolution=32, bf16=False))
+    field = TriplaneField(TriplaneField.Config(resolution=32))
     renderer = make_renderer(field, grid_resolution=32)  # narrow band on, as in training
     cams = Cameras(torch.arange(8.0) * 45, torch.tensor([25.0, -25.0] * 4), torch.full((8,), 2.5),
                    torch.full((8,), 45.0))

@@ -10,8 +10,9 @@ re-seeded to the same seed, so it sees the same views, light, t and ε on every 
 
 Per component: the median wall-clock ms over `--repeats` calls after a warm-up; the FLOPs of one call as
 counted by torch's FlopCounterMode (matmul, convolution and attention only); bound = FLOPs / the best
-matmul rate measured on this machine (fp32 or bf16, whichever is faster: the field MLP runs under bf16
-autocast); ratio = ms / bound, how far a component is from being limited by its matrix products.
+matmul rate measured on this machine in the precision the run uses (`precision`, auto by default: bf16 where
+the CPU runs it natively, else fp32); ratio = ms / bound, how far a component is from being limited by its
+matrix products.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import time
 from contextlib import contextmanager
@@ -32,10 +32,12 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from .. import config as config_lib
 from ..cameras import Cameras
-from ..cli import positive_int
+from .. import precision
+from ..cliargs import positive_int
 from ..errors import UserError
 from ..generate import GenerateConfig
 from ..io import peak_rss_mb, write_text
+from ..precision import matmul_gflops
 from ..render.dmtet import Mesh
 from ..render.nerf import RenderOutput
 from ..system import Real3DSystem, build_prior
@@ -99,18 +101,6 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return int(counter.get_total_flops())
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """This machine's matmul rate in GFLOP/s: the fastest of `repeats` n×n @ n×n products in `dtype`."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b  # warm-up (oneDNN / BLAS kernel selection)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
 
 
 @contextmanager
@@ -310,16 +300,17 @@ class SpeedReport:
             bound = f"{r.bound_ms:.2f} | {r.ratio:.{1 if r.ratio < 10 else 0}f}" if r.flops else "– | –"
             lines.append(f"| {r.label} | {r.ms:.1f} | {r.flops / 1e9:.3f} | {bound} |")
         rates = ", ".join(f"{k} {v:.0f}" for k, v in m["matmul_gflops"].items())
-        lines += ["", f"machine: torch {m['torch']}, {m['threads']} threads ({m['cpu']}, {m['cpus']} CPUs, 1-min load "
+        lines += ["", f"machine: torch {m['torch']}, {m['threads']} threads ({m['cpu']}, {m['cpus']} CPUs, capability "
+                      f"{m['cpu_capability']}, flags {' '.join(m['cpu_flags']) or 'none of note'}; 1-min load "
                       f"average {m['load_average']:.1f} at the end: timings need an idle machine); matmul "
-                      f"{MATMUL_SIZE}² GFLOP/s: {rates} (the bound uses {m['bound_gflops']:.0f}); "
-                      f"peak RSS {m['peak_rss_mb']:.0f} MB",
+                      f"{MATMUL_SIZE}² GFLOP/s: {rates}; networks in {m['precision']}, the bound uses "
+                      f"{m['bound_gflops']:.0f}; peak RSS {m['peak_rss_mb']:.0f} MB",
                   f"setup: preset {s['preset']}, forced {' '.join(s['forced'])}"
                   + (f", overrides {' '.join(s['overrides'])}" if s["overrides"] else "")
                   + f"; median of {s['repeats']} after {s['warmup']} warm-up",
                   "¹ FlopCounterMode counts matmul, convolution and attention only (not elementwise ops, "
                   "grid_sample, interpolation or the rasterizer's gathers and scatters): bound ms = GFLOP / the "
-                  "best matmul rate is a lower bound for those ops alone; ratio = ms / bound.",
+                  "matmul rate of the networks' precision is a lower bound for those ops alone; ratio = ms / bound.",
                   f"The Eq. 11 step runs at step {STEP}: without the periodic upkeep (occupancy-grid refresh, DMTet "
                   "band re-centring and full re-measure) and without D's lazy R1 (its own row)."]
         return "\n".join(lines)
@@ -329,33 +320,29 @@ class SpeedReport:
         return {"rows": rows, "machine": self.machine, "setup": self.setup}
 
 
-def cpu_name() -> str:
-    """The CPU model (/proc/cpuinfo on Linux), else what `platform` knows."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def machine_info(rates: dict[str, float]) -> dict[str, Any]:
-    """Torch version, threads, CPU, the measured matmul rates and the best of them, peak RSS so far."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+def machine_info(rates: dict[str, float], used: str) -> dict[str, Any]:
+    """Torch version, threads, CPU and its flags that matter, the measured matmul rates, the precision the
+    networks ran in (whose rate the bound uses), peak RSS so far."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": precision.cpu_name(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_flags": precision.flags_that_matter(),
             "cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "matmul_gflops": rates,
-            "bound_gflops": max(rates.values()), "peak_rss_mb": peak_rss_mb()}
+            "precision": used, "bound_gflops": rates[used], "peak_rss_mb": peak_rss_mb()}
 
 
-def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[Row], dict[str, float]]:
-    """Rows of every component (median ms, FLOPs, bound, ratio) and the matmul rates the bound uses."""
-    rates = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
-    best = max(rates.values()) * 1e9 / 1000  # FLOP per ms
+def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[Row], dict[str, float], str]:
+    """Rows of every component (median ms, FLOPs, bound, ratio) in the run's precision, the matmul rates
+    and that precision (the bound uses its rate)."""
+    rates = {"fp32": matmul_gflops(torch.float32, MATMUL_SIZE, 5), "bf16": matmul_gflops(torch.bfloat16, MATMUL_SIZE, 5)}
+    used = precision.name(precision.resolve(system.cfg.precision))
+    best = rates[used] * 1e9 / 1000  # FLOP per ms in the precision the networks run in
     rows = []
-    for c in components(system):
-        ms = median_ms(c.call, repeats, warmup)
-        flops = count_flops(c.call)
-        bound = flops / best
-        rows.append(Row(c.key, c.label, ms, flops, bound, ms / bound if flops else float("inf")))
-    return rows, rates
+    with precision.use(system.cfg.precision):
+        for c in components(system):
+            ms = median_ms(c.call, repeats, warmup)
+            flops = count_flops(c.call)
+            bound = flops / best
+            rows.append(Row(c.key, c.label, ms, flops, bound, ms / bound if flops else float("inf")))
+    return rows, rates, used
 
 
 def speed(preset: str = "real3d", overrides: Sequence[str] = (), repeats: int = 10, shading: str = "lambertian",
@@ -366,10 +353,10 @@ def speed(preset: str = "real3d", overrides: Sequence[str] = (), repeats: int = 
         raise UserError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     with deterministic():
         system = build_system(preset, overrides, shading, progress)
-        rows, rates = measure(system, repeats, warmup)
+        rows, rates, used = measure(system, repeats, warmup)
     setup = {"preset": preset, "overrides": list(overrides), "forced": forced_overrides(shading),
              "shading": shading, "repeats": repeats, "warmup": warmup}
-    return SpeedReport(rows, machine_info(rates), setup)
+    return SpeedReport(rows, machine_info(rates, used), setup)
 
 
 def write_report(report: SpeedReport, out: Path) -> None:
@@ -392,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from ..cli import add_config_arguments
+    from ..cliargs import add_config_arguments
 
     p = sub.add_parser("speed", help="ms per component of the Eq. 11 step against its FLOP lower bound")
     add_config_arguments(p, default_preset="real3d")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import precision
 from ..config import bounded
 from ..registry import register
 
@@ -88,7 +89,8 @@ class ConvDiscriminator(nn.Module):
                               antialias=True)
         if self.cfg.augment and self.training:
             x = diff_augment(x, generator)
-        return self.head(self.features(x).mean((2, 3)))[:, 0]
+        with precision.autocast(x.device):
+            return self.head(self.features(x).mean((2, 3)))[:, 0].float()
 
     def generator_loss(self, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """L_adv for θ (Eq. 4, non-saturating form): −log D(x') averaged over renders x' [B,H,W,3]."""

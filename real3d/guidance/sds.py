@@ -14,7 +14,7 @@ that t decreases over the run as it does in a sampler (DreamTime's time-prioriti
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -45,7 +45,7 @@ class SDSConfig:
 class SDSOutput:
     loss: torch.Tensor  # scalar; backward gives w(t)(ε̂ − ε) ∂x/∂θ / B
     t: torch.Tensor  # [B] timesteps used
-    stats: dict[str, float] = field(default_factory=dict)
+    grad: torch.Tensor  # [B,C,h,w] g = w(t)(ε̂ − ε), detached: statistics are the caller's (no host sync here)
 
 
 def t_max_at(cfg: SDSConfig, step: int) -> float:
@@ -85,8 +85,7 @@ def sds(prior: Prior, x: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step:
             grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
         target = (x.detach().float() - grad)
     loss = 0.5 * ((x.float() - target) ** 2).sum() / b
-    return SDSOutput(loss, t, {"sds_grad_norm": float(grad.flatten(1).norm(dim=1).mean()),
-                               "t_mean": float(t.float().mean()) / n_t})
+    return SDSOutput(loss, t, grad)
 
 
 def sds_rgb(prior: Prior, rgb: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step: int = 0,

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .. import precision
 from ..config import bounded
 from ..errors import UserError
 from ..io import atomic_path, write_text
@@ -122,7 +123,9 @@ class EmbeddedPrior(DiffusionPrior):
         return TextEmbedding(cond, self._uncond.to(self.device).expand_as(cond))
 
     def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=context.to(x_t.dtype)).sample
+        """ε_φ(x_t; context, t), float32 [B,3,r,r]; the UNet runs in the precision `real3d.precision` picks."""
+        with precision.autocast(x_t.device):
+            return self.unet(x_t, t, encoder_hidden_states=context.to(x_t.dtype)).sample.float()
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
         x = rgb.permute(0, 3, 1, 2)

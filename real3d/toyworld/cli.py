@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..cameras import orbit
-from ..cli import positive_int
+from ..cliargs import add_precision_argument, positive_int
 from ..errors import UserError
 from ..io import contact_sheet, save_image
 
@@ -56,7 +56,7 @@ def _train_judge(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
                         lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
-                        bf16=not args.fp32, artifacts=args.artifacts, cues=args.cues)
+                        precision="fp32" if args.fp32 else args.precision, artifacts=args.artifacts, cues=args.cues)
     train_judge(cfg, Path(args.out), args.root)
     return 0
 
@@ -151,7 +151,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--cues", type=float, default=0.0,
                        help="weight of a regression head of what decides facing (angle off the front, pixels of "
                             "the feature shown); 0: none")
-    train.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16 autocast, about 2x faster)")
+    add_precision_argument(train)
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import precision
 from ..errors import UserError
 from ..io import atomic_path, write_text
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
@@ -196,7 +197,7 @@ class JudgeTraining:
     seed: int = 0
     feature_boost: float = 1.0  # views of scenes with a front feature are drawn this many times as often
     init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
-    bf16: bool = True  # bf16 autocast (about 2x faster than fp32 on a CPU without fp16 units)
+    precision: str = "auto"  # real3d.precision: bf16 autocast (about 2x faster) only where it is native
     artifacts: float = 0.0  # share of training views given generator artifacts (see generator_artifacts)
     cues: float = 0.0  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
 
@@ -376,7 +377,7 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
             _checkpoint(out / CHECKPOINT, cfg, step, judge, opt, sched, gen)
         idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
         rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with precision.use(cfg.precision), precision.autocast():
             pred = judge(rgb)
             loss = judge_loss(pred, y_all[idx])
             if cfg.cues > 0:
@@ -429,7 +430,8 @@ def _resume(path: Path, cfg: JudgeTraining, judge: Judge, opt: torch.optim.Optim
 
 def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
     params = sum(p.numel() for p in Judge(Judge.Config()).parameters())
-    precision, threads = "bf16 autocast" if cfg.bf16 else "fp32", torch.get_num_threads()
+    used = "bf16 autocast" if precision.resolve(cfg.precision) == torch.bfloat16 else "fp32"
+    threads = torch.get_num_threads()
     lo, hi = SIDE_BACK_BAND
     cue_line = ("\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle off"
                 f"\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted {cfg.cues:g}." if cfg.cues else "")
@@ -450,7 +452,7 @@ jittered in scale, position and yaw (±20°), cameras of `real3d.cameras` (azimu
 Augmentation per batch: random background colour (half of the batch), horizontal flip, brightness and
 channel gains, {artifacts}Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
 
-{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), {precision} on {threads} CPU threads,
+{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), {used} on {threads} CPU threads,
 {seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.{cue_line}
 {"This stage fine-tunes the judge of the commands before the last one below." if cfg.init else ""}
 
@@ -489,4 +491,4 @@ def _command(cfg: JudgeTraining) -> str:
                      + (f" --init {cfg.init}" if cfg.init else "")
                      + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
                      + (f" --cues {cfg.cues}" if cfg.cues else "")
-                     + ("" if cfg.bf16 else " --fp32") + " --out weights")
+                     + ("" if cfg.precision == "auto" else f" --precision {cfg.precision}") + " --out weights")
