@@ -30,7 +30,7 @@ from tqdm import tqdm
 from . import config as config_lib
 from . import precision
 from .errors import UserError
-from .export import extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
+from .export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
 from .cameras import orbit
 from .io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
 from .model import save_checkpoint
@@ -70,6 +70,7 @@ class RunSettings:
     checkpoint_every: int = config_lib.bounded(100, 1)
     log_every: int = config_lib.bounded(10, 1)
     export_grid: int = config_lib.bounded(64, 32, 128)
+    export_faces: int = config_lib.bounded(MAX_FACES, 0)  # quadric decimation above this many faces (0: none)
     texture_size: int = config_lib.bounded(256, 16, 4096)
     turntable_frames: int = config_lib.bounded(36, 4)
     turntable_size: int = config_lib.bounded(256, 32, 2048)
@@ -217,11 +218,12 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     system.eval()
     settings, explicit, field = system.cfg.run, system.model.explicit, system.model.field
     if settings.export_files:
-        mesh = texture_mesh(field, settings.export_grid, settings.texture_size, explicit.cfg.eps, explicit.geometry)
+        mesh = texture_mesh(field, settings.export_grid, settings.texture_size, explicit.cfg.eps, explicit.geometry,
+                            settings.export_faces)
         write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
         plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, 12, 64)
     else:
-        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry)
+        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry, settings.export_faces)
         views = orbit_frames(plain, field.albedo, None, 12, 64)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
