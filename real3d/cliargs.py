@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from typing import Callable
 
+from . import precision
 from .precision import MODES
 
 
@@ -27,3 +30,17 @@ def add_precision_argument(p: argparse.ArgumentParser) -> None:
                    help="compute precision of the networks: auto (bf16 only where this CPU runs it natively, "
                         "the default), fp32 or bf16")
     p.add_argument("--fp32", action="store_true", help="the same as --precision fp32")
+
+
+def precision_of(args: argparse.Namespace) -> str:
+    """The precision mode that --precision / --fp32 ask for."""
+    return "fp32" if args.fp32 else args.precision
+
+
+def in_precision(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Decorate a job's `run(args)` so that it runs in the precision its --precision / --fp32 ask for."""
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        with precision.use(precision_of(args)):
+            return run(args)
+    return wrapped

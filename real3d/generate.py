@@ -35,7 +35,7 @@ from .cameras import orbit
 from .io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
 from .model import save_checkpoint
 from .render.dmtet import Mesh
-from .system import Real3DConfig, Real3DSystem, build_prior
+from .system import Real3DConfig, Real3DSystem, build_prior, deterministic
 
 MAX_ROLLBACKS = 3
 
@@ -243,9 +243,8 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
 def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True) -> dict[str, Any]:
     """One seed: build (or restore) the system, train, export. Ctrl-C leaves a checkpoint to resume from."""
     start_time = time.perf_counter()
-    torch.use_deterministic_algorithms(True)  # same seed → same result (CPU scatter/index_add run in order)
     generator = torch.Generator().manual_seed(cfg.seed)
-    with precision.use(cfg.precision):
+    with deterministic(), precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), progress)
         config_lib.save(cfg, out_dir / "config.yaml")
         start = load_state(out_dir / "checkpoint.pt", system, generator) if resume else 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -69,6 +70,21 @@ class Real3DConfig(SceneConfig):
 
 
 _PRIORS: dict[str, Prior] = {}
+
+
+@contextmanager
+def deterministic() -> Iterator[None]:
+    """Same seed → same result: deterministic CPU kernels (scatter / index_add in order), restored afterwards.
+    torch's NaN fill of every new tensor under that mode is switched off: it only makes reads of uninitialised
+    memory visible, none happens here (the same-seed tests check it), and it cost about 5 % of a step."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.utils.deterministic.fill_uninitialized_memory = before[1]
 
 
 def build_prior(cfg: Real3DConfig) -> Prior:

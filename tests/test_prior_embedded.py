@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from real3d import precision
 from real3d.cli import main
 from real3d.errors import UserError
 from real3d.priors.base import Prior, cfg_combine
@@ -37,6 +38,7 @@ def test_save_and_reload_give_the_same_noise_prediction(tmp_path: Path) -> None:
     prior.save_pretrained(tmp_path / "p")
     again = EmbeddedPrior.from_pretrained(tmp_path / "p")
     assert isinstance(again, Prior)
+    prior.requires_grad_(False)  # frozen like the reloaded one, so both run the same (traced) UNet
     emb = prior.encode_text(["a red cube, front view", "a blue ball, back view"])
     x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 700])
     with torch.no_grad():
@@ -145,3 +147,35 @@ def test_shipped_prior_loads_offline_and_samples_deterministically() -> None:
     b = prior.sample(["a red cube, front view"], 1, 4, None, torch.Generator().manual_seed(1))
     assert a.shape == (1, 32, 32, 3)
     torch.testing.assert_close(a, b)
+
+
+def test_the_frozen_prior_runs_a_traced_unet_with_the_eager_result(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """Inference of a frozen prior goes through the traced graph: the eager UNet's ε̂ for every batch size
+    (fp32: to float rounding); a UNet that cannot be traced falls back to eager with one warning line."""
+    prior = tiny_prior()
+    for p in prior.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    prior.requires_grad_(False)
+    ctx = prior.encode_text(["a red cube", "a cone", "a blue ball"]).cond
+    with torch.no_grad(), precision.use("fp32"):
+        for b in (2, 3, 1):  # traced at batch 2, called at others
+            x, t = torch.randn(b, 3, 16, 16), torch.randint(0, 1000, (b,))
+            eager = prior.unet(x, t, encoder_hidden_states=ctx[:b]).sample
+            torch.testing.assert_close(prior.denoiser(x, t, ctx[:b]), eager, rtol=1e-4, atol=1e-5)
+        assert len(prior._graphs) == 1 and None not in prior._graphs.values()
+        prior.unet.conv_in.bias.add_(0.1)  # new weights: a new graph, not a stale one
+        torch.testing.assert_close(prior.denoiser(x, t, ctx[:1]), prior.unet(x, t, encoder_hidden_states=ctx[:1]).sample,
+                                   rtol=1e-4, atol=1e-5)
+        assert len(prior._graphs) == 2
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("cannot trace this")
+
+        monkeypatch.setattr(torch.jit, "trace", refuse)
+        prior.unet.conv_in.bias.add_(0.1)
+        out = prior.denoiser(x, t, ctx[:1])
+    torch.testing.assert_close(out, prior.unet(x, t, encoder_hidden_states=ctx[:1]).sample)
+    err = capsys.readouterr().err
+    assert "could not be traced (RuntimeError: cannot trace this); running it eagerly" in err
+    assert len(err.strip().splitlines()) == 1

@@ -40,7 +40,7 @@ from ..io import peak_rss_mb, write_text
 from ..precision import matmul_gflops
 from ..render.dmtet import Mesh
 from ..render.nerf import RenderOutput
-from ..system import Real3DSystem, build_prior
+from ..system import Real3DSystem, build_prior, deterministic
 
 PROMPT = "a red cube"
 SHADING_MODES = ("lambertian", "albedo", "textureless", "preset")
@@ -101,17 +101,6 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return int(counter.get_total_flops())
-
-
-@contextmanager
-def deterministic() -> Iterator[None]:
-    """torch.use_deterministic_algorithms(True) as a generate run sets it, restored afterwards."""
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
 
 
 # ------------------------------------------------------------------------------------- the system

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from ..cliargs import add_precision_argument, in_precision
 from ..io import contact_sheet, prepare_out_dir, save_image, write_text
 from .embedded import SHIPPED, EmbeddedPrior
 
@@ -57,6 +58,7 @@ def judge_samples(prior: EmbeddedPrior, prompts: list[str], n: int, steps: int, 
     return torch.stack(images), torch.stack(scores)
 
 
+@in_precision
 def _sample(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
@@ -71,6 +73,7 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+@in_precision
 def _evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
@@ -98,6 +101,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the prior's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    add_precision_argument(p)
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:

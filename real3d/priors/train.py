@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import precision
-from ..cliargs import add_precision_argument
+from ..cliargs import add_precision_argument, precision_of
 from ..precision import Precision
 from ..config import bounded
 from ..errors import UserError
@@ -218,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
             resolution=args.resolution or 32, text_encoder_path=args.text_encoder,
             block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels))
     cfg = TrainConfig(data_n=args.data_n, data_seed=args.data_seed, steps=args.steps, batch=args.batch, lr=args.lr,
-                      warmup=args.warmup, precision="fp32" if args.fp32 else args.precision, seed=args.seed)
+                      warmup=args.warmup, precision=precision_of(args), seed=args.seed)
     data = Path(args.data) if args.data else data_path(prior.resolution, args.data_n, args.data_seed)
     info = train(prior, cfg, data, Path(args.checkpoint), Path(args.out), args.device, args.resume,
                  max_minutes=args.max_minutes)

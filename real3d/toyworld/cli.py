@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..cameras import orbit
-from ..cliargs import add_precision_argument, positive_int
+from ..cliargs import add_precision_argument, positive_int, precision_of
 from ..errors import UserError
 from ..io import contact_sheet, save_image
 
@@ -56,7 +56,7 @@ def _train_judge(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
                         lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
-                        precision="fp32" if args.fp32 else args.precision, artifacts=args.artifacts, cues=args.cues)
+                        precision=precision_of(args), artifacts=args.artifacts, cues=args.cues)
     train_judge(cfg, Path(args.out), args.root)
     return 0
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import precision
+from ..precision import Precision
 from ..errors import UserError
 from ..io import atomic_path, write_text
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
@@ -197,7 +198,7 @@ class JudgeTraining:
     seed: int = 0
     feature_boost: float = 1.0  # views of scenes with a front feature are drawn this many times as often
     init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
-    precision: str = "auto"  # real3d.precision: bf16 autocast (about 2x faster) only where it is native
+    precision: Precision = "auto"  # real3d.precision: bf16 autocast (about 2x faster) only where it is native
     artifacts: float = 0.0  # share of training views given generator artifacts (see generator_artifacts)
     cues: float = 0.0  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
 
