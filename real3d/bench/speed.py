@@ -328,7 +328,8 @@ def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[R
     with precision.use(system.cfg.precision):
         for c in components(system):
             ms = median_ms(c.call, repeats, warmup)
-            flops = count_flops(c.call)
+            with system.prior.eager():  # FlopCounterMode cannot see into a traced graph's fused kernels
+                flops = count_flops(c.call)
             bound = flops / best
             rows.append(Row(c.key, c.label, ms, flops, bound, ms / bound if flops else float("inf")))
     return rows, rates, used

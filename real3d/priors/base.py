@@ -9,8 +9,9 @@ The forward process of Eq. 1: z_t = α_t x + σ_t ε with α_t² = alphas_cumpro
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -81,6 +82,16 @@ class DiffusionPrior(nn.Module):
 
     resolution: int
     default_guidance_scale: float = 7.5
+    use_graph: bool = True  # inference may run a traced graph of the network (see `eager`)
+
+    @contextmanager
+    def eager(self) -> Iterator[None]:
+        """Inside, the networks run eagerly, never as a traced graph: what FLOP counters and debuggers see."""
+        before, self.use_graph = self.use_graph, False
+        try:
+            yield
+        finally:
+            self.use_graph = before
 
     def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -142,7 +142,7 @@ class EmbeddedPrior(DiffusionPrior):
         """ε_φ(x_t; context, t), float32 [B,3,r,r], in the precision `real3d.precision` picks. Inference of the
         frozen prior on the CPU (SDS, x̃, sampling) runs a frozen TorchScript graph of the UNet (`_graph`)."""
         frozen = not torch.is_grad_enabled() and not any(p.requires_grad for p in self.unet.parameters())
-        if frozen and x_t.device.type == "cpu":
+        if frozen and self.use_graph and x_t.device.type == "cpu":
             graph, dtype = self._graph(x_t, t, context)
             if graph is not None:
                 return graph(x_t.to(dtype), t.long(), context.to(dtype)).float()
