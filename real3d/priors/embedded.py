@@ -159,13 +159,17 @@ class EmbeddedPrior(DiffusionPrior):
         dtype = precision.resolve(device=x_t.device)
         key = (dtype, sum(p._version for p in self.unet.parameters()))
         if key not in self._graphs:
-            unet = copy.deepcopy(self.unet).to(dtype) if dtype != torch.float32 else self.unet
+            # nn.Module.to, not diffusers' override, which logs a warning about fp32 modules (this UNet has none)
+            unet = nn.Module.to(copy.deepcopy(self.unet), dtype) if dtype != torch.float32 else self.unet
             example = (x_t.to(dtype), t.long(), context.to(dtype))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     traced = torch.jit.trace(_UNetCall(unet).eval(), example, check_trace=False)
-                    self._graphs[key] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                    graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                    for _ in range(2):  # TorchScript profiles the first call and optimises at the second
+                        graph(*example)
+                    self._graphs[key] = graph
             except Exception as e:  # noqa: BLE001 (a diffusers / torch version that does not trace: stay eager)
                 print(f"real3d: warning: the prior's UNet could not be traced ({type(e).__name__}: "
                       f"{str(e)[:120]}); running it eagerly", file=sys.stderr)
