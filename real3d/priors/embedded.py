@@ -152,10 +152,10 @@ class EmbeddedPrior(DiffusionPrior):
     def _graph(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor
                ) -> tuple[torch.jit.ScriptModule | None, torch.dtype]:
         """The UNet traced, frozen and optimised for inference (weights pre-packed for oneDNN, conv + activation
-        fused) in the current precision, built once per precision and weights (under a second). On the 2-core
-        CPU one SDS call (batch 2) takes 28 ms in bf16 against 39 ms for the eager UNet under autocast, with
-        the same error against fp32 (0.4 %); an fp32 graph gains 10 %. Batch size is free (traced shapes are
-        not baked in). If tracing fails, a one-line warning and the eager UNet."""
+        fused) in the current precision, built once per precision and weights (under a second); it saves
+        about a tenth of an Eq. 11 step in bf16 and in fp32 (benchmarks/bench_levers.py), with the eager
+        UNet's error against fp32. Batch size is free (traced shapes are not baked in). If tracing fails, a
+        one-line warning and the eager UNet."""
         dtype = precision.resolve(device=x_t.device)
         key = (dtype, sum(p._version for p in self.unet.parameters()))
         if key not in self._graphs:

@@ -146,7 +146,7 @@ class NeRFRenderer(nn.Module):
     def normals(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Normals [M,3] at samples x [M,3] of weight w [M] above `normal_weight_min`, zero elsewhere. Four
         extra field evaluations per normal (field.normals) are most of a lambertian render; behind the surface
-        and in thin fog the weights are tiny: on a trained cube 36 % of the samples hold 99.98 % of the weight."""
+        and in thin fog the weights are tiny, so a trained shape skips most of them (benchmarks/bench_levers.py)."""
         keep = w > self.cfg.normal_weight_min
         if bool(keep.all()):
             return self.field.normals(x)
