@@ -4,8 +4,8 @@
 
 Prints three markdown tables: (1) the renderer at 64² and 32² pixels × 64 samples for the field at its
 initial density blob (an object-sized occupied region), per shading mode; (2) the levers — occupancy-grid
-skipping off, and the field's precision fp32 or bf16 against what `auto` picks; (3) the grid encodings compared when choosing the
-field (20k points, encode + backward).
+skipping off, and the field's precision fp32 or bf16 against what `auto` picks; (3) the grid encodings
+compared when choosing the field (20k points, encode + backward).
 """
 from __future__ import annotations
 

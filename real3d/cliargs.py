@@ -6,6 +6,7 @@ import functools
 from typing import Callable
 
 from . import precision
+from .errors import UserError
 from .precision import MODES
 
 
@@ -33,7 +34,9 @@ def add_precision_argument(p: argparse.ArgumentParser) -> None:
 
 
 def precision_of(args: argparse.Namespace) -> str:
-    """The precision mode that --precision / --fp32 ask for."""
+    """The precision mode that --precision / --fp32 ask for (a contradiction is a one-line error)."""
+    if args.fp32 and args.precision not in ("auto", "fp32"):
+        raise UserError(f"--fp32 and --precision {args.precision} contradict each other; give one of them")
     return "fp32" if args.fp32 else args.precision
 
 

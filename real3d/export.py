@@ -202,8 +202,10 @@ def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 5
 def run(args: argparse.Namespace) -> int:
     from .model import load_checkpoint
 
-    if not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096 or args.max_faces < 0:
-        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, --max-faces >= 0")
+    if (not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096
+            or args.max_faces < 0):
+        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, "
+                        "--max-faces >= 0")
     _, model, _ = load_checkpoint(args.checkpoint)
     dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
     geometry = dmtet.geometry if dmtet is not None else None  # its Δu; without one, an undeformed grid

@@ -223,7 +223,8 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
         write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
         plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, 12, 64)
     else:
-        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry, settings.export_faces)
+        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry,
+                             settings.export_faces)
         views = orbit_frames(plain, field.albedo, None, 12, 64)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,

@@ -19,8 +19,8 @@ import torch
 
 from . import precision
 from .cliargs import positive_int
+from .precision import RATE_SIZE
 
-MATMUL_SIZE = 1024  # n of the n×n products measured (the rate the benchmarks' FLOP bounds use)
 ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HF_HOME",
                "HF_HUB_CACHE", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")
 
@@ -40,7 +40,9 @@ def _nvdiffrast() -> str:
         return "not installed (the DMTet raster runs in pure torch)"
     from .render.raster import nvdiffrast_available
 
-    return "installed, usable" if nvdiffrast_available() else "installed, but no CUDA: the pure-torch raster is used"
+    if nvdiffrast_available():
+        return "installed, usable"
+    return "installed, but no CUDA: the pure-torch raster is used"
 
 
 def _weights() -> dict[str, str]:
@@ -62,8 +64,7 @@ def _weights() -> dict[str, str]:
 
 def machine_report() -> dict[str, Any]:
     """Everything `real3d info` prints, as a dict (at the current torch thread count)."""
-    rates = {"fp32": precision.matmul_gflops(torch.float32, MATMUL_SIZE, 5),
-             "bf16": precision.matmul_gflops(torch.bfloat16, MATMUL_SIZE, 5)}
+    rates = precision.matmul_rates()
     probe = precision.probe()
     native = precision.native_bf16(precision.cpu_flags())
     return {
@@ -72,7 +73,7 @@ def machine_report() -> dict[str, Any]:
         "cpu": precision.cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_flags": precision.flags_that_matter(),
         "native_bf16_flags": {True: "yes", False: "no", None: "unknown (flags unreadable)"}[native],
-        f"matmul_{MATMUL_SIZE}_gflops": {k: round(v, 1) for k, v in rates.items()},
+        f"matmul_{RATE_SIZE}_gflops": {k: round(v, 1) for k, v in rates.items()},
         "probe_gflops": {"fp32": probe.fp32_gflops, "bf16": probe.bf16_gflops},
         "precision_auto": precision.name(precision.resolve("auto")),
         "cuda": _cuda(), "nvdiffrast": _nvdiffrast(), "weights": _weights(),
@@ -91,7 +92,7 @@ def _version() -> str:
 
 def format_report(r: dict[str, Any]) -> str:
     """The report as aligned `key: value` lines."""
-    rates = r[f"matmul_{MATMUL_SIZE}_gflops"]
+    rates = r[f"matmul_{RATE_SIZE}_gflops"]
     probe = r["probe_gflops"]
     probe_text = ("skipped: the flags show no native bf16" if probe["fp32"] is None
                   else f"fp32 {probe['fp32']:.0f}, bf16 {probe['bf16']:.0f} GFLOP/s")
@@ -102,7 +103,7 @@ def format_report(r: dict[str, Any]) -> str:
             ("threads", f"{r['threads']} of {r['cpus']} CPUs"), ("cpu", r["cpu"]),
             ("cpu capability", r["cpu_capability"]), ("cpu flags", " ".join(r["cpu_flags"]) or "none of note"),
             ("native bf16", r["native_bf16_flags"]),
-            (f"matmul {MATMUL_SIZE}²", f"fp32 {rates['fp32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s"),
+            (f"matmul {RATE_SIZE}²", f"fp32 {rates['fp32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s"),
             ("precision probe", probe_text), ("precision auto", r["precision_auto"]),
             ("cuda", cuda_text), ("nvdiffrast", r["nvdiffrast"]),
             *((f"weights: {k}", v) for k, v in r["weights"].items()),

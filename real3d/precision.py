@@ -101,6 +101,14 @@ def matmul_gflops(dtype: torch.dtype, n: int = PROBE_SIZE, repeats: int = 3, bud
     return 2 * n ** 3 / best / 1e9
 
 
+RATE_SIZE = 1024  # n of the n×n products that `matmul_rates` times (the FLOP bounds of `bench speed`)
+
+
+def matmul_rates(n: int = RATE_SIZE, repeats: int = 5) -> dict[str, float]:
+    """This machine's matmul GFLOP/s in fp32 and bf16 at n×n (what `real3d info` and `bench speed` report)."""
+    return {"fp32": matmul_gflops(torch.float32, n, repeats), "bf16": matmul_gflops(torch.bfloat16, n, repeats)}
+
+
 @functools.cache
 def probe() -> Probe:
     """Measure fp32 against bf16 once per process, unless the flags already rule bf16 out."""

@@ -84,6 +84,8 @@ def test_a_bad_precision_is_a_one_line_config_error(capsys: pytest.CaptureFixtur
         config_lib.load(FitConfig, "fit", ["precision=fp16"])
     assert main(["train-prior", "--precision", "fp16"]) == 2
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+    assert main(["sample", "a red cube", "--out", "unused", "--fp32", "--precision", "bf16"]) == 2
+    assert "--fp32 and --precision bf16 contradict" in capsys.readouterr().err
 
 
 def test_the_field_follows_the_mode_and_agrees_across_precisions() -> None:

@@ -37,7 +37,7 @@ from ..cliargs import positive_int
 from ..errors import UserError
 from ..generate import GenerateConfig
 from ..io import peak_rss_mb, write_text
-from ..precision import matmul_gflops
+from ..precision import RATE_SIZE
 from ..render.dmtet import Mesh
 from ..render.nerf import RenderOutput
 from ..system import Real3DSystem, build_prior, deterministic
@@ -46,7 +46,6 @@ PROMPT = "a red cube"
 SHADING_MODES = ("lambertian", "albedo", "textureless", "preset")
 STEP = 1  # the step index the whole-step row runs at: no periodic upkeep unless an upkeep period is 1
 REAL_BATCH = 4  # x̃ per D step (as Real3DSystem.training_step draws them)
-MATMUL_SIZE = 1024  # n of the n×n @ n×n products that measure the machine's rate
 
 Renders = list[tuple[RenderOutput, Cameras]]
 
@@ -292,7 +291,7 @@ class SpeedReport:
         lines += ["", f"machine: torch {m['torch']}, {m['threads']} threads ({m['cpu']}, {m['cpus']} CPUs, capability "
                       f"{m['cpu_capability']}, flags {' '.join(m['cpu_flags']) or 'none of note'}; 1-min load "
                       f"average {m['load_average']:.1f} at the end: timings need an idle machine); matmul "
-                      f"{MATMUL_SIZE}² GFLOP/s: {rates}; networks in {m['precision']}, the bound uses "
+                      f"{RATE_SIZE}² GFLOP/s: {rates}; networks in {m['precision']}, the bound uses "
                       f"{m['bound_gflops']:.0f}; peak RSS {m['peak_rss_mb']:.0f} MB",
                   f"setup: preset {s['preset']}, forced {' '.join(s['forced'])}"
                   + (f", overrides {' '.join(s['overrides'])}" if s["overrides"] else "")
@@ -321,7 +320,7 @@ def machine_info(rates: dict[str, float], used: str) -> dict[str, Any]:
 def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[Row], dict[str, float], str]:
     """Rows of every component (median ms, FLOPs, bound, ratio) in the run's precision, the matmul rates
     and that precision (the bound uses its rate)."""
-    rates = {"fp32": matmul_gflops(torch.float32, MATMUL_SIZE, 5), "bf16": matmul_gflops(torch.bfloat16, MATMUL_SIZE, 5)}
+    rates = precision.matmul_rates()
     used = precision.name(precision.resolve(system.cfg.precision))
     best = rates[used] * 1e9 / 1000  # FLOP per ms in the precision the networks run in
     rows = []

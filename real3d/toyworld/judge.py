@@ -373,22 +373,24 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
         math.pi * min(s / cfg.steps, 1.0)))))
     first = _resume(out / CHECKPOINT, cfg, judge, opt, sched, gen)
     start = time.time()
-    for step in range(first, cfg.steps):
-        if step > first and step % CHECKPOINT_EVERY == 0:
-            _checkpoint(out / CHECKPOINT, cfg, step, judge, opt, sched, gen)
-        idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
-        rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
-        with precision.use(cfg.precision), precision.autocast():
-            pred = judge(rgb)
-            loss = judge_loss(pred, y_all[idx])
-            if cfg.cues > 0:
-                loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == cfg.steps - 1:
-            print(f"step {step}/{cfg.steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+    with precision.use(cfg.precision):
+        for step in range(first, cfg.steps):
+            if step > first and step % CHECKPOINT_EVERY == 0:
+                _checkpoint(out / CHECKPOINT, cfg, step, judge, opt, sched, gen)
+            idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
+            rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
+            with precision.autocast():
+                pred = judge(rgb)
+                loss = judge_loss(pred, y_all[idx])
+                if cfg.cues > 0:
+                    loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % 100 == 0 or step == cfg.steps - 1:
+                print(f"step {step}/{cfg.steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)",
+                      flush=True)
     result = evaluate(judge, test)
     table = format_table({"held-out GT renders": result})
     print(table)
