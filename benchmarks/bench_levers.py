@@ -20,7 +20,7 @@ from typing import Callable, ContextManager, Iterator
 import torch
 
 from real3d import precision
-from real3d.bench.speed import _generator, build_system
+from real3d.jobs.bench.speed import _generator, build_system
 from real3d.system import Real3DSystem, deterministic
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from real3d import precision
-from real3d.cliargs import add_precision_argument, precision_of
+from real3d.jobs.args import add_precision_argument, precision_of
 from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.sds import SDSConfig, optimize_image, sds_rgb
 from real3d.io import contact_sheet, save_image
 from real3d.priors.embedded import EmbeddedPrior
-from real3d.priors.sample import judge_samples, vocabulary_prompts
+from real3d.jobs.sample import judge_samples, vocabulary_prompts
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from real3d.bench.speed import median_ms
+from real3d.jobs.bench.speed import median_ms
 
 
 def timed(fn: Callable[[], torch.Tensor], repeats: int) -> float:

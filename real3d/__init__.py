@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:  # the API loads torch only when it is used
     if name == "generate":
-        from .generate import generate
+        from .jobs.generate import generate
 
         return generate
     raise AttributeError(f"module 'real3d' has no attribute {name!r}")

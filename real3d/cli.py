@@ -21,13 +21,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import export, fit, generate, info
-    from .bench import cli as bench_cli
-    from .priors import sample as prior_sample
-    from .priors import train as prior_train
-    from .toyworld import cli as toyworld_cli
+    from .jobs import export, fit, generate, info, sample, toyworld, train_prior
+    from .jobs.bench import cli as bench_cli
 
-    return [generate.add_cli, fit.add_cli, toyworld_cli.add_cli, export.add_cli, prior_train.add_cli, prior_sample.add_cli,
+    return [generate.add_cli, fit.add_cli, toyworld.add_cli, export.add_cli, train_prior.add_cli, sample.add_cli,
             bench_cli.add_cli, info.add_cli]
 
 

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .io import write_text
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+BUDGET_DIR = CONFIG_DIR / "budgets"
 
 
 def component(kind: str) -> Any:
@@ -229,6 +230,11 @@ def presets() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+def budgets() -> list[str]:
+    """Names of the budgets in configs/budgets/ (what a longer or shorter run changes, see resolve_preset)."""
+    return sorted(p.stem for p in BUDGET_DIR.glob("*.yaml"))
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; unreadable files raise ConfigError naming file and line."""
     try:
@@ -249,17 +255,53 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_preset(name_or_path: str) -> dict[str, Any]:
-    """The raw dict of a preset name (configs/NAME.yaml) or a YAML path, with `base:` inheritance resolved."""
+def _preset_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise ConfigError(f"unknown preset '{name_or_path}'; presets: {', '.join(presets())} "
-                              "(or give a path to a .yaml file)")
-    data = read_yaml(path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path
+    if (CONFIG_DIR / f"{name_or_path}.yaml").exists():
+        return CONFIG_DIR / f"{name_or_path}.yaml"
+    raise ConfigError(f"unknown preset '{name_or_path}'; presets: {', '.join(presets())}, each also with a budget "
+                      f"as NAME-BUDGET ({', '.join(budgets())}), or a path to a .yaml file")
+
+
+def _layers(name_or_path: str) -> list[dict[str, Any]]:
+    """The raw dicts of a preset and the presets it is based on (`base:`), the root first."""
+    data = read_yaml(_preset_path(name_or_path))
     base = data.pop("base", None)
-    return merge(load_preset(base), data) if base else data
+    return [*(_layers(base) if base else []), data]
+
+
+def _split_budget(name: str) -> tuple[str, str | None]:
+    """`real3d-quality` names preset real3d with budget quality, unless a file of that very name exists."""
+    stem, _, budget = name.rpartition("-")
+    if stem and budget in budgets() and not (CONFIG_DIR / f"{name}.yaml").exists() and "/" not in name:
+        return stem, budget
+    return name, None
+
+
+def resolve_preset(name_or_path: str, budget: str | None = None) -> tuple[dict[str, Any], int | None]:
+    """The raw dict of a preset (name, NAME-BUDGET or YAML path) with `base:` inheritance and its budget
+    resolved, and the budget's step count (None: the steps as written).
+
+    A budget (configs/budgets/NAME.yaml, chosen by `budget`, the NAME-BUDGET form or a `budget:` key of the
+    preset) is what a longer run changes in the root method preset: its body is merged right above the root
+    (so presets built on it keep their own changes), and its `steps` rescale every step-valued field."""
+    name, named = _split_budget(name_or_path)
+    layers = _layers(name)
+    in_files = [b for b in (layer.pop("budget", None) for layer in layers) if b is not None]
+    chosen = budget or named or (in_files[-1] if in_files else None)
+    steps = None
+    if chosen is not None:
+        if chosen not in budgets():
+            raise ConfigError(f"unknown budget '{chosen}'; budgets: {', '.join(budgets())}")
+        body = read_yaml(BUDGET_DIR / f"{chosen}.yaml")
+        steps = body.pop("steps", None)
+        layers.insert(1, body)
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out = merge(out, layer)
+    return out, steps
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -297,9 +339,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load(cls: type, preset: str, overrides: list[str] | None = None) -> Any:
-    """Preset (name or file) + dotted overrides → a checked config of dataclass `cls`."""
-    return parse(cls, apply_overrides(load_preset(preset), overrides or []))
+def load(cls: type, preset: str | None, overrides: list[str] | None = None, budget: str | None = None) -> Any:
+    """Preset (name, NAME-BUDGET or file; None: the dataclass defaults) at a budget (configs/budgets/; None: the
+    preset's own) + dotted overrides, applied last → a checked config of dataclass `cls`."""
+    raw, steps = resolve_preset(preset, budget) if preset else ({}, None)
+    if steps is None:
+        return parse(cls, apply_overrides(raw, overrides or []))
+    cfg = rescale_steps(parse(cls, raw), steps)
+    return parse(cls, apply_overrides(to_dict(cfg), overrides)) if overrides else cfg
 
 
 def save(cfg: Any, path: Path) -> None:

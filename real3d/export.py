@@ -10,7 +10,6 @@ Exported files are +y up with the object's front toward +z (glTF's convention): 
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,8 +20,8 @@ import torch.nn.functional as F
 
 from .cameras import orbit
 from .errors import UserError
-from .io import atomic_path, prepare_out_dir, save_image, save_video, to_uint8
-from .render.dmtet import DMTetGeometry, DMTetRenderer, Mesh, TauField, render_mesh
+from .io import atomic_path, save_image, save_video, to_uint8
+from .render.dmtet import DMTetGeometry, Mesh, TauField, render_mesh
 from .render.raster import TorchRasterizer, interpolate, make_rasterizer
 from .render.shading import ShadingConfig, SolidBackground
 
@@ -197,35 +196,3 @@ def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 5
     """Mesh θ, bake its texture and write everything (see write_exports); the paths."""
     return write_exports(texture_mesh(field, grid, texture_size, eps, geometry, max_faces), out_dir, "mesh", frames,
                          frame_size)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .model import load_checkpoint
-
-    if (not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096
-            or args.max_faces < 0):
-        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, "
-                        "--max-faces >= 0")
-    _, model, _ = load_checkpoint(args.checkpoint)
-    dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
-    geometry = dmtet.geometry if dmtet is not None else None  # its Δu; without one, an undeformed grid
-    eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
-    out_dir = prepare_out_dir(args.out, args.overwrite)
-    paths = export(model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size,
-                   args.max_faces)
-    print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="textured mesh (GLB, OBJ+MTL+PNG) and turntable from a checkpoint")
-    p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a run")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--grid", type=int, choices=(32, 64, 128), default=64, help="tet grid resolution (default 64)")
-    p.add_argument("--texture-size", type=int, default=512, help="texture width = height in texels (default 512)")
-    p.add_argument("--frames", type=int, default=36, help="turntable frames (default 36)")
-    p.add_argument("--frame-size", type=int, default=256, help="turntable frame size in pixels (default 256)")
-    p.add_argument("--max-faces", type=int, default=MAX_FACES,
-                   help=f"decimate the mesh to at most this many faces (0: as extracted; default {MAX_FACES})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.set_defaults(func=run)

@@ -25,6 +25,27 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def stale_temp_files(path: Path | str) -> list[Path]:
+    """Temp files that atomic_path left beside `path` in a process that no longer runs (killed mid-write)."""
+    path = Path(path)
+    found = []
+    for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        pid = tmp.name[len(path.stem) + 2:-len(f".tmp{path.suffix}")]
+        if pid.isdigit() and not _alive(int(pid)):
+            found.append(tmp)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -87,7 +87,8 @@ def native_bf16(flags: set[str] | None) -> bool | None:
 def matmul_gflops(dtype: torch.dtype, n: int = PROBE_SIZE, repeats: int = 3, budget_s: float = 0.25) -> float:
     """This machine's matmul rate in GFLOP/s: the fastest of `repeats` n×n @ n×n products in `dtype` (just
     the warm-up where that alone took over `budget_s`: an emulated dtype is seconds a product at n = 1024)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    gen = torch.Generator().manual_seed(0)  # its own: measuring must not move the global RNG of a seeded run
+    a, b = torch.randn(n, n, generator=gen).to(dtype), torch.randn(n, n, generator=gen).to(dtype)
     start = time.perf_counter()
     a @ b  # warm-up (oneDNN / BLAS kernel selection)
     best = time.perf_counter() - start

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import bounded
-from .render.nerf import RenderOutput
+from .render.base import RenderOutput
 
 
 @dataclass

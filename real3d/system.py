@@ -30,7 +30,7 @@ from .optim import OptimizerConfig, make_optimizer
 from .priors import load_prior
 from .priors.base import Prior
 from .regularizers import RegularizerConfig, regularizer_losses
-from .render.nerf import RenderOutput
+from .render.base import RenderOutput
 from .render.shading import sample_light, sample_mode
 
 

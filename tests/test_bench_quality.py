@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from real3d.bench import quality
-from real3d.bench.quality import BenchSettings, bench, plan
+from real3d.jobs.bench import quality
+from real3d.jobs.bench.quality import BenchSettings, bench, plan
 from real3d.cli import main
 from real3d.errors import UserError
 from tests.test_generate import TINY, one_line

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from real3d.bench import speed
+from real3d.jobs.bench import speed
 from real3d.cli import Parser
 from real3d.errors import UserError
 

@@ -4,7 +4,7 @@ import pytest
 
 from real3d import config as config_lib
 from real3d.cli import main
-from real3d.fit import FitConfig
+from real3d.jobs.fit import FitConfig
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -64,7 +64,7 @@ def test_help_lists_subcommands(capsys):
 
 def test_exponent_without_a_dot_is_a_number():
     """YAML 1.1 reads `2e-2` as a string; a float field takes it as the number users mean."""
-    from real3d.generate import GenerateConfig
+    from real3d.jobs.generate import GenerateConfig
 
     cfg = config_lib.load(GenerateConfig, "real3d", ["optimizer.lr=2e-2", "sds.grad_clip=1E3"])
     assert cfg.optimizer.lr == 0.02 and cfg.sds.grad_clip == 1000.0
@@ -73,7 +73,7 @@ def test_exponent_without_a_dot_is_a_number():
 
 
 def test_rescale_steps_keeps_the_shape_of_every_schedule():
-    from real3d.generate import GenerateConfig
+    from real3d.jobs.generate import GenerateConfig
 
     cfg = config_lib.load(GenerateConfig, "magic3d", [])  # 600 steps, a switch at step 300
     short = config_lib.rescale_steps(cfg, 150)

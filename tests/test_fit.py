@@ -3,7 +3,7 @@ import torch
 
 from real3d import config as config_lib
 from real3d.cameras import Cameras
-from real3d.fit import FitConfig, fit
+from real3d.jobs.fit import FitConfig, fit
 
 
 def ray_traced_ball(cams: Cameras, height: int, width: int) -> torch.Tensor:

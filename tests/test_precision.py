@@ -8,7 +8,7 @@ from real3d import config as config_lib
 from real3d import precision
 from real3d.cli import main
 from real3d.errors import ConfigError
-from real3d.fit import FitConfig, fit
+from real3d.jobs.fit import FitConfig, fit
 from real3d.field import TriplaneField
 
 EMULATED = precision.Probe(fp32_gflops=118.0, bf16_gflops=1.0)  # an AVX2-only CPU, as measured there
@@ -120,3 +120,10 @@ def test_info_reports_the_machine_and_the_auto_choice(capsys: pytest.CaptureFixt
         assert key in out, key
     auto = precision.name(precision.resolve("auto"))
     assert re.search(rf"^precision auto +: {auto}$", out, re.M), out
+
+
+def test_measuring_the_matmul_rate_leaves_the_global_rng_alone() -> None:
+    # the probe runs on first use of `auto`, inside a seeded run: it must not change what the run draws
+    state = torch.get_rng_state()
+    precision.matmul_gflops(torch.float32, 64)
+    assert torch.equal(state, torch.get_rng_state())

@@ -130,7 +130,7 @@ def test_caption_table_is_encoded_once_and_cached_beside_the_data(tmp_path: Path
 
 def test_wrong_data_and_missing_weights_are_user_errors(tmp_path: Path, tiny_data: Path) -> None:
     with pytest.raises(UserError, match="holds 16 px images, the prior is 32 px"):
-        from real3d.priors.train import load_data
+        from real3d.jobs.train_prior import load_data
 
         load_data(tiny_data, 32, 32)
     with pytest.raises(UserError, match="no trained embedded prior in .*config.json"):

@@ -75,7 +75,7 @@ def test_parser_round_trips_captions() -> None:
     (["toyworld", "render-dataset", "--n", "-3"], "positive"),
     (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
     (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
-    (["toyworld", "train-judge", "--cues", "-1"], "0 or more"),
+    (["toyworld", "train-judge", "--cues", "-1"], "cues: must be >= 0"),
     (["toyworld", "score", "/nonexistent"], "not a finished 'real3d generate' run"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture
@@ -225,6 +225,7 @@ def test_the_judge_reads_relation_and_facing_the_same_in_a_mirror() -> None:
 
 
 def test_a_stopped_judge_training_resumes_where_it_stopped(tmp_path, monkeypatch) -> None:
+    from real3d.loop import Loop
     from real3d.toyworld import judge as judge_lib
 
     cfg = judge_lib.JudgeTraining(train_n=16, test_n=8, steps=6, batch=4, seed=3, cues=1.0)
@@ -249,7 +250,8 @@ def test_a_stopped_judge_training_resumes_where_it_stopped(tmp_path, monkeypatch
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     with pytest.raises(UserError, match="stopped training with other settings"):
-        judge_lib._checkpoint(tmp_path / "x" / judge_lib.CHECKPOINT, cfg, 2, whole, *_optimizer(whole))
+        path = tmp_path / "x" / judge_lib.CHECKPOINT
+        Loop(path, judge_lib.JudgeRun(cfg, whole, *_optimizer(whole)), 6, 2, "").save(2)
         judge_lib.train_judge(judge_lib.JudgeTraining(train_n=16, test_n=8, steps=7, batch=4, seed=3), tmp_path / "x",
                               tmp_path / "data")
 
@@ -340,7 +342,7 @@ def test_kid_is_small_for_the_same_distribution() -> None:
 def test_score_reads_a_runs_views_again(judge, tmp_path, capsys) -> None:
     import json
 
-    from real3d.bench.quality import gt_views
+    from real3d.toyworld.runs import gt_views
     from real3d.io import contact_sheet, save_image
 
     save_image(tmp_path / "views.png", contact_sheet(list(gt_views("a red cube")), 12))

@@ -25,7 +25,7 @@ from torch import nn
 from ..cameras import Cameras
 from ..config import bounded
 from ..registry import register
-from .nerf import RenderOutput
+from .base import RenderOutput
 from .raster import RasterBackend, Rasterizer, interpolate, make_rasterizer, to_clip
 from .shading import ShadingConfig, ShadingMode, shade
 

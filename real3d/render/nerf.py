@@ -17,20 +17,8 @@ from ..cameras import Cameras
 from ..config import bounded
 from ..field import TriplaneField
 from ..registry import register
+from .base import RenderOutput
 from .shading import ShadingConfig, ShadingMode, shade
-
-
-@dataclass
-class RenderOutput:
-    """What a renderer returns for B views of H×W pixels."""
-
-    rgb: torch.Tensor  # [B,H,W,3] shaded colour over the background
-    opacity: torch.Tensor  # [B,H,W,1] accumulated alpha (mask)
-    depth: torch.Tensor  # [B,H,W,1] expected ray distance of the surface (0 where empty)
-    normal: torch.Tensor | None = None  # [B,H,W,3] composited world normals, when shading needed them
-    # per-sample terms of the implicit renderer, packed over the M evaluated samples (regularizers use them)
-    weights: torch.Tensor | None = None  # [M] compositing weights w_i (Eq. 7)
-    normals_dot_dirs: torch.Tensor | None = None  # [M] n_i · d (positive = normal faces away from the camera)
 
 
 def ray_box(rays_o: torch.Tensor, rays_d: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import string
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +25,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import precision
+from ..config import bounded
 from ..precision import Precision
 from ..errors import UserError
 from ..io import atomic_path, write_text
+from ..loop import Loop, halve_learning_rate
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
 from .render import EDGE_CONTRAST
 from .scene import COLOURS, FEATURES, RELATIONS, SHAPES, Scene
@@ -190,17 +193,19 @@ def _fine_tune_from(folder: Path | str, cues: bool) -> Judge:
 
 @dataclass
 class JudgeTraining:
-    train_n: int = 50_000
-    test_n: int = 4096
-    steps: int = 6000
-    batch: int = 128
-    lr: float = 2e-3
+    """How the judge is trained (`real3d toyworld train-judge`; a config like every other: YAML, overrides)."""
+
+    train_n: int = bounded(50_000, 1)
+    test_n: int = bounded(4096, 1)
+    steps: int = bounded(6000, 1)
+    batch: int = bounded(128, 1)
+    lr: float = bounded(2e-3, 0.0)
     seed: int = 0
-    feature_boost: float = 1.0  # views of scenes with a front feature are drawn this many times as often
+    feature_boost: float = bounded(1.0, 0.0)  # views of scenes with a front feature are drawn this many times as often
     init: str | None = None  # start from the judge in this folder (a second, fine-tuning stage)
     precision: Precision = "auto"  # real3d.precision: bf16 autocast (about 2x faster) only where it is native
-    artifacts: float = 0.0  # share of training views given generator artifacts (see generator_artifacts)
-    cues: float = 0.0  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
+    artifacts: float = bounded(0.0, 0.0, 1.0)  # share of training views given generator artifacts
+    cues: float = bounded(0.0, 0.0)  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
 
 
 def test_spec(n: int) -> DatasetSpec:
@@ -357,8 +362,31 @@ def format_table(results: dict[str, dict[str, tuple[float, int]]]) -> str:
                               + f" | {n} |" for k, (_, n) in first.items()])
 
 
+class JudgeRun:
+    """The state of one judge training (real3d.loop.Stateful): weights, optimiser, schedule, both RNGs."""
+
+    def __init__(self, cfg: JudgeTraining, judge: Judge, opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> None:
+        self.cfg, self.judge, self.opt, self.sched, self.gen = cfg, judge, opt, sched, gen
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cfg": asdict(self.cfg), "judge": self.judge.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(), "gen": self.gen.get_state(), "rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["cfg"] != asdict(self.cfg):
+            raise UserError("the checkpoint in the output folder is a stopped training with other settings: rerun "
+                            f"it with those, or remove {CHECKPOINT}")
+        self.judge.load_state_dict(state["judge"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["rng"])
+
+
 def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) -> dict[str, tuple[float, int]]:
-    """Train on GT renders, evaluate on held-out GT renders, save weights + config + model card to `out`."""
+    """Train on GT renders, evaluate on held-out GT renders, save weights + config + model card to `out`.
+    A stopped training (Ctrl-C, SIGTERM, a kill) of the same settings continues from its checkpoint there."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
@@ -371,33 +399,42 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     warmup = max(cfg.steps // 50, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(
         math.pi * min(s / cfg.steps, 1.0)))))
-    first = _resume(out / CHECKPOINT, cfg, judge, opt, sched, gen)
+    checkpoint = out / CHECKPOINT
+    loop = Loop(checkpoint, JudgeRun(cfg, judge, opt, sched, gen), cfg.steps, CHECKPOINT_EVERY,
+                f"the same real3d toyworld train-judge command (it continues from {checkpoint})",
+                on_rollback=lambda step: halve_learning_rate(opt, sched))
+    first = loop.begin(resume=checkpoint.exists())
+    if first:
+        print(f"resuming {checkpoint} at step {first}", flush=True)
     start = time.time()
+
+    def train_step(step: int) -> float:
+        idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
+        rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
+        with precision.autocast():
+            pred = judge(rgb)
+            loss = judge_loss(pred, y_all[idx])
+            if cfg.cues > 0:
+                loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.detach())
+
+    def on_step(step: int, loss: float) -> None:
+        if (step - 1) % 100 == 0 or step == cfg.steps:
+            print(f"step {step - 1}/{cfg.steps} loss {loss:.4f} ({time.time() - start:.0f} s)", flush=True)
+
     with precision.use(cfg.precision):
-        for step in range(first, cfg.steps):
-            if step > first and step % CHECKPOINT_EVERY == 0:
-                _checkpoint(out / CHECKPOINT, cfg, step, judge, opt, sched, gen)
-            idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
-            rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
-            with precision.autocast():
-                pred = judge(rgb)
-                loss = judge_loss(pred, y_all[idx])
-                if cfg.cues > 0:
-                    loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if step % 100 == 0 or step == cfg.steps - 1:
-                print(f"step {step}/{cfg.steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)",
-                      flush=True)
+        loop.run(first, train_step, on_step)
     result = evaluate(judge, test)
     table = format_table({"held-out GT renders": result})
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     save_judge(judge, out)
-    write_text(out / f"{NAME}.md", _model_card(cfg, table, time.time() - start))
-    (out / CHECKPOINT).unlink(missing_ok=True)
+    write_text(out / f"{NAME}.md", model_card(cfg, table, time.time() - start))
+    checkpoint.unlink(missing_ok=True)
     return result
 
 
@@ -405,82 +442,27 @@ CHECKPOINT = "judge-training.pt"  # in the output folder while a training runs; 
 CHECKPOINT_EVERY = 500  # steps
 
 
-def _checkpoint(path: Path, cfg: JudgeTraining, step: int, judge: Judge, opt: torch.optim.Optimizer,
-                sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> None:
-    """Everything a stopped training needs to go on from `step` exactly as if it had not stopped."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save({"cfg": asdict(cfg), "step": step, "judge": judge.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "gen": gen.get_state(), "rng": torch.get_rng_state()}, tmp)
+CARD_TEMPLATE = WEIGHTS_DIR / f"{NAME}.card.md"  # the model card's text, $-placeholders (string.Template)
 
 
-def _resume(path: Path, cfg: JudgeTraining, judge: Judge, opt: torch.optim.Optimizer,
-            sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> int:
-    """The step to start from: 0, or that of the checkpoint of a stopped training of the same config."""
-    if not path.exists():
-        return 0
-    state = torch.load(path, weights_only=False)
-    if state["cfg"] != asdict(cfg):
-        raise UserError(f"{path} is a stopped training with other settings: rerun it with those, or remove it")
-    judge.load_state_dict(state["judge"])
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
-    gen.set_state(state["gen"])
-    torch.set_rng_state(state["rng"])
-    print(f"resuming {path} at step {state['step']}", flush=True)
-    return state["step"]
-
-
-def _model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
-    params = sum(p.numel() for p in Judge(Judge.Config()).parameters())
-    used = "bf16 autocast" if precision.resolve(cfg.precision) == torch.bfloat16 else "fp32"
-    threads = torch.get_num_threads()
+def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
+    """The model card of a trained judge: CARD_TEMPLATE filled with its settings, accuracy table and command."""
     lo, hi = SIDE_BACK_BAND
-    cue_line = ("\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle off"
-                f"\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted {cfg.cues:g}." if cfg.cues else "")
+    cue_line = ("\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle "
+                "off\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted "
+                f"{cfg.cues:g}." if cfg.cues else "")
     artifacts = (f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by "
                  "≤ 1.5 px), " if cfg.artifacts else "")
-    return f"""# toyworld-judge
-
-A {params / 1e6:.2f} M-parameter CNN (`real3d.toyworld.judge.Judge`, fp16 safetensors) that reads a 64×64 view of
-the toy world: relation, shape / colour / feature of each object and which side of the front the camera
-sees (`facing`: front within 45° of it, side further round with the feature still in view, back with the
-feature out of view). It plays the role of CLIP score for the toy world (`real3d.toyworld.metrics`).
-
-## Training data
-Only ground-truth sphere-traced renders (`real3d.toyworld.render`), never generated images:
-{cfg.train_n} random views (seed {cfg.seed}) of random scenes (one object, or two "on top of" / "next to"),
-jittered in scale, position and yaw (±20°), cameras of `real3d.cameras` (azimuth −180..180, elevation
-−10..75, radius 2.2–2.8, fovy 40–50), 70 % lambertian with a random light / 30 % albedo, white background.
-Augmentation per batch: random background colour (half of the batch), horizontal flip, brightness and
-channel gains, {artifacts}Gaussian blur σ ≤ 1.6 px, Gaussian noise σ ≤ 0.04.
-
-{cfg.steps} AdamW steps of batch {cfg.batch}, lr {cfg.lr} (warmup + cosine), {used} on {threads} CPU threads,
-{seconds / 60:.0f} min; views of scenes with a front feature drawn {cfg.feature_boost:g}× as often.{cue_line}
-{"This stage fine-tunes the judge of the commands before the last one below." if cfg.init else ""}
-
-## Accuracy on held-out GT renders
-{cfg.test_n} views of other scenes (seed 10000, same distribution, no augmentation). Labels are what a view
-shows (training and test alike): an object counts where at least {MIN_OBJECT_SHOWN:.1%} of the view's pixels
-show it (not hidden behind the other), its feature where at least {MIN_FEATURE_SHOWN:.1%} show the feature
-(from behind, a ball with a face is a plain ball; a feature pixel on the silhouette's edge counts only where
-it stands out from the background by {EDGE_CONTRAST} in some channel: a white face edge-on against white is
-not seen; `render.visible_pixels`), the relation where both objects show, "facing" on
-scenes with a front feature, slot b on two-object scenes, and "next to" slots are matched to the objects by
-the better assignment (the relation is symmetric). The judge reads relation and facing as the mean of the
-view's and its mirror image's probabilities (`Judge.probs`; a mirror shows the same relation and side).
-
-{table}
-
-Known limits: "facing" is ambiguous on its class borders, where either answer is fair: within 5° of 45° off
-the front (front | side), and where the feature shows on {lo:.1%}–{hi:.1%} of the pixels
-({lo * 64 ** 2:.0f}–{hi * 64 ** 2:.0f} px of 64², side | back). "clear of its borders" leaves those views out.
-
-## Command
-```
-{_command(cfg)}
-```
-"""
+    values = {"params": f"{sum(p.numel() for p in Judge(Judge.Config()).parameters()) / 1e6:.2f}",
+              "train_n": cfg.train_n, "seed": cfg.seed, "artifacts": artifacts, "steps": cfg.steps,
+              "batch": cfg.batch, "lr": cfg.lr, "threads": torch.get_num_threads(), "minutes": f"{seconds / 60:.0f}",
+              "used": "bf16 autocast" if precision.resolve(cfg.precision) == torch.bfloat16 else "fp32",
+              "feature_boost": f"{cfg.feature_boost:g}", "cue_line": cue_line,
+              "stage": "This stage fine-tunes the judge of the commands before the last one below." if cfg.init else "",
+              "test_n": cfg.test_n, "min_object": f"{MIN_OBJECT_SHOWN:.1%}", "min_feature": f"{MIN_FEATURE_SHOWN:.1%}",
+              "edge_contrast": EDGE_CONTRAST, "table": table, "band_lo": f"{lo:.1%}", "band_hi": f"{hi:.1%}",
+              "band_lo_px": f"{lo * 64 ** 2:.0f}", "band_hi_px": f"{hi * 64 ** 2:.0f}", "command": _command(cfg)}
+    return string.Template(CARD_TEMPLATE.read_text()).substitute(values)
 
 
 def _command(cfg: JudgeTraining) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from . import precision
-from .cliargs import positive_int
-from .precision import RATE_SIZE
+from .. import precision
+from .args import positive_int
+from ..precision import RATE_SIZE
 
 ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HF_HOME",
                "HF_HUB_CACHE", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")
@@ -38,7 +38,7 @@ def _nvdiffrast() -> str:
         import nvdiffrast  # noqa: F401
     except ImportError:
         return "not installed (the DMTet raster runs in pure torch)"
-    from .render.raster import nvdiffrast_available
+    from ..render.raster import nvdiffrast_available
 
     if nvdiffrast_available():
         return "installed, usable"
@@ -49,9 +49,9 @@ def _weights() -> dict[str, str]:
     """Where each prior and the judge are looked for, and whether they are there."""
     from huggingface_hub import constants
 
-    from .priors.embedded import CONFIG_FILE, SHIPPED, WEIGHTS_FILE
-    from .priors.stable_diffusion import StableDiffusionPrior
-    from .toyworld.judge import WEIGHTS_DIR
+    from ..priors.embedded import CONFIG_FILE, SHIPPED, WEIGHTS_FILE
+    from ..priors.stable_diffusion import StableDiffusionPrior
+    from ..toyworld.judge import WEIGHTS_DIR
 
     embedded = "present" if (SHIPPED / CONFIG_FILE).exists() and (SHIPPED / WEIGHTS_FILE).exists() else "MISSING"
     model_id = StableDiffusionPrior.Config().model_id

@@ -28,17 +28,19 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from .. import config as config_lib
-from ..errors import UserError
-from ..generate import GenerateConfig, Interrupted, run_one, slug
-from ..io import atomic_path, contact_sheet, save_image, write_text
+from ... import config as config_lib
+from ...errors import UserError
+from ..generate import GenerateConfig, run_config, run_one, slug
+from ...io import atomic_path, contact_sheet, save_image, write_text
+from ...loop import Interrupted
+from ..args import add_budget_argument
+from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
 
 if TYPE_CHECKING:
-    from ..toyworld.judge import Judge
+    from ...toyworld.judge import Judge
 
-PROMPTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts.txt"
+PROMPTS_FILE = Path(__file__).resolve().parents[3] / "benchmarks" / "prompts.txt"
 PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
-VIEWS, VIEW_SIZE = 12, 64  # views.png of a generate run: 12 turntable views of 64² (azimuth 0, 30, …)
 BENCH_RUN = ["run.export_files=false", "run.checkpoint_every=50"]  # metrics only; resumable in parts
 
 
@@ -61,6 +63,7 @@ class BenchSettings:
     seeds: list[int]
     steps: int | None = None
     overrides: list[str] = field(default_factory=list)
+    budget: str | None = None  # configs/budgets/ (None: each preset's own)
     evolution_every: int = 0  # 0: steps / 6
     evolution_prompt: str = ""  # "": the first prompt (with the first seed)
 
@@ -74,7 +77,7 @@ class BenchSettings:
 
 def read_prompts(path: Path) -> list[str]:
     """Prompts of a text file, one per line; blank lines and # comments skipped; each must parse."""
-    from ..toyworld.scene import parse
+    from ...toyworld.scene import parse
 
     try:
         lines = path.read_text().splitlines()
@@ -90,8 +93,8 @@ def read_prompts(path: Path) -> list[str]:
 
 def cell_config(cell: Cell, settings: BenchSettings) -> GenerateConfig:
     """The resolved config of a cell: its preset, the bench's run settings and overrides, prompt and seed."""
-    overrides = [*BENCH_RUN, *settings.overrides, f"prompt={json.dumps(cell.prompt)}", f"seed={cell.seed}"]
-    cfg = config_lib.load(GenerateConfig, cell.preset, overrides)
+    cfg = run_config(cell.preset, cell.prompt, [*BENCH_RUN, *settings.overrides], settings.budget)
+    cfg = dataclasses.replace(cfg, seed=cell.seed)
     if settings.steps:
         cfg = config_lib.rescale_steps(cfg, settings.steps)
     if settings.is_evolution(cell):
@@ -163,27 +166,10 @@ def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path,
 
 def category(prompt: str) -> str:
     """single, front (an object with a face / door / handle) or pair (two objects and a relation)."""
-    from ..toyworld.scene import parse
+    from ...toyworld.scene import parse
 
     scene = parse(prompt)
     return "pair" if scene.relation else "front" if any(o.feature for o in scene.objects) else "single"
-
-
-def load_views(folder: Path) -> torch.Tensor:
-    """The 12 judge views [12,64,64,3] in [0,1] that a generate run wrote to views.png."""
-    from PIL import Image
-
-    sheet = torch.from_numpy(np.array(Image.open(folder / "views.png").convert("RGB"))).float() / 255
-    return sheet.reshape(VIEW_SIZE, VIEWS, VIEW_SIZE, 3).permute(1, 0, 2, 3)
-
-
-def gt_views(prompt: str) -> torch.Tensor:
-    """Ground-truth renders [12,64,64,3] of a prompt at the judge's 12 turntable views."""
-    from ..cameras import orbit
-    from ..toyworld.render import render
-    from ..toyworld.scene import parse
-
-    return render(parse(prompt), orbit(VIEWS, 15.0, 2.5, 45.0), VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
 
 
 def _mean(xs: Iterable[float]) -> float | None:
@@ -194,7 +180,7 @@ def _mean(xs: Iterable[float]) -> float | None:
 
 def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, views: torch.Tensor) -> dict[str, Any]:
     """A preset's row of the table from its finished cells (each a metrics.json + category)."""
-    from ..toyworld.metrics import efficientnet_features, kid
+    from ...toyworld.metrics import efficientnet_features, kid
 
     judge = [float(r["judge_score"]) for r in rows if math.isfinite(r["judge_score"])]
     by_prompt: dict[str, list[float]] = {}
@@ -281,7 +267,7 @@ def evolution_figure(settings: BenchSettings, root: Path, path: Path) -> bool:
 def rescore(settings: BenchSettings, root: Path) -> int:
     """Judge metrics of every finished cell again from its views.png, with the current judge (after the judge
     changed; training, geometry and KID are untouched). Returns the number of cells rescored."""
-    from ..toyworld.judge import load_judge
+    from ...toyworld.judge import load_judge
 
     judge, count = load_judge(), 0
     for cell in settings.cells():
@@ -289,22 +275,6 @@ def rescore(settings: BenchSettings, root: Path) -> int:
             score_run(judge, cell.folder(root), "delete its metrics.json to run that cell again")
             count += 1
     return count
-
-
-def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[str, Any]:
-    """Judge metrics of a finished generate run again from its views.png, merged into (and written to) its
-    metrics.json, which names the prompt. `remedy`: what the error says to do where views.png is missing."""
-    from ..toyworld.metrics import judge_metrics
-
-    path = folder / "metrics.json"
-    if not path.exists():
-        raise UserError(f"{folder} holds no metrics.json: it is not a finished 'real3d generate' run")
-    if not (folder / "views.png").exists():
-        raise UserError(f"{folder} has no views.png to score again (run before views.png existed): {remedy}")
-    metrics = json.loads(path.read_text())
-    metrics |= judge_metrics(judge, load_views(folder), metrics["prompt"])
-    write_text(path, json.dumps(metrics, indent=2))
-    return metrics
 
 
 def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
@@ -316,7 +286,7 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
             cells.append({"preset": cell.preset, "category": category(cell.prompt),
                           **json.loads(metrics.read_text())})
     gt = {p: gt_views(p) for p in settings.prompts}
-    from ..toyworld.metrics import efficientnet_features
+    from ...toyworld.metrics import efficientnet_features
 
     gt_features = efficientnet_features(torch.cat(list(gt.values())))
     presets: dict[str, dict[str, Any]] = {}
@@ -368,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--evolution-prompt {args.evolution_prompt!r} is not in the prompt list {args.prompts}")
     torch.set_num_threads(args.threads)
     settings = BenchSettings(_csv(args.presets), prompts, seeds, args.steps, list(args.overrides),
-                             args.evolution_every, args.evolution_prompt)
+                             budget=args.budget, evolution_every=args.evolution_every,
+                             evolution_prompt=args.evolution_prompt)
     if args.rescore:
         print(f"rescored {rescore(settings, args.out)} finished cells with the current judge")
     results = bench(settings, args.out, args.workers, args.threads)
@@ -385,7 +356,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", type=Path, default=PROMPTS_FILE, help="prompt list, one per line "
                    "(default benchmarks/prompts.txt)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--steps", type=int, help="budget for every preset, its schedules rescaled (default: its own)")
+    add_budget_argument(p)
+    p.add_argument("--steps", type=int, help="steps for every preset, its schedules rescaled (default: its own)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads per worker (default 2)")

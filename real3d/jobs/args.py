@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 from typing import Callable
 
-from . import precision
-from .errors import UserError
-from .precision import MODES
+from .. import precision
+from ..errors import UserError
+from ..precision import MODES
 
 
 def positive_int(text: str) -> int:
@@ -17,12 +18,30 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def add_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> None:
-    """The options every config-driven job shares: a preset or YAML file, and dotted overrides."""
+def add_config_arguments(p: argparse.ArgumentParser, default_preset: str, budget: bool = False) -> None:
+    """The options every config-driven job shares: a preset or YAML file, dotted overrides (and --budget)."""
     p.add_argument("--config", "--preset", dest="preset", default=default_preset,
                    help=f"preset name from configs/ or a path to a YAML file (default: {default_preset})")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value",
                    help="dotted config overrides, e.g. renderer.num_samples=48")
+    if budget:
+        add_budget_argument(p)
+
+
+def add_budget_argument(p: argparse.ArgumentParser) -> None:
+    """--budget NAME: a budget of configs/budgets/ (steps rescaled through config.rescale_steps)."""
+    from ..config import budgets
+
+    p.add_argument("--budget", choices=budgets(), default=None,
+                   help="run budget: fast (the preset as written) or quality (4000 steps, finer grids, 1000 x̃); "
+                        "default: the preset's own")
+
+
+def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """Dotted overrides `key=value` from the flags that were given (argparse dest → config key; a flag left
+    out is None and leaves the config's own value), so flag-driven jobs load their config like every other."""
+    return [f"{key}={json.dumps(getattr(args, dest))}" for dest, key in flags.items()
+            if getattr(args, dest, None) is not None]
 
 
 def add_precision_argument(p: argparse.ArgumentParser) -> None:

@@ -14,54 +14,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 import shutil
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
 
-from . import config as config_lib
-from . import precision
-from .errors import UserError
-from .export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
-from .cameras import orbit
-from .io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
-from .model import save_checkpoint
-from .render.dmtet import Mesh
-from .system import Real3DConfig, Real3DSystem, build_prior, deterministic
-
-MAX_ROLLBACKS = 3
-
-
-class Interrupted(UserError):
-    """Ctrl-C: the run stopped after a whole step with a checkpoint written."""
-
-    exit_code = 130
-
-
-@contextmanager
-def stop_after_step() -> Iterator[dict[str, bool]]:
-    """The first Ctrl-C asks the loop to stop after the current step (flag["stop"]); a second one aborts."""
-    flag = {"stop": False}
-
-    def handler(signum: int, frame: object) -> None:
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
+from .. import config as config_lib
+from .. import precision
+from ..errors import UserError
+from ..export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
+from ..cameras import orbit
+from ..io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
+from ..loop import Loop, halve_learning_rate
+from ..render.dmtet import Mesh
+from ..toyworld.runs import VIEW_SIZE, VIEWS
+from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
 
 @dataclass
 class RunSettings:
@@ -92,7 +64,7 @@ def check_prompt(cfg: GenerateConfig) -> None:
     if not cfg.prompt.strip():
         raise UserError("the prompt is empty; give one, e.g. real3d generate \"a red cube on top of a blue sphere\"")
     if cfg.prior_type == "embedded":
-        from .toyworld.scene import parse
+        from ..toyworld.scene import parse
 
         parse(cfg.prompt)  # raises UserError naming the nearest known words
 
@@ -104,37 +76,37 @@ def slug(prompt: str) -> str:
 # ----------------------------------------------------------------------------------- checkpoints
 
 
-def save_state(path: Path, system: Real3DSystem, step: int, generator: torch.Generator) -> None:
-    """Everything a resume needs, written atomically (also readable by `real3d export`)."""
-    d = system.discriminator
-    save_checkpoint(path, system.cfg, system.model, step=step, optimizer=system.optimizer.state_dict(),
-                    scheduler=system.scheduler.state_dict(), discriminator=None if d is None else d.state_dict(),
-                    d_optimizer=None if d is None else d.optimizer.state_dict(), generator=generator.get_state())
+class RunState:
+    """What a generate checkpoint holds (real3d.loop.Stateful): θ and its config (so `real3d export` reads it),
+    both optimisers and schedules, D, and the generator that draws views, t and ε."""
+
+    def __init__(self, system: Real3DSystem, generator: torch.Generator) -> None:
+        self.system, self.generator = system, generator
+
+    def state_dict(self) -> dict[str, Any]:
+        s, d = self.system, self.system.discriminator
+        return {"config": config_lib.to_dict(s.cfg), "model": s.model.state_dict(),
+                "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
+                "discriminator": None if d is None else d.state_dict(),
+                "d_optimizer": None if d is None else d.optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        s, d = self.system, self.system.discriminator
+        s.model.load_state_dict(ckpt["model"])
+        s.optimizer.load_state_dict(ckpt["optimizer"])
+        s.scheduler.load_state_dict(ckpt["scheduler"])
+        if d is not None:
+            d.load_state_dict(ckpt["discriminator"])
+            d.optimizer.load_state_dict(ckpt["d_optimizer"])
+        self.generator.set_state(ckpt["generator"])
 
 
-def load_state(path: Path, system: Real3DSystem, generator: torch.Generator) -> int:
-    """Restore a checkpoint written by save_state into `system`; the step to continue from."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        system.model.load_state_dict(ckpt["model"])
-        system.optimizer.load_state_dict(ckpt["optimizer"])
-        system.scheduler.load_state_dict(ckpt["scheduler"])
-        if system.discriminator is not None:
-            system.discriminator.load_state_dict(ckpt["discriminator"])
-            system.discriminator.optimizer.load_state_dict(ckpt["d_optimizer"])
-        generator.set_state(ckpt["generator"])
-        return int(ckpt["step"])
-    except FileNotFoundError:
-        raise UserError(f"no checkpoint at {path}; start the run again without --resume") from None
-    except Exception as e:  # noqa: BLE001 — any unreadable file is the same user-facing problem
-        raise UserError(f"checkpoint {path} is corrupt ({type(e).__name__}); delete it and start the run again "
-                        "with --overwrite") from None
-
-
-def halve_learning_rate(system: Real3DSystem) -> None:
-    for group in system.optimizer.param_groups:
-        group["lr"] *= 0.5
-    system.scheduler.base_lrs = [lr * 0.5 for lr in system.scheduler.base_lrs]
+def trim_log(path: Path, step: int) -> None:
+    """Keep the lines of a JSON-lines log up to `step` (a resumed or rolled-back run logs each step once)."""
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines(keepends=True)
+                if line.strip() and json.loads(line)["step"] <= step]
+        write_text(path, "".join(keep))
 
 
 # --------------------------------------------------------------------------------------- training
@@ -150,48 +122,49 @@ def save_snapshot(system: Real3DSystem, out_dir: Path, step: int) -> None:
     save_image(out_dir / "snapshots" / f"step-{step:06d}.png", rgb)
 
 
-def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Generator, progress: bool
+def train(system: Real3DSystem, out_dir: Path, resume: bool, generator: torch.Generator, progress: bool
           ) -> dict[str, float]:
-    """Steps start..cfg.steps of Eq. 11 with checkpoints, a JSON-lines log and NaN rollback; mean ms per part."""
+    """Steps of Eq. 11 up to cfg.steps (from the checkpoint when resuming) through real3d.loop: checkpoints,
+    Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part."""
     cfg, settings = system.cfg, system.cfg.run
-    ckpt = out_dir / "checkpoint.pt"
-    if not ckpt.exists():
-        save_state(ckpt, system, start, generator)
+    log_path = out_dir / "train.log"
+    loop = Loop(out_dir / "checkpoint.pt", RunState(system, generator), cfg.steps, settings.checkpoint_every,
+                f"real3d generate --resume {out_dir}")
+    start = loop.begin(resume)
+    trim_log(log_path, start)
     timing: dict[str, float] = {}
-    rollbacks, step = 0, start
     bar = tqdm(total=cfg.steps, initial=start, desc="real3d", disable=not progress, dynamic_ncols=True)
-    system.train()
-    with (out_dir / "train.log").open("a") as log, stop_after_step() as interrupt:
-        while step < cfg.steps:
-            stats = system.training_step(step, generator)
-            if not math.isfinite(stats["loss"]):
-                rollbacks += 1
-                if rollbacks > MAX_ROLLBACKS:
-                    raise UserError(f"the loss stayed non-finite after {MAX_ROLLBACKS} rollbacks; lower "
-                                    "optimizer.lr or sds.guidance_scale and rerun")
-                step = load_state(ckpt, system, generator)
-                halve_learning_rate(system)
-                bar.n = step
-                tqdm.write(f"non-finite loss: rolled back to step {step}, learning rate halved")
-                continue
-            for k, v in stats.items():
-                if k.startswith("ms_"):
-                    timing[k] = timing.get(k, 0.0) + v
-            step += 1
-            if settings.snapshot_every and (step % settings.snapshot_every == 0 or step == cfg.steps):
-                save_snapshot(system, out_dir, step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", adv=f"{stats['loss_adv']:.3f}")
-            if step % settings.log_every == 0 or step == cfg.steps:
+    stats: dict[str, float] = {}
+
+    def train_step(step: int) -> float:
+        stats.clear()
+        stats.update(system.training_step(step, generator))
+        return stats["loss"]
+
+    def on_step(step: int, loss: float) -> None:
+        for k, v in stats.items():
+            if k.startswith("ms_"):
+                timing[k] = timing.get(k, 0.0) + v
+        if settings.snapshot_every and (step % settings.snapshot_every == 0 or step == cfg.steps):
+            save_snapshot(system, out_dir, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", adv=f"{stats['loss_adv']:.3f}")
+        if step % settings.log_every == 0 or step == cfg.steps:
+            with log_path.open("a") as log:
                 log.write(json.dumps({"step": step, **{k: round(v, 5) for k, v in stats.items()}}) + "\n")
-                log.flush()
-            if step % settings.checkpoint_every == 0 or step == cfg.steps or interrupt["stop"]:
-                save_state(ckpt, system, step, generator)
-            if interrupt["stop"] and step < cfg.steps:
-                bar.close()
-                raise Interrupted(f"interrupted at step {step} of {cfg.steps}, checkpoint written; continue with: "
-                                  f"real3d generate --resume {out_dir}")
-    bar.close()
+
+    def on_rollback(step: int) -> None:
+        halve_learning_rate(system.optimizer, system.scheduler)
+        trim_log(log_path, step)
+        bar.n = step
+        tqdm.write(f"non-finite loss: rolled back to step {step}, learning rate halved")
+
+    loop.on_rollback = on_rollback
+    system.train()
+    try:
+        loop.run(start, train_step, on_step)
+    finally:
+        bar.close()
     done = max(cfg.steps - start, 1)
     return {k: v / done for k, v in timing.items()}
 
@@ -202,9 +175,9 @@ def train(system: Real3DSystem, out_dir: Path, start: int, generator: torch.Gene
 def toy_metrics(system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
                 ) -> dict[str, float]:
     """Judge score, R-precision, Janus and mesh IoU / Chamfer against the toy world's ground truth."""
-    from .toyworld import metrics
-    from .toyworld.judge import load_judge
-    from .toyworld.scene import parse
+    from ..toyworld import metrics
+    from ..toyworld.judge import load_judge
+    from ..toyworld.scene import parse
 
     scene = parse(system.cfg.prompt)
     return metrics.judge_metrics(load_judge(), frames, scene) | {
@@ -221,11 +194,11 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
         mesh = texture_mesh(field, settings.export_grid, settings.texture_size, explicit.cfg.eps, explicit.geometry,
                             settings.export_faces)
         write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
-        plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, 12, 64)
+        plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, VIEWS, VIEW_SIZE)
     else:
         plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry,
                              settings.export_faces)
-        views = orbit_frames(plain, field.albedo, None, 12, 64)
+        views = orbit_frames(plain, field.albedo, None, VIEWS, VIEW_SIZE)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
                               "seconds": round(seconds, 1), "ms_per_step": {k[3:]: round(v, 1) for k, v in
@@ -248,17 +221,25 @@ def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = T
     with deterministic(), precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), progress)
         config_lib.save(cfg, out_dir / "config.yaml")
-        start = load_state(out_dir / "checkpoint.pt", system, generator) if resume else 0
-        timing = train(system, out_dir, start, generator, progress)
+        timing = train(system, out_dir, resume, generator, progress)
         return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 
+def run_config(preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None
+               ) -> GenerateConfig:
+    """The resolved config of a run: preset at its budget, dotted overrides, and the prompt as a value."""
+    cfg = config_lib.load(GenerateConfig, preset, list(overrides), budget)
+    return dataclasses.replace(cfg, prompt=prompt)
+
+
 def generate(prompt: str, preset: str = "real3d", seed: int | Sequence[int] = 0, out: Path | str | None = None,
-             overrides: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Python API of `real3d generate`: run the preset for one or several seeds; the metrics of the best
-    (by judge score where the toy-world judge applies, else the first seed)."""
+             overrides: Sequence[str] = (), overwrite: bool = False, progress: bool = True,
+             budget: str | None = None) -> dict[str, Any]:
+    """Python API of `real3d generate`: run the preset (at `budget`: None for the preset's own, "quality", …)
+    for one or several seeds; the metrics of the best (by judge score where the toy-world judge applies, else
+    the first seed)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
-    cfg = config_lib.load(GenerateConfig, preset, [*overrides, f"prompt={json.dumps(prompt)}"])
+    cfg = run_config(preset, prompt, overrides, budget)
     check_prompt(cfg)
     build_prior(cfg)  # missing weights fail here, before anything is written (the prior is kept for the run)
     out_dir = prepare_out_dir(Path(out) if out else Path("outputs") / f"{slug(prompt)}-seed{seeds[0]}", overwrite)
@@ -294,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("give a prompt, e.g. real3d generate \"a red cube on top of a blue sphere\"")
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         out = args.out or Path("outputs") / f"{slug(args.prompt)}-seed{seeds[0]}"
-        result = generate(args.prompt, args.preset, seeds, out, args.overrides, args.overwrite)
+        result = generate(args.prompt, args.preset, seeds, out, args.overrides, args.overwrite, budget=args.budget)
     score = f", judge score {result['judge_score']:.2f}" if "judge_score" in result else ""
     print(f"done in {result['seconds']:.0f} s{score}: {out}/model.glb, {out}/turntable.mp4")
     return 0
@@ -307,11 +288,11 @@ def _seed_list(text: str) -> str:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .cliargs import add_config_arguments
+    from .args import add_config_arguments
 
     p = sub.add_parser("generate", help="text to a textured 3D mesh and a turntable (Real3D)")
     p.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube on top of a blue sphere\"")
-    add_config_arguments(p, default_preset="real3d")
+    add_config_arguments(p, default_preset="real3d", budget=True)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: all kept, the best also on top")
     p.add_argument("--out", type=Path, help="output folder (default outputs/<prompt>-seed<seed>)")

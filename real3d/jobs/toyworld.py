@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
 from ..cameras import orbit
-from ..cliargs import add_precision_argument, positive_int, precision_of
+from .. import config as config_lib
+from .args import add_precision_argument, flag_overrides, positive_int, precision_of
 from ..errors import UserError
 from ..io import contact_sheet, save_image
 
@@ -21,8 +23,8 @@ def _fraction(text: str) -> float:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .render import render
-    from .scene import parse
+    from ..toyworld.render import render
+    from ..toyworld.scene import parse
 
     scene = parse(args.prompt)
     cams = orbit(args.views, args.elevation, args.radius, args.fovy)
@@ -37,7 +39,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _render_dataset(args: argparse.Namespace) -> int:
-    from .dataset import DatasetSpec, build
+    from ..toyworld.dataset import DatasetSpec, build
 
     torch.set_num_threads(args.threads)
     spec = DatasetSpec(n=args.n, resolution=args.resolution, seed=args.seed, supersample=args.supersample)
@@ -48,22 +50,24 @@ def _render_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_judge(args: argparse.Namespace) -> int:
-    from .judge import JudgeTraining, train_judge
+TRAIN_FLAGS = {f: f for f in ("train_n", "test_n", "steps", "batch", "lr", "seed", "feature_boost", "init",
+                               "artifacts", "cues")}  # argparse dest → JudgeTraining key
 
-    if args.cues < 0:
-        raise UserError(f"--cues is the weight of a loss, 0 or more; got {args.cues}")
+
+def _train_judge(args: argparse.Namespace) -> int:
+    from ..toyworld.judge import JudgeTraining, train_judge
+
     torch.set_num_threads(args.threads)
-    cfg = JudgeTraining(train_n=args.train_n, test_n=args.test_n, steps=args.steps, batch=args.batch,
-                        lr=args.lr, seed=args.seed, feature_boost=args.feature_boost, init=args.init,
-                        precision=precision_of(args), artifacts=args.artifacts, cues=args.cues)
+    cfg = config_lib.load(JudgeTraining, args.config, [*flag_overrides(args, TRAIN_FLAGS), *args.overrides])
+    if precision_of(args) != "auto":
+        cfg = dataclasses.replace(cfg, precision=precision_of(args))
     train_judge(cfg, Path(args.out), args.root)
     return 0
 
 
 def _eval_judge(args: argparse.Namespace) -> int:
-    from .dataset import DatasetSpec, toy_dataset
-    from .judge import DEGRADATIONS, evaluate, format_table, load_judge, test_spec
+    from ..toyworld.dataset import DatasetSpec, toy_dataset
+    from ..toyworld.judge import DEGRADATIONS, evaluate, format_table, load_judge, test_spec
 
     torch.set_num_threads(args.threads)
     spec = test_spec(args.test_n) if args.seed is None else DatasetSpec(n=args.test_n, seed=args.seed)
@@ -78,9 +82,9 @@ def _eval_judge(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from ..bench.quality import score_run
-    from .judge import load_judge
-    from .scene import parse
+    from ..toyworld.judge import load_judge
+    from ..toyworld.runs import score_run
+    from ..toyworld.scene import parse
 
     judge = load_judge(args.weights)
     for folder in args.runs:
@@ -93,8 +97,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _vocabulary(args: argparse.Namespace) -> int:
-    from .render import render
-    from .scene import COLOURS, FEATURE_SHAPES, SHAPES, compose
+    from ..toyworld.render import render
+    from ..toyworld.scene import COLOURS, FEATURE_SHAPES, SHAPES, compose
 
     scenes = [compose([(shape, colour, None)]) for shape, colour in zip(SHAPES * 2, list(COLOURS) * 2)]
     scenes += [compose([(shapes[0], colour, feature)]) for (feature, shapes), colour
@@ -109,7 +113,7 @@ def _vocabulary(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    from .dataset import DEFAULT_ROOT
+    from ..toyworld.dataset import DEFAULT_ROOT
 
     p = subparsers.add_parser("toyworld", help="procedural 3D world with ground truth: views, datasets, judge")
     sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True,
@@ -137,20 +141,22 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     data.set_defaults(func=_render_dataset)
 
     train = sub.add_parser("train-judge", help="train the judge on GT renders only; writes weights + model card")
-    train.add_argument("--train-n", type=positive_int, default=50_000)
-    train.add_argument("--test-n", type=positive_int, default=4096)
-    train.add_argument("--steps", type=positive_int, default=6000)
-    train.add_argument("--batch", type=positive_int, default=128)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--feature-boost", type=float, default=1.0,
-                       help="draw views of scenes with a front feature this many times as often")
-    train.add_argument("--init", default=None, help="fine-tune the judge in this folder instead of starting afresh")
-    train.add_argument("--artifacts", type=_fraction, default=0.0,
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="JudgeTraining overrides, e.g. lr=1e-3")
+    train.add_argument("--config", default=None, help="YAML file of JudgeTraining settings (default: its defaults)")
+    train.add_argument("--train-n", type=positive_int, help="training views (default 50000)")
+    train.add_argument("--test-n", type=positive_int, help="held-out views (default 4096)")
+    train.add_argument("--steps", type=positive_int, help="optimiser steps (default 6000)")
+    train.add_argument("--batch", type=positive_int, help="views per step (default 128)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default 2e-3)")
+    train.add_argument("--seed", type=int, help="dataset and training seed (default 0)")
+    train.add_argument("--feature-boost", type=float,
+                       help="draw views of scenes with a front feature this many times as often (default 1)")
+    train.add_argument("--init", help="fine-tune the judge in this folder instead of starting afresh")
+    train.add_argument("--artifacts", type=_fraction,
                        help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)")
-    train.add_argument("--cues", type=float, default=0.0,
+    train.add_argument("--cues", type=float,
                        help="weight of a regression head of what decides facing (angle off the front, pixels of "
-                            "the feature shown); 0: none")
+                            "the feature shown); 0: none (the default)")
     add_precision_argument(train)
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)

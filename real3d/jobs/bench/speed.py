@@ -30,17 +30,17 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from .. import config as config_lib
-from ..cameras import Cameras
-from .. import precision
-from ..cliargs import positive_int
-from ..errors import UserError
-from ..generate import GenerateConfig
-from ..io import peak_rss_mb, write_text
-from ..precision import RATE_SIZE
-from ..render.dmtet import Mesh
-from ..render.nerf import RenderOutput
-from ..system import Real3DSystem, build_prior, deterministic
+from ... import config as config_lib
+from ...cameras import Cameras
+from ... import precision
+from ..args import positive_int
+from ...errors import UserError
+from ..generate import GenerateConfig, run_config
+from ...io import peak_rss_mb, write_text
+from ...precision import RATE_SIZE
+from ...render.dmtet import Mesh
+from ...render.base import RenderOutput
+from ...system import Real3DSystem, build_prior, deterministic
 
 PROMPT = "a red cube"
 SHADING_MODES = ("lambertian", "albedo", "textureless", "preset")
@@ -117,8 +117,7 @@ def build_system(preset: str = "real3d", overrides: Sequence[str] = (), shading:
     mode, after its step 0 (occupancy grid and DMTet band measured, every kernel warmed up)."""
     if shading not in SHADING_MODES:
         raise UserError(f"unknown shading '{shading}'; choose one of {', '.join(SHADING_MODES)}")
-    cfg = config_lib.load(GenerateConfig, preset,
-                          [*overrides, *forced_overrides(shading), f"prompt={json.dumps(PROMPT)}"])
+    cfg = run_config(preset, PROMPT, [*overrides, *forced_overrides(shading)])
     system = Real3DSystem(cfg, build_prior(cfg), progress)
     system.train()
     system.training_step(0, _generator(cfg.seed))
@@ -368,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from ..cliargs import add_config_arguments
+    from ..args import add_config_arguments
 
     p = sub.add_parser("speed", help="ms per component of the Eq. 11 step against its FLOP lower bound")
     add_config_arguments(p, default_preset="real3d")

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from ..cliargs import add_precision_argument, in_precision
+from .args import add_precision_argument, in_precision
 from ..io import contact_sheet, prepare_out_dir, save_image, write_text
-from .embedded import SHIPPED, EmbeddedPrior
+from ..priors.embedded import SHIPPED, EmbeddedPrior
 
 VIEWS = ("front", "side", "back", "overhead")
 

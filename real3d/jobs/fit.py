@@ -16,15 +16,15 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import config as config_lib
-from . import precision
-from .analytic import render_sphere
-from .cameras import Cameras, orbit, sample_views
-from .config import bounded
-from .io import contact_sheet, prepare_out_dir, save_image, save_video, write_text
-from .model import SceneConfig, SceneModel, save_checkpoint
-from .optim import OptimizerConfig, make_optimizer
-from .regularizers import RegularizerConfig, regularizer_losses
+from .. import config as config_lib
+from .. import precision
+from ..analytic import render_sphere
+from ..cameras import Cameras, orbit, sample_views
+from ..config import bounded
+from ..io import contact_sheet, prepare_out_dir, save_image, save_video, write_text
+from ..model import SceneConfig, SceneModel, save_checkpoint
+from ..optim import OptimizerConfig, make_optimizer
+from ..regularizers import RegularizerConfig, regularizer_losses
 
 
 @dataclass
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .cliargs import add_config_arguments
+    from .args import add_config_arguments
 
     p = sub.add_parser("fit", help="fit the field to views of an analytic sphere (demo of field + NeRF)")
     add_config_arguments(p, default_preset="fit")
