@@ -82,3 +82,32 @@ def test_rescale_steps_keeps_the_shape_of_every_schedule():
     assert short.optimizer == cfg.optimizer and short.run == cfg.run  # nothing else moves
     real3d = config_lib.rescale_steps(config_lib.load(GenerateConfig, "real3d", []), 200)
     assert real3d.system.p_nerf == [0, 1.0, 0.3, 200]
+
+
+def test_a_budget_rescales_the_preset_and_keeps_what_derived_presets_change():
+    from real3d.jobs.generate import GenerateConfig
+
+    def load(preset: str, budget: str | None = None, overrides: list[str] | None = None) -> GenerateConfig:
+        return config_lib.load(GenerateConfig, preset, overrides or [], budget)
+
+    real3d = load("real3d", "quality")
+    assert real3d.steps == 4000 and real3d.sds.anneal_steps == 4000 and real3d.reference.count == 1000
+    assert real3d.system.p_nerf == [0, 1.0, 0.2, 4000] and real3d.system.p_dmtet == [0, 0.2, 1.0, 4000]
+    assert real3d.explicit.grid_resolution == 64 and real3d.run.texture_size == 1024
+    magic = load("magic3d", "quality")  # its own switch, rescaled with the budget: half way
+    assert magic.system.p_nerf == [2000, 1.0, 0.0, 2000] and magic.system.lambda_adv == 0.0
+    assert load("dreamfusion", "quality").system.p_nerf == 1.0  # what the derived preset sets wins
+    assert load("dreamfusion-quality") == load("dreamfusion", "quality")  # the old preset names still work
+    sd = load("real3d-sd")  # a preset may name its budget; --budget fast takes it back to the written one
+    assert sd.steps == 4000 and sd.reference.count == 100 and load("real3d-sd", "fast").steps == 600
+    assert load("real3d", "quality", ["steps=10", "reference.count=3"]).reference.count == 3  # overrides last
+    assert load("real3d", "fast") == load("real3d")
+    with pytest.raises(config_lib.ConfigError, match="unknown budget 'huge'; budgets: fast, quality"):
+        load("real3d", "huge")
+    with pytest.raises(config_lib.ConfigError, match="each also with a budget as NAME-BUDGET"):
+        load("real3d-huge")
+
+
+def test_budget_flag_on_the_command_line(capsys):
+    assert main(["generate", "a red cube", "--budget", "enormous"]) == 2
+    assert "argument --budget: invalid choice: 'enormous'" in capsys.readouterr().err
