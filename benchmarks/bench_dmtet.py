@@ -9,8 +9,8 @@ on the band / grid, then evaluated with gradients only on the tets the surface c
 naive marching tetrahedra (gradients through τ at every grid vertex), and the rasterizer alone (20k faces,
 128², with antialiasing).
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,9 @@ def renderer_table(repeats: int) -> None:
     for grid, size in ((32, 64), (64, 128), (128, 128)):
         for band in (True, False):
             cfg = DMTetRenderer.Config(grid_resolution=grid, narrow_band=band, band_start_step=0)
-            renderer = DMTetRenderer(cfg, field=field, background=SolidBackground(SolidBackground.Config()),
-                                     shading=ShadingConfig())
+            renderer = DMTetRenderer(
+                cfg, field=field, background=SolidBackground(SolidBackground.Config()), shading=ShadingConfig()
+            )
             renderer.train()
             renderer.update_step(1)  # the steady state: band measured and centred (no full re-measure this step)
 
@@ -53,8 +54,10 @@ def renderer_table(repeats: int) -> None:
             n_eval = geo.band[0].numel() if band else geo.grid.verts.shape[0]
             faces = renderer.mesh().faces.shape[0]
             target = TARGETS_MS.get((grid, size)) if band else None
-            print(f"| {grid}³ | {size}² | {'narrow band' if band else 'whole grid'} | {n_eval:,} | {faces:,} | "
-                  f"{ms:.1f} | {f'≤ {target:.0f}' if target else '–'} |")
+            print(
+                f"| {grid}³ | {size}² | {'narrow band' if band else 'whole grid'} | {n_eval:,} | {faces:,} | "
+                f"{ms:.1f} | {f'≤ {target:.0f}' if target else '–'} |"
+            )
 
 
 def parts_table(repeats: int) -> None:
@@ -66,8 +69,10 @@ def parts_table(repeats: int) -> None:
         tets = grid.all_tets()
         verts = grid.verts.clone().requires_grad_(True)
         ms = timed(lambda: marching_tets(verts, field.tau(verts) - 0.1, tets).verts, repeats)
-        print(f"| naive: τ with gradients on all {grid.verts.shape[0]:,} vertices + marching tets, grid {res}³ "
-              f"| {ms:.1f} |")
+        print(
+            f"| naive: τ with gradients on all {grid.verts.shape[0]:,} vertices + marching tets, grid {res}³ "
+            f"| {ms:.1f} |"
+        )
     verts, faces = _icosphere()
     cams = orbit(1, elevation=20.0, radius=2.5, fovy=45.0)
     rast = TorchRasterizer()

@@ -8,14 +8,15 @@ of the initial blob, where every NeRF sample has weight and skipping normals can
 turn, `--rounds` times `--steps` steps each, so that the drift of a shared machine falls on all of them;
 the table gives the median ms of a whole step.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
 
 import torch
 
@@ -34,13 +35,16 @@ def setting(obj: object, attr: str, value: object) -> Iterator[None]:
         setattr(obj, attr, before)
 
 
-def variants(system: Real3DSystem) -> dict[str, Callable[[], ContextManager[None]]]:
+def variants(system: Real3DSystem) -> dict[str, Callable[[], AbstractContextManager[None]]]:
     """Each lever off, one at a time (`as shipped` first)."""
-    return {"as shipped": nullcontext,
-            "UNet eager (no traced graph)": system.prior.eager,
-            "normals at every NeRF sample": lambda: setting(system.model.renderer.cfg, "normal_weight_min", 0.0),
-            "NaN fill of new tensors (deterministic mode's default)":
-                lambda: setting(torch.utils.deterministic, "fill_uninitialized_memory", True)}
+    return {
+        "as shipped": nullcontext,
+        "UNet eager (no traced graph)": system.prior.eager,
+        "normals at every NeRF sample": lambda: setting(system.model.renderer.cfg, "normal_weight_min", 0.0),
+        "NaN fill of new tensors (deterministic mode's default)": lambda: setting(
+            torch.utils.deterministic, "fill_uninitialized_memory", True
+        ),
+    }
 
 
 def main() -> None:
@@ -67,9 +71,11 @@ def main() -> None:
                         start = time.perf_counter()
                         system.training_step(1, _generator(0))
                         times[name].append((time.perf_counter() - start) * 1000)
-    print(f"torch {torch.__version__}, {args.threads} threads, {precision.cpu_name()}, capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, precision auto: {precision.name(precision.resolve('auto'))}; "
-          f"θ: {args.checkpoint or 'the initial blob'}\n")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {precision.cpu_name()}, capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, precision auto: {precision.name(precision.resolve('auto'))}; "
+        f"θ: {args.checkpoint or 'the initial blob'}\n"
+    )
     print("| Eq. 11 step (both renders, lambertian) | median ms | min ms |\n|---|---:|---:|")
     for name, ms in times.items():
         print(f"| {name} | {statistics.median(ms):.1f} | {min(ms):.1f} |")

@@ -7,9 +7,10 @@ initial density blob (an object-sized occupied region), per shading mode; (2) th
 skipping off, and the field's precision fp32 or bf16 against what `auto` picks; (3) the grid encodings
 compared when choosing the field (20k points, encode + backward).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,8 +49,12 @@ def levers_table(repeats: int) -> None:
     print("\n| 64×64 × 64 samples, albedo | ms fwd+bwd |")
     print("|---|---|")
     auto = precision.name(precision.resolve("auto"))
-    variants = {f"as configured (precision auto: {auto} here)": ("auto", False), "precision fp32": ("fp32", False),
-                "precision bf16": ("bf16", False), "no empty-space skipping": ("auto", True)}
+    variants = {
+        f"as configured (precision auto: {auto} here)": ("auto", False),
+        "precision fp32": ("fp32", False),
+        "precision bf16": ("bf16", False),
+        "no empty-space skipping": ("auto", True),
+    }
     for name, (mode, all_occupied) in variants.items():
         model = scene([])
         if all_occupied:

@@ -1,8 +1,9 @@
 """Shared timing of the benchmarks: median milliseconds of forward + backward."""
+
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -1,8 +1,9 @@
 """real3d: text-to-3D with score distillation, a discriminator and dual implicit/explicit renderers (Real3D).
 
-    from real3d import generate
-    generate("a red cube on top of a blue sphere", out="outputs/cube")
+from real3d import generate
+generate("a red cube on top of a blue sphere", out="outputs/cube")
 """
+
 from typing import Any
 
 __version__ = "0.1.0"

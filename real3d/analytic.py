@@ -1,4 +1,5 @@
 """An analytic coloured sphere, ray-cast exactly: the target of `real3d fit` (the demo of the field + NeRF)."""
+
 from __future__ import annotations
 
 import torch
@@ -14,12 +15,13 @@ def sphere_colour(n: torch.Tensor) -> torch.Tensor:
     return front * warm + (1 - front) * cool + 0.1 * n[..., 2:3]
 
 
-def render_sphere(cams: Cameras, height: int, width: int, radius: float = 0.6,
-                  background: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def render_sphere(
+    cams: Cameras, height: int, width: int, radius: float = 0.6, background: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact renders of the coloured sphere: rgb [B,H,W,3] (albedo) and mask [B,H,W,1]."""
     rays_o, rays_d = cams.rays(height, width)  # [B,HW,3]
     b = (rays_o * rays_d).sum(-1)
-    c = (rays_o * rays_o).sum(-1) - radius ** 2
+    c = (rays_o * rays_o).sum(-1) - radius**2
     disc = b * b - c
     hit = disc > 0
     t = -b - torch.sqrt(disc.clamp(min=0))

@@ -10,6 +10,7 @@ The one camera convention of real3d (every renderer, the toy world and the promp
 * Images: row 0 is the top, pixel (row i, col j) has its centre at ((j+0.5)/W, (i+0.5)/H) of the image.
   NDC x ∈ [−1,1] maps left→right, NDC y ∈ [−1,1] maps bottom→top.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ class Cameras:
         """Camera centres [B,3]."""
         az, el = torch.deg2rad(self.azimuth), torch.deg2rad(self.elevation)
         return self.radius[:, None] * torch.stack(
-            [torch.cos(el) * torch.cos(az), torch.cos(el) * torch.sin(az), torch.sin(el)], dim=-1)
+            [torch.cos(el) * torch.cos(az), torch.cos(el) * torch.sin(az), torch.sin(el)], dim=-1
+        )
 
     @property
     def c2w(self) -> torch.Tensor:
@@ -86,11 +88,11 @@ class Cameras:
         up = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype)
         return look_at(eye, torch.zeros_like(eye), up)
 
-    def offset(self, azimuth_deg: float) -> "Cameras":
+    def offset(self, azimuth_deg: float) -> Cameras:
         """The same cameras turned by `azimuth_deg` around the up axis (the paper's v2 = v1 + offset)."""
         return Cameras(self.azimuth + azimuth_deg, self.elevation, self.radius, self.fovy)
 
-    def index(self, i: int | slice) -> "Cameras":
+    def index(self, i: int | slice) -> Cameras:
         sl = slice(i, i + 1) if isinstance(i, int) else i
         return Cameras(self.azimuth[sl], self.elevation[sl], self.radius[sl], self.fovy[sl])
 
@@ -104,8 +106,14 @@ class Cameras:
         j = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1  # NDC x of columns
         i = 1 - (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2  # NDC y of rows
         y, x = torch.meshgrid(i, j, indexing="ij")
-        dirs_cam = torch.stack([x.reshape(-1)[None] * tan * (width / height), y.reshape(-1)[None] * tan,
-                                -torch.ones(1, height * width).expand(len(self), -1)], dim=-1)  # [B,HW,3]
+        dirs_cam = torch.stack(
+            [
+                x.reshape(-1)[None] * tan * (width / height),
+                y.reshape(-1)[None] * tan,
+                -torch.ones(1, height * width).expand(len(self), -1),
+            ],
+            dim=-1,
+        )  # [B,HW,3]
         c2w = self.c2w
         rays_d = torch.nn.functional.normalize(dirs_cam @ c2w[:, :3, :3].transpose(1, 2), dim=-1)
         rays_o = c2w[:, None, :3, 3].expand_as(rays_d)
@@ -139,14 +147,15 @@ def sample_views(cfg: CameraConfig, batch: int, generator: torch.Generator | Non
         lo, hi = lo_hi
         return lo + (hi - lo) * torch.rand(batch, generator=generator)
 
-    return Cameras(uniform(cfg.azimuth_range), uniform(cfg.elevation_range), uniform(cfg.radius_range),
-                   uniform(cfg.fovy_range))
+    return Cameras(
+        uniform(cfg.azimuth_range), uniform(cfg.elevation_range), uniform(cfg.radius_range), uniform(cfg.fovy_range)
+    )
 
 
-def orbit(n: int, elevation: float = 15.0, radius: float = 2.5, fovy: float = 45.0,
-          start_azimuth: float = 0.0) -> Cameras:
+def orbit(
+    n: int, elevation: float = 15.0, radius: float = 2.5, fovy: float = 45.0, start_azimuth: float = 0.0
+) -> Cameras:
     """n evenly spaced views around the object (a turntable), starting at `start_azimuth`."""
     az = start_azimuth + torch.arange(n, dtype=torch.float32) * (360.0 / n)
     full = torch.full((n,), 1.0)
     return Cameras(az, full * elevation, full * radius, full * fovy)
-

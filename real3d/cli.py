@@ -3,12 +3,13 @@
 Each job module exposes `add_cli(subparsers)` which adds its parser and sets `func=run(args)`. User mistakes
 raise UserError and are printed here as one line (exit 2), never as a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import UserError
 
@@ -24,13 +25,24 @@ def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .jobs import export, fit, generate, info, sample, toyworld, train_prior
     from .jobs.bench import cli as bench_cli
 
-    return [generate.add_cli, fit.add_cli, toyworld.add_cli, export.add_cli, train_prior.add_cli, sample.add_cli,
-            bench_cli.add_cli, info.add_cli]
+    return [
+        generate.add_cli,
+        fit.add_cli,
+        toyworld.add_cli,
+        export.add_cli,
+        train_prior.add_cli,
+        sample.add_cli,
+        bench_cli.add_cli,
+        info.add_cli,
+    ]
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="real3d", description="Text-to-3D generation with Real3D (SDS + discriminator, "
-                                                "implicit NeRF + explicit DMTet renderers).")
+    parser = Parser(
+        prog="real3d",
+        description="Text-to-3D generation with Real3D (SDS + discriminator, "
+        "implicit NeRF + explicit DMTet renderers).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for add in _subcommands():
         add(sub)

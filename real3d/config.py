@@ -9,6 +9,7 @@ and the dict under `renderer:` is parsed with the `Config` of the class register
 ("renderer", renderer_type). Values are checked against their annotation and optional bounds
 (`bounded(...)`); every mistake raises ConfigError with one line naming the key and what it accepts.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,7 @@ def step_count(default: int) -> Any:
     return dataclasses.field(default=default, metadata={"lo": 0, "hi": None, "steps": True})
 
 
-Scheduled = Union[float, list[float]]  # a constant, or [start_step, start_value, end_value, end_step]
+Scheduled = float | list[float]  # a constant, or [start_step, start_value, end_value, end_step]
 
 
 def scheduled(value: Scheduled, step: int) -> float:
@@ -64,8 +65,10 @@ def scheduled(value: Scheduled, step: int) -> float:
 def check_scheduled(value: Scheduled, where: str) -> None:
     """A list-valued schedule must be [start_step, start_value, end_value, end_step] with start <= end."""
     if isinstance(value, list) and (len(value) != 4 or value[0] > value[3]):
-        raise ConfigError(f"{where}: expected a number or [start_step, start_value, end_value, end_step] "
-                          f"with start_step <= end_step, got {value}")
+        raise ConfigError(
+            f"{where}: expected a number or [start_step, start_value, end_value, end_step] "
+            f"with start_step <= end_step, got {value}"
+        )
 
 
 def rescale_steps(cfg: Any, steps: int) -> Any:
@@ -109,8 +112,9 @@ def _type_name(tp: Any) -> str:
         return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}s"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -167,8 +171,11 @@ def _check_bounds(value: Any, meta: typing.Mapping[str, Any], path: str) -> None
         return
     for v in value if isinstance(value, (list, tuple)) else [value]:
         if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
-            rng = f"between {lo} and {hi}" if lo is not None and hi is not None else (
-                f">= {lo}" if lo is not None else f"<= {hi}")
+            rng = (
+                f"between {lo} and {hi}"
+                if lo is not None and hi is not None
+                else (f">= {lo}" if lo is not None else f"<= {hi}")
+            )
             raise ConfigError(f"{path}: must be {rng}, got {value!r}")
 
 
@@ -192,8 +199,9 @@ def parse(cls: type, data: Any, path: str = "") -> Any:
         if "component" in f.metadata:
             kind, chosen = f.metadata["component"], values[name + "_type"]
             if chosen not in registry.names(kind):
-                raise ConfigError(f"{key}_type: unknown {kind} '{chosen}'; choose one of: "
-                                  + ", ".join(registry.names(kind)))
+                raise ConfigError(
+                    f"{key}_type: unknown {kind} '{chosen}'; choose one of: " + ", ".join(registry.names(kind))
+                )
             values[name] = parse(registry.lookup(kind, chosen).Config, data.get(name), key)
         elif name in data:
             values[name] = _coerce(data[name], hints[name], key)
@@ -261,8 +269,10 @@ def _preset_path(name_or_path: str) -> Path:
         return path
     if (CONFIG_DIR / f"{name_or_path}.yaml").exists():
         return CONFIG_DIR / f"{name_or_path}.yaml"
-    raise ConfigError(f"unknown preset '{name_or_path}'; presets: {', '.join(presets())}, each also with a budget "
-                      f"as NAME-BUDGET ({', '.join(budgets())}), or a path to a .yaml file")
+    raise ConfigError(
+        f"unknown preset '{name_or_path}'; presets: {', '.join(presets())}, each also with a budget "
+        f"as NAME-BUDGET ({', '.join(budgets())}), or a path to a .yaml file"
+    )
 
 
 def _layers(name_or_path: str) -> list[dict[str, Any]]:
@@ -352,4 +362,3 @@ def load(cls: type, preset: str | None, overrides: list[str] | None = None, budg
 def save(cfg: Any, path: Path) -> None:
     """Write the resolved config as YAML, atomically; `load(cls, str(path))` runs it again."""
     write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-

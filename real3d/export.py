@@ -8,11 +8,12 @@
 Exported files are +y up with the object's front toward +z (glTF's convention): a world point (x, y, z) of
 `real3d.cameras` is written as (y, z, x), a proper rotation. Every file is written atomically.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -42,8 +43,9 @@ MAX_FACES = 20_000  # default face budget of an export (quadric decimation above
 
 
 @torch.no_grad()
-def extract_mesh(field: TauField, grid: int = 64, eps: float = 0.1, geometry: DMTetGeometry | None = None,
-                 max_faces: int = MAX_FACES) -> Mesh:
+def extract_mesh(
+    field: TauField, grid: int = 64, eps: float = 0.1, geometry: DMTetGeometry | None = None, max_faces: int = MAX_FACES
+) -> Mesh:
     """Eq. 9 on the whole grid: the surface τ = ε of θ, on `geometry`'s deformed grid or on an undeformed one,
     decimated to at most `max_faces` faces (0: as extracted)."""
     if geometry is None or geometry.grid.res != grid:
@@ -64,8 +66,9 @@ def decimate(mesh: Mesh, max_faces: int) -> Mesh:
 
     if mesh.faces.shape[0] <= max_faces:
         return mesh
-    verts, faces = fast_simplification.simplify(mesh.verts.detach().double().numpy(),
-                                                mesh.faces.numpy().astype(np.int32), target_count=max_faces)
+    verts, faces = fast_simplification.simplify(
+        mesh.verts.detach().double().numpy(), mesh.faces.numpy().astype(np.int32), target_count=max_faces
+    )
     return Mesh(torch.from_numpy(verts).float(), torch.from_numpy(faces.astype(np.int64)))
 
 
@@ -74,8 +77,11 @@ def unwrap(mesh: Mesh) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     import xatlas
 
     vmapping, faces, uv = xatlas.parametrize(mesh.verts.detach().numpy(), mesh.faces.numpy().astype(np.uint32))
-    return (mesh.verts.detach()[torch.from_numpy(vmapping.astype(np.int64))], torch.from_numpy(faces.astype(np.int64)),
-            torch.from_numpy(uv).float())
+    return (
+        mesh.verts.detach()[torch.from_numpy(vmapping.astype(np.int64))],
+        torch.from_numpy(faces.astype(np.int64)),
+        torch.from_numpy(uv).float(),
+    )
 
 
 def dilate(texture: torch.Tensor, covered: torch.Tensor, passes: int) -> torch.Tensor:
@@ -94,8 +100,15 @@ def dilate(texture: torch.Tensor, covered: torch.Tensor, passes: int) -> torch.T
 
 
 @torch.no_grad()
-def bake_texture(albedo_fn: Callable[[torch.Tensor], torch.Tensor], verts: torch.Tensor, faces: torch.Tensor,
-                 uv: torch.Tensor, size: int, passes: int = 8, chunk: int = 1 << 16) -> torch.Tensor:
+def bake_texture(
+    albedo_fn: Callable[[torch.Tensor], torch.Tensor],
+    verts: torch.Tensor,
+    faces: torch.Tensor,
+    uv: torch.Tensor,
+    size: int,
+    passes: int = 8,
+    chunk: int = 1 << 16,
+) -> torch.Tensor:
     """Texture [S,S,3]: albedo_fn at the surface point of every texel, found by rasterizing the mesh in UV space.
 
     Row 0 of the texture is v = 1 (the image top), as OBJ/glTF readers (and trimesh) expect of v-up UVs.
@@ -110,8 +123,14 @@ def bake_texture(albedo_fn: Callable[[torch.Tensor], torch.Tensor], verts: torch
     return dilate(texture, covered, passes)
 
 
-def texture_mesh(field: TauField, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
-                 geometry: DMTetGeometry | None = None, max_faces: int = MAX_FACES) -> TexturedMesh:
+def texture_mesh(
+    field: TauField,
+    grid: int = 64,
+    texture_size: int = 512,
+    eps: float = 0.1,
+    geometry: DMTetGeometry | None = None,
+    max_faces: int = MAX_FACES,
+) -> TexturedMesh:
     """Mesh of θ at `grid` (Eq. 9, at most `max_faces` faces), unwrapped, with its albedo baked into a
     texture_size² texture."""
     verts, faces, uv = unwrap(extract_mesh(field, grid, eps, geometry, max_faces))
@@ -123,8 +142,11 @@ def _trimesh(mesh: TexturedMesh):  # -> trimesh.Trimesh
     from PIL import Image
 
     material = trimesh.visual.material.PBRMaterial(  # white factors: the texture alone gives the colour
-        baseColorTexture=Image.fromarray(to_uint8(mesh.texture)), baseColorFactor=[255, 255, 255, 255],
-        metallicFactor=0.0, roughnessFactor=1.0)
+        baseColorTexture=Image.fromarray(to_uint8(mesh.texture)),
+        baseColorFactor=[255, 255, 255, 255],
+        metallicFactor=0.0,
+        roughnessFactor=1.0,
+    )
     visual = trimesh.visual.TextureVisuals(uv=mesh.uv.numpy(), material=material)
     return trimesh.Trimesh(mesh.verts[:, Y_UP].numpy(), mesh.faces.numpy(), visual=visual, process=False)
 
@@ -150,8 +172,15 @@ def write_obj(path: Path, mesh: TexturedMesh) -> None:
 
 
 @torch.no_grad()
-def orbit_frames(mesh: Mesh, colour: Callable[[torch.Tensor], torch.Tensor], attrs: torch.Tensor | None = None,
-                 frames: int = 36, size: int = 256, elevation: float = 15.0, radius: float = 2.5) -> torch.Tensor:
+def orbit_frames(
+    mesh: Mesh,
+    colour: Callable[[torch.Tensor], torch.Tensor],
+    attrs: torch.Tensor | None = None,
+    frames: int = 36,
+    size: int = 256,
+    elevation: float = 15.0,
+    radius: float = 2.5,
+) -> torch.Tensor:
     """Frames [N,size,size,3] of a mesh on white around a turntable, lit from the camera, rasterized
     (render/raster.py); `colour` maps interpolated `attrs` [V,A] (default: positions) at pixels [P,A] → [P,3]."""
     cams = orbit(frames, elevation, radius, 45.0)
@@ -159,13 +188,27 @@ def orbit_frames(mesh: Mesh, colour: Callable[[torch.Tensor], torch.Tensor], att
     shading, out = ShadingConfig(ambient=0.45), []
     for k in range(frames):
         cam = cams.index(k)
-        out.append(render_mesh(mesh, cam, size, size, rasterizer, background, colour, "lambertian",
-                               F.normalize(cam.position, dim=-1), shading, attrs=attrs).rgb[0])
+        out.append(
+            render_mesh(
+                mesh,
+                cam,
+                size,
+                size,
+                rasterizer,
+                background,
+                colour,
+                "lambertian",
+                F.normalize(cam.position, dim=-1),
+                shading,
+                attrs=attrs,
+            ).rgb[0]
+        )
     return torch.stack(out)
 
 
-def turntable(mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: float = 15.0,
-              radius: float = 2.5) -> torch.Tensor:
+def turntable(
+    mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: float = 15.0, radius: float = 2.5
+) -> torch.Tensor:
     """Frames [N,size,size,3] of the textured mesh (see orbit_frames), its texture sampled at the UVs."""
     tex = mesh.texture.permute(2, 0, 1)[None]  # [1,3,S,S]
 
@@ -176,11 +219,17 @@ def turntable(mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: 
     return orbit_frames(Mesh(mesh.verts, mesh.faces), sample_texture, mesh.uv, frames, size, elevation, radius)
 
 
-def write_exports(mesh: TexturedMesh, out_dir: Path, stem: str = "mesh", frames: int = 36, frame_size: int = 256
-                  ) -> dict[str, Path]:
+def write_exports(
+    mesh: TexturedMesh, out_dir: Path, stem: str = "mesh", frames: int = 36, frame_size: int = 256
+) -> dict[str, Path]:
     """Write STEM.glb, STEM.obj/.mtl + texture, turntable.mp4/.gif and turntable.png (frame 0); the paths."""
-    paths = {"glb": out_dir / f"{stem}.glb", "obj": out_dir / f"{stem}.obj", "mp4": out_dir / "turntable.mp4",
-             "gif": out_dir / "turntable.gif", "frame": out_dir / "turntable.png"}
+    paths = {
+        "glb": out_dir / f"{stem}.glb",
+        "obj": out_dir / f"{stem}.obj",
+        "mp4": out_dir / "turntable.mp4",
+        "gif": out_dir / "turntable.gif",
+        "frame": out_dir / "turntable.png",
+    }
     write_glb(paths["glb"], mesh)
     write_obj(paths["obj"], mesh)
     video = turntable(mesh, frames, frame_size)
@@ -190,9 +239,18 @@ def write_exports(mesh: TexturedMesh, out_dir: Path, stem: str = "mesh", frames:
     return paths
 
 
-def export(field: TauField, out_dir: Path, grid: int = 64, texture_size: int = 512, eps: float = 0.1,
-           geometry: DMTetGeometry | None = None, frames: int = 36, frame_size: int = 256,
-           max_faces: int = MAX_FACES) -> dict[str, Path]:
+def export(
+    field: TauField,
+    out_dir: Path,
+    grid: int = 64,
+    texture_size: int = 512,
+    eps: float = 0.1,
+    geometry: DMTetGeometry | None = None,
+    frames: int = 36,
+    frame_size: int = 256,
+    max_faces: int = MAX_FACES,
+) -> dict[str, Path]:
     """Mesh θ, bake its texture and write everything (see write_exports); the paths."""
-    return write_exports(texture_mesh(field, grid, texture_size, eps, geometry, max_faces), out_dir, "mesh", frames,
-                         frame_size)
+    return write_exports(
+        texture_mesh(field, grid, texture_size, eps, geometry, max_faces), out_dir, "mesh", frames, frame_size
+    )

@@ -11,6 +11,7 @@ Sign convention of τ, written once: `tau(x)` ∈ [0, 1) is the opacity that a N
 `tau_step` at x would have, 1 − exp(−σ(x)·tau_step) (Eq. 8). It grows toward the inside; the surface is the
 level set τ = ε and "inside" is τ > ε (Eq. 9, ε = 0.1).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ class TriplaneField(nn.Module):
         tau_step: float = bounded(0.05, 1e-4)  # reference sample length of τ (see module docstring)
         normal_eps: float = bounded(0.01, 1e-5)  # finite-difference step of normals
 
-    def __init__(self, cfg: "TriplaneField.Config") -> None:
+    def __init__(self, cfg: TriplaneField.Config) -> None:
         super().__init__()
         self.cfg = cfg
         r, c = cfg.resolution, cfg.channels
@@ -97,8 +98,9 @@ class TriplaneField(nn.Module):
     def normals(self, x: torch.Tensor) -> torch.Tensor:
         """Outward unit normals [N,3] = −∇σ/|∇σ|, ∇σ by the 4-point tetrahedral difference (2nd-order)."""
         h = self.cfg.normal_eps
-        corners = torch.tensor([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]],
-                               dtype=x.dtype, device=x.device)  # [4,3]
+        corners = torch.tensor(
+            [[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]], dtype=x.dtype, device=x.device
+        )  # [4,3]
         sigma = self.density((x[:, None, :] + h * corners).reshape(-1, 3)).reshape(-1, 4)  # [N,4]
         grad = sigma @ corners  # [N,3], ∝ ∇σ
         return -F.normalize(grad, dim=-1, eps=1e-12)

@@ -1,12 +1,14 @@
 """Atomic output: every file is written to a temp name beside its target, then renamed into place."""
+
 from __future__ import annotations
 
 import os
 import resource
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ def stale_temp_files(path: Path | str) -> list[Path]:
     path = Path(path)
     found = []
     for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
-        pid = tmp.name[len(path.stem) + 2:-len(f".tmp{path.suffix}")]
+        pid = tmp.name[len(path.stem) + 2 : -len(f".tmp{path.suffix}")]
         if pid.isdigit() and not _alive(int(pid)):
             found.append(tmp)
     return found
@@ -94,7 +96,7 @@ def contact_sheet(images: Sequence[torch.Tensor | np.ndarray], cols: int) -> np.
     sheet = np.full((rows * h, cols * w, c), 255, np.uint8)
     for i, t in enumerate(tiles):
         r, q = divmod(i, cols)
-        sheet[r * h:(r + 1) * h, q * w:(q + 1) * w] = t
+        sheet[r * h : (r + 1) * h, q * w : (q + 1) * w] = t
     return sheet
 
 
@@ -120,4 +122,4 @@ def prepare_out_dir(path: Path | str, overwrite: bool) -> Path:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024

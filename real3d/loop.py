@@ -12,15 +12,17 @@
   goes on, at most `max_rollbacks` times;
 - temp files of a write that a kill interrupted are removed when the loop begins.
 """
+
 from __future__ import annotations
 
 import math
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -81,9 +83,10 @@ def load(path: Path, remedy: str) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no checkpoint at {path}; {remedy}") from None
-    except Exception as e:  # noqa: BLE001 — any unreadable file is the same user-facing problem
-        raise UserError(f"checkpoint {path} is corrupt or not a real3d checkpoint ({type(e).__name__}); "
-                        f"{remedy}") from None
+    except Exception as e:
+        raise UserError(
+            f"checkpoint {path} is corrupt or not a real3d checkpoint ({type(e).__name__}); {remedy}"
+        ) from None
 
 
 @dataclass
@@ -121,8 +124,13 @@ class Loop:
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {self.path} does not fit this run ({type(e).__name__}); {remedy}") from None
 
-    def run(self, start: int, train_step: Callable[[int], float], on_step: Callable[[int, float], None] = (
-            lambda step, loss: None), stop: Callable[[int], bool] = lambda step: False) -> int:
+    def run(
+        self,
+        start: int,
+        train_step: Callable[[int], float],
+        on_step: Callable[[int, float], None] = (lambda step, loss: None),
+        stop: Callable[[int], bool] = lambda step: False,
+    ) -> int:
         """train_step(step) for step = start..total-1; on_step(step + 1, loss) after each finite one. Returns the
         number of steps done: `total`, or fewer where `stop(done)` ended the run early (checkpoint written)."""
         rollbacks, step = 0, start
@@ -132,8 +140,10 @@ class Loop:
                 if not math.isfinite(loss):
                     rollbacks += 1
                     if rollbacks > self.max_rollbacks:
-                        raise UserError(f"the loss stayed non-finite after {self.max_rollbacks} rollbacks; lower "
-                                        "the learning rate (or the guidance scale) and rerun")
+                        raise UserError(
+                            f"the loss stayed non-finite after {self.max_rollbacks} rollbacks; lower "
+                            "the learning rate (or the guidance scale) and rerun"
+                        )
                     step = self.restore()
                     self.on_rollback(step)
                     continue
@@ -143,9 +153,10 @@ class Loop:
                 if step % self.checkpoint_every == 0 or step == self.total or signals["stop"] or early:
                     self.save(step)
                 if signals["stop"] and step < self.total:
-                    raise Interrupted(f"interrupted at step {step} of {self.total}, checkpoint written; continue "
-                                      f"with: {self.resume_hint}")
+                    raise Interrupted(
+                        f"interrupted at step {step} of {self.total}, checkpoint written; continue "
+                        f"with: {self.resume_hint}"
+                    )
                 if early:
                     break
         return step
-

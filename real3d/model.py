@@ -1,9 +1,10 @@
 """θ and how it is seen: the field, its background and its renderer, built from config by registry name."""
+
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,22 @@ class SceneModel(nn.Module):
         super().__init__()
         self.field = registry.build("field", cfg.field_type, cfg.field)
         self.background = registry.build("background", cfg.background_type, cfg.background)
-        self.renderer = registry.build("renderer", cfg.renderer_type, cfg.renderer, field=self.field,
-                                       background=self.background, shading=cfg.shading)
-        self.explicit = registry.build("renderer", cfg.explicit_type, cfg.explicit, field=self.field,
-                                       background=self.background, shading=cfg.shading)
+        self.renderer = registry.build(
+            "renderer",
+            cfg.renderer_type,
+            cfg.renderer,
+            field=self.field,
+            background=self.background,
+            shading=cfg.shading,
+        )
+        self.explicit = registry.build(
+            "renderer",
+            cfg.explicit_type,
+            cfg.explicit,
+            field=self.field,
+            background=self.background,
+            shading=cfg.shading,
+        )
 
 
 def save_checkpoint(path: Path, cfg: SceneConfig, model: SceneModel, **extra: Any) -> None:
@@ -67,6 +80,8 @@ def load_checkpoint(path: Path) -> tuple[SceneConfig, SceneModel, dict[str, Any]
     except FileNotFoundError:
         raise UserError(f"checkpoint {path} does not exist") from None
     except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as e:
-        raise UserError(f"checkpoint {path} is corrupt or not a real3d checkpoint ({type(e).__name__}); "
-                        "use another checkpoint or rerun the job") from None
+        raise UserError(
+            f"checkpoint {path} is corrupt or not a real3d checkpoint ({type(e).__name__}); "
+            "use another checkpoint or rerun the job"
+        ) from None
     return cfg, model, ckpt

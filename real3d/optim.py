@@ -1,8 +1,9 @@
 """Optimiser of the paper's Implementation Details: Adan, lr 5e-3 with cosine annealing to 1e-6."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from adan_pytorch import Adan
@@ -19,8 +20,9 @@ class OptimizerConfig:
     eps: float = bounded(1e-8, 0.0)
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig, total_steps: int
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """Adan over `params` and a cosine schedule from cfg.lr to cfg.lr_min over `total_steps`."""
     opt = Adan(list(params), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1), eta_min=cfg.lr_min)

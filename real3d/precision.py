@@ -11,6 +11,7 @@ and prior training) enter `autocast(device)`, which reads the mode set by `use(m
 (default `auto`). Renderers, compositing and the judge's scoring stay in fp32, so metrics compare across
 machines. On CUDA, `auto` means bf16 where the GPU supports it.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -18,10 +19,11 @@ import functools
 import platform
 import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager, Iterator, Literal
+from typing import Literal
 
 import torch
 
@@ -30,8 +32,20 @@ from .errors import UserError
 Precision = Literal["auto", "fp32", "bf16"]
 MODES: tuple[str, ...] = ("auto", "fp32", "bf16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 (AVX-512 BF16, AMX), Arm (FEAT_BF16)
-FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-                     "asimd", "sve", "bf16", "i8mm")
+FLAGS_THAT_MATTER = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+    "bf16",
+    "i8mm",
+)
 PROBE_SIZE = 256  # n of the n×n @ n×n products of the probe
 BF16_MARGIN = 1.25  # auto takes bf16 only if it measures at least this many times the fp32 rate
 
@@ -47,8 +61,11 @@ class Probe:
 
     @property
     def bf16_faster(self) -> bool:
-        return (self.fp32_gflops is not None and self.bf16_gflops is not None
-                and self.bf16_gflops >= BF16_MARGIN * self.fp32_gflops)
+        return (
+            self.fp32_gflops is not None
+            and self.bf16_gflops is not None
+            and self.bf16_gflops >= BF16_MARGIN * self.fp32_gflops
+        )
 
 
 def cpu_flags() -> set[str] | None:
@@ -93,13 +110,13 @@ def matmul_gflops(dtype: torch.dtype, n: int = PROBE_SIZE, repeats: int = 3, bud
     a @ b  # warm-up (oneDNN / BLAS kernel selection)
     best = time.perf_counter() - start
     if best > budget_s:
-        return 2 * n ** 3 / best / 1e9
+        return 2 * n**3 / best / 1e9
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 RATE_SIZE = 1024  # n of the n×n products that `matmul_rates` times (the FLOP bounds of `bench speed`)
@@ -148,8 +165,11 @@ def name(dtype: torch.dtype) -> str:
 def _warn_emulated() -> None:
     """One line, once per process, when bf16 is forced where the CPU has no native unit for it."""
     if native_bf16(cpu_flags()) is False or not probe().bf16_faster:
-        print("real3d: warning: precision bf16 was asked for, but this CPU has no native bfloat16 units: it runs "
-              "emulated, far slower than fp32 (precision=auto picks fp32 here)", file=sys.stderr)
+        print(
+            "real3d: warning: precision bf16 was asked for, but this CPU has no native bfloat16 units: it runs "
+            "emulated, far slower than fp32 (precision=auto picks fp32 here)",
+            file=sys.stderr,
+        )
 
 
 @contextmanager
@@ -164,7 +184,7 @@ def use(mode: str) -> Iterator[None]:
         _MODE.reset(token)
 
 
-def autocast(device: torch.device | str = "cpu") -> ContextManager[None]:
+def autocast(device: torch.device | str = "cpu") -> AbstractContextManager[None]:
     """torch.autocast to bf16 on `device` where the current mode resolves to bf16; a no-op under fp32."""
     device = torch.device(device)
     dtype = resolve(device=device)

@@ -7,9 +7,11 @@
 
 A YAML config picks a component with `renderer_type: nerf` and configures it under `renderer:`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 

@@ -1,4 +1,5 @@
 """Geometry regularizers of DreamFusion, weighted by `lambda_*` config values (the paper keeps them, Eq. 11)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ def opacity_entropy_loss(out: RenderOutput) -> torch.Tensor:
 
 def regularizer_losses(out: RenderOutput, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:
     """The weighted terms that are switched on, by name (`lambda_X` → loss_X)."""
-    terms = {"orient": (cfg.lambda_orient, orientation_loss), "sparsity": (cfg.lambda_sparsity, sparsity_loss),
-             "opacity_entropy": (cfg.lambda_opacity_entropy, opacity_entropy_loss)}
+    terms = {
+        "orient": (cfg.lambda_orient, orientation_loss),
+        "sparsity": (cfg.lambda_sparsity, sparsity_loss),
+        "opacity_entropy": (cfg.lambda_opacity_entropy, opacity_entropy_loss),
+    }
     return {f"loss_{name}": lam * fn(out) for name, (lam, fn) in terms.items() if lam > 0}

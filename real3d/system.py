@@ -6,14 +6,16 @@
 two-stage run are presets that schedule how often each renderer draws (p_nerf, p_dmtet) and switch λ_adv.
 This is where renderers, priors and the discriminator meet; none of them imports another.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,8 +125,9 @@ class Real3DSystem(nn.Module):
         light = sample_light(cams.position, self.cfg.shading, generator)
         return renderer(cams, size, size, mode, light, generator)
 
-    def score_distillation(self, renders: list[tuple[RenderOutput, Cameras]], step: int,
-                           generator: torch.Generator) -> torch.Tensor:
+    def score_distillation(
+        self, renders: list[tuple[RenderOutput, Cameras]], step: int, generator: torch.Generator
+    ) -> torch.Tensor:
         """Σ_k L_SDS(x'_k): Eq. 2 for each render with the positional prompt of its view, all renders in
         one batched call of the prior."""
         x = torch.cat([self.prior.encode_images(out.rgb) for out, _ in renders])  # [K,C,h,w] model space
@@ -133,8 +136,7 @@ class Real3DSystem(nn.Module):
         emb = self.prompt(azimuth, elevation)
         return sds(self.prior, x, emb, self.cfg.sds, step, generator).loss * len(renders)  # sds() means over K
 
-    def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator
-                    ) -> torch.Tensor:
+    def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator) -> torch.Tensor:
         """Σ_k L_adv(x'_k, x̃): the non-saturating side of Eq. 4 for θ (0 without a discriminator)."""
         if self.discriminator is None:
             return renders[0][0].rgb.new_zeros(())
@@ -154,9 +156,10 @@ class Real3DSystem(nn.Module):
         draws = torch.rand(2, generator=generator)
         candidates = [
             (self.model.renderer, v1, sys_cfg.nerf_resolution, "nerf", scheduled(sys_cfg.p_nerf, step)),
-            (self.model.explicit, v2, sys_cfg.dmtet_resolution, "dmtet", scheduled(sys_cfg.p_dmtet, step))]
-        passes = [c for c, u in zip(candidates, draws) if u < c[4]] \
-            or [max(candidates, key=lambda c: c[4])]  # at least one render per step: the likelier one
+            (self.model.explicit, v2, sys_cfg.dmtet_resolution, "dmtet", scheduled(sys_cfg.p_dmtet, step)),
+        ]
+        likelier = max(candidates, key=lambda c: c[4])
+        passes = [c for c, u in zip(candidates, draws) if u < c[4]] or [likelier]  # at least one render a step
         renders: list[tuple[RenderOutput, Cameras]] = []
         losses: dict[str, torch.Tensor] = {}
         for renderer, cams, size, name, _ in passes:
@@ -187,7 +190,7 @@ class StepClock:
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 
-    def __call__(self, name: str) -> "StepClock":
+    def __call__(self, name: str) -> StepClock:
         self._name = name
         return self
 

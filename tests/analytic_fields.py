@@ -1,4 +1,5 @@
 """Tiny analytic stand-ins for the field θ (anything with `.tau`, `.albedo`, `.bound`) for renderer tests."""
+
 from __future__ import annotations
 
 import torch

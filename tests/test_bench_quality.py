@@ -1,14 +1,15 @@
 """`real3d bench quality` on a tiny budget: the results are complete, finished cells are skipped, an
 unfinished cell resumes, a changed config is refused, bad input is one line."""
+
 import json
 from pathlib import Path
 
 import pytest
 
-from real3d.jobs.bench import quality
-from real3d.jobs.bench.quality import BenchSettings, bench, plan
 from real3d.cli import main
 from real3d.errors import UserError
+from real3d.jobs.bench import quality
+from real3d.jobs.bench.quality import BenchSettings, bench, plan
 from tests.test_generate import TINY, one_line
 
 PROMPTS = ["a red cube", "a blue sphere with a face"]
@@ -32,8 +33,18 @@ def test_results_are_complete(finished):
     assert {c["preset"] for c in results["cells"]} == {"dreamfusion", "real3d"}
     for row in results["presets"].values():
         assert row["cells"] == 2
-        for key in ("judge", "judge_std", "r_precision", "janus", "mesh_iou", "chamfer", "kid", "seconds",
-                    "judge_single", "judge_front"):
+        for key in (
+            "judge",
+            "judge_std",
+            "r_precision",
+            "janus",
+            "mesh_iou",
+            "chamfer",
+            "kid",
+            "seconds",
+            "judge_single",
+            "judge_front",
+        ):
             assert row[key] is not None, key
         assert 0 <= row["judge"] <= 1 and 0 <= row["mesh_iou"] <= 1 and row["chamfer"] > 0
     assert results["presets"]["real3d"]["judge_pair"] is None  # no two-object prompt in the list
@@ -82,19 +93,23 @@ def test_rescore_reads_the_views_again(finished):
 
 def test_changed_config_is_refused(finished):
     settings, root, _ = finished
-    changed = BenchSettings(settings.presets, settings.prompts, settings.seeds, steps=4, overrides=settings.overrides,
-                            evolution_every=1)
+    changed = BenchSettings(
+        settings.presets, settings.prompts, settings.seeds, steps=4, overrides=settings.overrides, evolution_every=1
+    )
     with pytest.raises(UserError, match="was run with another config"):
         plan(changed, root)
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--prompts", "/nonexistent/prompts.txt"], "cannot read the prompt list"),
-    (["--seeds", "0,x"], "comma-separated integers"),
-    (["--presets", "nope"], "unknown preset 'nope'"),
-    (["--workers", "0"], "positive integers"),
-    (["--evolution-prompt", "a black torus"], "not in the prompt list"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--prompts", "/nonexistent/prompts.txt"], "cannot read the prompt list"),
+        (["--seeds", "0,x"], "comma-separated integers"),
+        (["--presets", "nope"], "unknown preset 'nope'"),
+        (["--workers", "0"], "positive integers"),
+        (["--evolution-prompt", "a black torus"], "not in the prompt list"),
+    ],
+)
 def test_bad_input_is_one_line(capsys, tmp_path, argv, expected):
     code = main(["bench", "quality", "--out", str(tmp_path / "b"), *argv])
     assert code == 2 and expected in one_line(capsys.readouterr().err)

@@ -1,18 +1,24 @@
 """`real3d bench speed`: every component timed and counted, the bound consistent, the outputs written."""
+
 import json
 import math
 
 import pytest
 import torch
 
-from real3d.jobs.bench import speed
 from real3d.cli import Parser
 from real3d.errors import UserError
+from real3d.jobs.bench import speed
 
 KEYS = ["nerf", "dmtet", "dmtet_extract", "dmtet_raster", "prior", "sds", "d_step", "d_step_r1", "step"]
 # the default preset, smaller: a tiny x̃ cache of its own and smaller renders (seconds, not minutes)
-SMALL = ["reference.count=4", "reference.steps=2", "reference.batch=4", "system.nerf_resolution=16",
-         "system.dmtet_resolution=32"]
+SMALL = [
+    "reference.count=4",
+    "reference.steps=2",
+    "reference.batch=4",
+    "system.nerf_resolution=16",
+    "system.dmtet_resolution=32",
+]
 
 
 def parse(*argv: str):
@@ -28,9 +34,14 @@ def test_count_flops_of_a_matmul_and_of_cpu_attention():
     assert speed.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)) == 2 * 2 * 2 * 8 * 8 * 4
 
 
-@pytest.mark.parametrize("argv, expected", [(["--repeats", "0"], "positive integer"),
-                                            (["--threads", "x"], "positive integer"),
-                                            (["--shading", "shiny"], "invalid choice")])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--repeats", "0"], "positive integer"),
+        (["--threads", "x"], "positive integer"),
+        (["--shading", "shiny"], "invalid choice"),
+    ],
+)
 def test_bad_options_are_user_errors(argv, expected):
     with pytest.raises(UserError, match=expected):
         parse(*argv)

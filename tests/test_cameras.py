@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from real3d.cameras import Cameras, CameraConfig, orbit, project, sample_views, view_direction
+from real3d.cameras import CameraConfig, Cameras, orbit, project, sample_views, view_direction
 
 
 def test_point_projects_to_same_pixel_through_rays_and_mvp():
@@ -31,8 +31,14 @@ def test_azimuth_zero_sees_the_front():
 
 
 def test_view_direction_words_and_offset():
-    assert [view_direction(a, 10) for a in (0, 30, 90, -90, 170, -180)] == \
-        ["front", "front", "side", "side", "back", "back"]
+    assert [view_direction(a, 10) for a in (0, 30, 90, -90, 170, -180)] == [
+        "front",
+        "front",
+        "side",
+        "side",
+        "back",
+        "back",
+    ]
     assert view_direction(0, 75) == "overhead"
     cams = Cameras(torch.tensor([10.0]), torch.tensor([20.0]), torch.tensor([2.5]), torch.tensor([45.0]))
     v2 = cams.offset(90.0)

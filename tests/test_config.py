@@ -12,17 +12,20 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["renderer.num_sample=48"], "unknown config key 'renderer.num_sample': did you mean num_samples?"),
-    (["renderer.num_samples=abc"], "renderer.num_samples: expected an integer, got 'abc'"),
-    (["renderer.num_samples=0"], "renderer.num_samples: must be between 2 and 1024, got 0"),
-    (["renderer_type=raytracer"], "renderer_type: unknown renderer 'raytracer'; choose one of:"),
-    (["--preset", "no-such-preset"], "unknown preset 'no-such-preset'; presets: "),
-    (["--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
-    (["camera.elevation_range=[60,10]"], "camera.elevation_range: expected [low, high] with low <= high"),
-    (["shading.probs.glossy=1.0"], "shading.probs: unknown shading mode 'glossy'"),
-    (["optimizer.lr"], "override 'optimizer.lr' must look like key.subkey=value"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["renderer.num_sample=48"], "unknown config key 'renderer.num_sample': did you mean num_samples?"),
+        (["renderer.num_samples=abc"], "renderer.num_samples: expected an integer, got 'abc'"),
+        (["renderer.num_samples=0"], "renderer.num_samples: must be between 2 and 1024, got 0"),
+        (["renderer_type=raytracer"], "renderer_type: unknown renderer 'raytracer'; choose one of:"),
+        (["--preset", "no-such-preset"], "unknown preset 'no-such-preset'; presets: "),
+        (["--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
+        (["camera.elevation_range=[60,10]"], "camera.elevation_range: expected [low, high] with low <= high"),
+        (["shading.probs.glossy=1.0"], "shading.probs: unknown shading mode 'glossy'"),
+        (["optimizer.lr"], "override 'optimizer.lr' must look like key.subkey=value"),
+    ],
+)
 def test_bad_config_gives_one_line_and_exit_2(capsys, tmp_path: Path, args, expected):
     out = tmp_path / "run"
     code, err = run_cli(capsys, "fit", "--out", str(out), *args)

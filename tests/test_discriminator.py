@@ -21,7 +21,7 @@ def test_discriminator_separates_and_pulls_renders_toward_reference():
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     d = ConvDiscriminator(ConvDiscriminator.Config(lr=1e-3))
-    real = lambda: colour_batch([0.9, 0.2, 0.2], 8, 32, gen)  # noqa: E731  x̃: red images
+    real = lambda: colour_batch([0.9, 0.2, 0.2], 8, 32, gen)
     fake = torch.full((4, 48, 48, 3), 0.5)  # a grey render at another resolution (like the DMTet view)
     fake[..., 2] = 0.9
     for _ in range(60):

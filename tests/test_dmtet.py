@@ -1,11 +1,12 @@
 """DMTet (Eq. 9): tet grid, marching tetrahedra, the renderer's gradients and silhouette fitting."""
+
 import math
 
 import pytest
 import torch
 import trimesh
-
 from analytic_fields import SphereField
+
 from real3d import precision
 from real3d.cameras import Cameras, orbit
 from real3d.field import TriplaneField
@@ -15,8 +16,12 @@ from real3d.render.shading import ShadingConfig, SolidBackground
 
 
 def make_renderer(field, **cfg) -> DMTetRenderer:
-    return DMTetRenderer(DMTetRenderer.Config(**cfg), field=field, background=SolidBackground(SolidBackground.Config()),
-                         shading=ShadingConfig())
+    return DMTetRenderer(
+        DMTetRenderer.Config(**cfg),
+        field=field,
+        background=SolidBackground(SolidBackground.Config()),
+        shading=ShadingConfig(),
+    )
 
 
 @pytest.mark.parametrize("res", [32, 64])
@@ -25,7 +30,7 @@ def test_dmtet_grid_spans_cube_with_positive_tets(res):
     tets = grid.all_tets()
     v = grid.verts[tets]  # [T,4,3]
     vol = torch.linalg.det(v[:, 1:] - v[:, :1]) / 6
-    assert tets.shape == (6 * res ** 3, 4)
+    assert tets.shape == (6 * res**3, 4)
     assert (vol > 0).all(), "every tet must be positively oriented"
     assert torch.allclose(vol.sum(), torch.tensor(8.0), rtol=1e-4), "tets tile the cube exactly"
     assert grid.verts.min() == -1.0 and grid.verts.max() == 1.0
@@ -40,7 +45,7 @@ def test_dmtet_sphere_meshes_to_watertight_outward_sphere():
     assert (r - radius).abs().max() < grid.cell_size
     tm = trimesh.Trimesh(mesh.verts.detach().numpy(), mesh.faces.numpy(), process=False)
     assert tm.is_watertight and tm.is_winding_consistent
-    assert tm.volume == pytest.approx(4 / 3 * torch.pi * radius ** 3, rel=0.03)  # positive: outward winding
+    assert tm.volume == pytest.approx(4 / 3 * torch.pi * radius**3, rel=0.03)  # positive: outward winding
     normals, centres = mesh.face_normals().detach(), mesh.verts.detach()[mesh.faces].mean(1)
     big = normals.norm(dim=-1) > 1e-6
     assert ((normals * centres).sum(-1)[big] > 0).all(), "every face normal points away from the centre"
@@ -94,8 +99,9 @@ def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
     torch.manual_seed(0)
     field = TriplaneField(TriplaneField.Config(resolution=32))
     renderer = make_renderer(field, grid_resolution=32)  # narrow band on, as in training
-    cams = Cameras(torch.arange(8.0) * 45, torch.tensor([25.0, -25.0] * 4), torch.full((8,), 2.5),
-                   torch.full((8,), 45.0))
+    cams = Cameras(
+        torch.arange(8.0) * 45, torch.tensor([25.0, -25.0] * 4), torch.full((8,), 2.5), torch.full((8,), 45.0)
+    )
     size, half = 48, 0.45
     rays_o, rays_d = cams.rays(size, size)
     t_near, t_far = ray_box(rays_o.reshape(-1, 3), rays_d.reshape(-1, 3), half)

@@ -1,10 +1,11 @@
 """Export: textured mesh of θ (GLB, OBJ+MTL+PNG) and turntable; `real3d export` from a checkpoint."""
+
 import numpy as np
 import pytest
 import torch
 import trimesh
-
 from analytic_fields import BLUE, RED, SphereField
+
 from real3d.cli import main
 from real3d.config import parse
 from real3d.export import Y_UP, bake_texture, export, unwrap
@@ -81,11 +82,26 @@ def test_export_cli_from_checkpoint(tmp_path, renderer):
     cfg = parse(SceneConfig, {"renderer_type": renderer})
     save_checkpoint(tmp_path / "ckpt.pt", cfg, SceneModel(cfg))
     out = tmp_path / "out"
-    rc = main(["export", str(tmp_path / "ckpt.pt"), "--out", str(out), "--grid", "32", "--texture-size", "64",
-               "--frames", "2", "--frame-size", "32"])
+    rc = main(
+        [
+            "export",
+            str(tmp_path / "ckpt.pt"),
+            "--out",
+            str(out),
+            "--grid",
+            "32",
+            "--texture-size",
+            "64",
+            "--frames",
+            "2",
+            "--frame-size",
+            "32",
+        ]
+    )
     assert rc == 0
     assert {"mesh.glb", "mesh.obj", "mesh.mtl", "turntable.mp4", "turntable.gif", "turntable.png"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
 
 
 def test_export_cli_one_line_errors(tmp_path, capsys):

@@ -1,9 +1,9 @@
 import torch
 
+from real3d import config as config_lib
 from real3d.cameras import orbit
 from real3d.field import TriplaneField
 from real3d.model import SceneConfig, SceneModel
-from real3d import config as config_lib
 from real3d.regularizers import RegularizerConfig, regularizer_losses
 
 

@@ -1,4 +1,5 @@
 """Fit θ through the NeRF renderer to views made by an independent renderer written here."""
+
 import torch
 
 from real3d import config as config_lib
@@ -12,7 +13,7 @@ def ray_traced_ball(cams: Cameras, height: int, width: int) -> torch.Tensor:
     o, d = cams.rays(height, width)  # [B,HW,3]
     oc = o - centre
     b = (oc * d).sum(-1)
-    disc = b * b - ((oc * oc).sum(-1) - radius ** 2)
+    disc = b * b - ((oc * oc).sum(-1) - radius**2)
     t = -b - disc.clamp(min=0).sqrt()
     n = (oc + t[..., None] * d) / radius
     colour = torch.stack([0.5 + 0.35 * n[..., 2], 0.45 + 0.3 * n[..., 0], 0.55 - 0.3 * n[..., 1]], -1)

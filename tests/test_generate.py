@@ -1,4 +1,5 @@
 """`real3d generate`: bad input is one line and exit 2 with nothing half-written; resume; determinism."""
+
 import json
 import os
 from pathlib import Path
@@ -9,11 +10,25 @@ import torch
 from real3d.cli import main
 
 # a tiny budget: the whole Eq. 11 machinery (both renderers, SDS, D, x̃, export) in seconds
-TINY = ["steps=6", "reference.count=4", "reference.steps=2", "reference.batch=4", "system.nerf_resolution=16",
-        "system.dmtet_resolution=24", "renderer.num_samples=16", "renderer.grid_resolution=16",
-        "system.p_nerf=1.0", "system.p_dmtet=1.0", "run.checkpoint_every=3", "run.export_grid=32",
-        "run.texture_size=32", "run.turntable_frames=4", "run.turntable_size=32", "field.resolution=16",
-        "reference.cache_dir=REF"]
+TINY = [
+    "steps=6",
+    "reference.count=4",
+    "reference.steps=2",
+    "reference.batch=4",
+    "system.nerf_resolution=16",
+    "system.dmtet_resolution=24",
+    "renderer.num_samples=16",
+    "renderer.grid_resolution=16",
+    "system.p_nerf=1.0",
+    "system.p_dmtet=1.0",
+    "run.checkpoint_every=3",
+    "run.export_grid=32",
+    "run.texture_size=32",
+    "run.turntable_frames=4",
+    "run.turntable_size=32",
+    "field.resolution=16",
+    "reference.cache_dir=REF",
+]
 
 
 def tiny(tmp_path: Path) -> list[str]:
@@ -30,14 +45,17 @@ def one_line(err: str) -> str:
     return err
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["   "], "the prompt is empty"),
-    (["a red cub"], "cub"),
-    (["a red cube", "--preset", "nope"], "unknown preset 'nope'"),
-    (["a red cube", "--seeds", "1,x"], "expected comma-separated integers"),
-    (["x", "--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
-    (["a ripe strawberry", "--preset", "real3d-sd", "prior.path=/nonexistent/sd"], "/nonexistent/sd"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["   "], "the prompt is empty"),
+        (["a red cub"], "cub"),
+        (["a red cube", "--preset", "nope"], "unknown preset 'nope'"),
+        (["a red cube", "--seeds", "1,x"], "expected comma-separated integers"),
+        (["x", "--no-such-option=1"], "unrecognized arguments: --no-such-option=1"),
+        (["a ripe strawberry", "--preset", "real3d-sd", "prior.path=/nonexistent/sd"], "/nonexistent/sd"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, argv, expected):
     out = tmp_path / "run"
     code, err = cli(capsys, "generate", *argv, "--out", str(out))
@@ -85,8 +103,17 @@ def test_run_writes_outputs_then_resume_finishes(tmp_path):
     (run / "config.yaml").write_text(cfg_text)  # ... and the longer budget it was meant to have
     assert main(["generate", "--resume", str(run)]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
-    for name in ("model.glb", "model.obj", "model.mtl", "model.png", "turntable.mp4", "turntable.gif", "config.yaml",
-                 "metrics.json", "train.log"):
+    for name in (
+        "model.glb",
+        "model.obj",
+        "model.mtl",
+        "model.png",
+        "turntable.mp4",
+        "turntable.gif",
+        "config.yaml",
+        "metrics.json",
+        "train.log",
+    ):
         assert (run / name).stat().st_size > 0, name
     import trimesh
 

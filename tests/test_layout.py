@@ -2,6 +2,7 @@
 
 Every import in real3d/**.py is read from the source (at module level and inside functions alike), so an
 import added anywhere is seen without running it."""
+
 from __future__ import annotations
 
 import ast
@@ -30,7 +31,7 @@ def imports(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             if base.startswith("real3d"):
                 found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
     return found - {name}
@@ -87,15 +88,21 @@ def test_the_cycle_finder_finds_one() -> None:  # a checker that cannot fail pro
 
 
 def test_no_library_module_imports_a_job() -> None:
-    upward = {m: sorted(d for d in deps if within(d, JOBS)) for m, deps in graph().items()
-              if not within(m, JOBS) and m not in API}
+    upward = {
+        m: sorted(d for d in deps if within(d, JOBS))
+        for m, deps in graph().items()
+        if not within(m, JOBS) and m not in API
+    }
     assert {m: d for m, d in upward.items() if d} == {}
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("real3d.toyworld", METHOD),  # the toy world judges the method; it must not depend on it
-    ("real3d.priors", ("real3d.toyworld", *JOBS)),  # the priors package is usable on its own
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("real3d.toyworld", METHOD),  # the toy world judges the method; it must not depend on it
+        ("real3d.priors", ("real3d.toyworld", *JOBS)),  # the priors package is usable on its own
+    ],
+)
 def test_packages_stay_independent(package: str, forbidden: tuple[str, ...]) -> None:
     g = graph()
     bad = {m: sorted(d for d in deps if within(d, forbidden)) for m, deps in g.items() if within(m, (package,))}

@@ -1,4 +1,5 @@
 """real3d.loop: the one resumable loop of every trainer — resume, stop signals, NaN rollback, temp files."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,14 @@ class Toy:
 
 
 def loop_of(toy: Toy, path: Path, total: int = 10) -> Loop:
-    return Loop(path, toy, total, checkpoint_every=3, resume_hint="rerun with --resume",
-                on_rollback=lambda step: halve_learning_rate(toy.opt))
+    return Loop(
+        path,
+        toy,
+        total,
+        checkpoint_every=3,
+        resume_hint="rerun with --resume",
+        on_rollback=lambda step: halve_learning_rate(toy.opt),
+    )
 
 
 def test_a_stopped_run_resumed_ends_where_an_unstopped_one_does(tmp_path: Path) -> None:
@@ -52,8 +59,10 @@ def test_a_stopped_run_resumed_ends_where_an_unstopped_one_does(tmp_path: Path) 
     stopped = Toy()
     loop = loop_of(stopped, tmp_path / "b.pt")
     with pytest.raises(Interrupted, match="interrupted at step 5 of 10.*rerun with --resume"):
-        loop.run(loop.begin(False), lambda s: stopped.step(s) if s != 4 else os.kill(os.getpid(), signal.SIGTERM)
-                 or stopped.step(s))
+        loop.run(
+            loop.begin(False),
+            lambda s: stopped.step(s) if s != 4 else os.kill(os.getpid(), signal.SIGTERM) or stopped.step(s),
+        )
     assert torch.load(tmp_path / "b.pt", weights_only=True)["step"] == 5  # the stop wrote a checkpoint
     resumed = Toy()
     loop = loop_of(resumed, tmp_path / "b.pt")

@@ -1,4 +1,5 @@
 """real3d.precision: `auto` follows what the CPU does natively; fp32 and bf16 agree within a stated tolerance."""
+
 import re
 
 import pytest
@@ -8,8 +9,8 @@ from real3d import config as config_lib
 from real3d import precision
 from real3d.cli import main
 from real3d.errors import ConfigError
-from real3d.jobs.fit import FitConfig, fit
 from real3d.field import TriplaneField
+from real3d.jobs.fit import FitConfig, fit
 
 EMULATED = precision.Probe(fp32_gflops=118.0, bf16_gflops=1.0)  # an AVX2-only CPU, as measured there
 NATIVE = precision.Probe(fp32_gflops=197.0, bf16_gflops=436.0)  # avx512_bf16, as measured there
@@ -104,10 +105,19 @@ def test_the_field_follows_the_mode_and_agrees_across_precisions() -> None:
 
 def test_a_fixed_seed_fit_gives_the_same_result_in_fp32_and_bf16() -> None:
     """Tolerance: held-out PSNR within 1 dB after 40 steps (bf16 rounding moves the path, not the result)."""
-    overrides = ["steps=40", "image_size=16", "train_views=4", "test_views=2", "renderer.num_samples=16",
-                 "field.resolution=16", "seed=0"]
-    scores = {m: fit(config_lib.load(FitConfig, "fit", [*overrides, f"precision={m}"]), progress=False)["psnr_test"]
-              for m in ("fp32", "bf16")}
+    overrides = [
+        "steps=40",
+        "image_size=16",
+        "train_views=4",
+        "test_views=2",
+        "renderer.num_samples=16",
+        "field.resolution=16",
+        "seed=0",
+    ]
+    scores = {
+        m: fit(config_lib.load(FitConfig, "fit", [*overrides, f"precision={m}"]), progress=False)["psnr_test"]
+        for m in ("fp32", "bf16")
+    }
     assert abs(scores["fp32"] - scores["bf16"]) < 1.0, scores
     assert scores["fp32"] > 12.0, scores  # it did learn: a blank white guess scores about 8 dB
 
@@ -115,8 +125,17 @@ def test_a_fixed_seed_fit_gives_the_same_result_in_fp32_and_bf16() -> None:
 def test_info_reports_the_machine_and_the_auto_choice(capsys: pytest.CaptureFixture) -> None:
     assert main(["info", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    for key in ("torch", "cpu capability", "cpu flags", "matmul 1024²", "precision auto", "cuda", "nvdiffrast",
-                "weights: embedded prior", "weights: stable diffusion"):
+    for key in (
+        "torch",
+        "cpu capability",
+        "cpu flags",
+        "matmul 1024²",
+        "precision auto",
+        "cuda",
+        "nvdiffrast",
+        "weights: embedded prior",
+        "weights: stable diffusion",
+    ):
         assert key in out, key
     auto = precision.name(precision.resolve("auto"))
     assert re.search(rf"^precision auto +: {auto}$", out, re.M), out

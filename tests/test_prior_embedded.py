@@ -1,5 +1,6 @@
 """Embedded prior: save/reload gives the same ε̂, CFG, training is resumable through the CLI, sampling CLI,
 the shipped weights load offline on the CPU."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def test_save_and_reload_give_the_same_noise_prediction(tmp_path: Path) -> None:
     emb = prior.encode_text(["a red cube, front view", "a blue ball, back view"])
     x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 700])
     with torch.no_grad():
-        torch.testing.assert_close(again.predict_noise(x, t, emb, 5.0), prior.predict_noise(x, t, emb, 5.0),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            again.predict_noise(x, t, emb, 5.0), prior.predict_noise(x, t, emb, 5.0), rtol=0, atol=0
+        )
     assert again.identity == prior.identity
     assert json.loads((tmp_path / "p" / "config.json").read_text())["resolution"] == 16
 
@@ -58,8 +60,9 @@ def test_classifier_free_guidance_combines_conditional_and_unconditional() -> No
     x, t = torch.randn(1, 3, 16, 16), torch.tensor([500])
     with torch.no_grad():
         eps_c, eps_u = prior.denoiser(x, t, emb.cond), prior.denoiser(x, t, emb.uncond)
-        torch.testing.assert_close(prior.predict_noise(x, t, emb, 3.0), cfg_combine(eps_u, eps_c, 3.0),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            prior.predict_noise(x, t, emb, 3.0), cfg_combine(eps_u, eps_c, 3.0), atol=1e-5, rtol=1e-5
+        )
         torch.testing.assert_close(prior.predict_noise(x, t, emb, 1.0), eps_c)
 
 
@@ -75,8 +78,21 @@ def test_images_round_trip_through_model_space() -> None:
 
 
 def test_train_prior_resumes_where_it_stopped(tmp_path: Path, tiny_data: Path) -> None:
-    args = ["train-prior", "--data", str(tiny_data), "--resolution", "16", "--channels", "32,32", "--batch", "4",
-            "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "prior")]
+    args = [
+        "train-prior",
+        "--data",
+        str(tiny_data),
+        "--resolution",
+        "16",
+        "--channels",
+        "32,32",
+        "--batch",
+        "4",
+        "--checkpoint",
+        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "prior"),
+    ]
     assert main(args + ["--steps", "5", "--max-minutes", "1e-6"]) == 0  # a leg that ends after one step
     ckpt = torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 1
@@ -85,10 +101,24 @@ def test_train_prior_resumes_where_it_stopped(tmp_path: Path, tiny_data: Path) -
     assert resumed["step"] == 5 and resumed["optimizer"]["state"][0]["step"] == 5
     prior = EmbeddedPrior.from_pretrained(tmp_path / "prior")
     assert prior.resolution == 16
-    assert main(["sample", "a red cube, front view", "-n", "2", "--out", str(tmp_path / "s"), "--steps", "2",
-                 "--weights", str(tmp_path / "prior")]) == 0
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["contact_sheet.png", "sample_00.png",
-                                                                  "sample_01.png"]
+    assert (
+        main(
+            [
+                "sample",
+                "a red cube, front view",
+                "-n",
+                "2",
+                "--out",
+                str(tmp_path / "s"),
+                "--steps",
+                "2",
+                "--weights",
+                str(tmp_path / "prior"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["contact_sheet.png", "sample_00.png", "sample_01.png"]
 
 
 def test_train_prior_further_from_a_trained_one(tmp_path: Path, tiny_data: Path) -> None:
@@ -96,8 +126,25 @@ def test_train_prior_further_from_a_trained_one(tmp_path: Path, tiny_data: Path)
     for p in first.unet.parameters():
         p.data += 0.01 * torch.randn_like(p)
     first.save_pretrained(tmp_path / "first")
-    args = ["train-prior", "--data", str(tiny_data), "--init", str(tmp_path / "first"), "--batch", "4", "--steps",
-            "2", "--lr", "1e-9", "--warmup", "0", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "p")]
+    args = [
+        "train-prior",
+        "--data",
+        str(tiny_data),
+        "--init",
+        str(tmp_path / "first"),
+        "--batch",
+        "4",
+        "--steps",
+        "2",
+        "--lr",
+        "1e-9",
+        "--warmup",
+        "0",
+        "--checkpoint",
+        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "p"),
+    ]
     assert main(args) == 0
     second = EmbeddedPrior.from_pretrained(tmp_path / "p")
     assert second.cfg.block_out_channels == [32, 32] and second.resolution == 16
@@ -106,8 +153,9 @@ def test_train_prior_further_from_a_trained_one(tmp_path: Path, tiny_data: Path)
     assert main(args + ["--resolution", "16"]) == 2  # the model is that of --init
 
 
-def test_caption_table_is_encoded_once_and_cached_beside_the_data(tmp_path: Path, tiny_data: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_caption_table_is_encoded_once_and_cached_beside_the_data(
+    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from real3d.priors.train import caption_table
 
     prior, cpu = tiny_prior(), torch.device("cpu")
@@ -120,8 +168,11 @@ def test_caption_table_is_encoded_once_and_cached_beside_the_data(tmp_path: Path
     assert len(list(tmp_path.glob("data.captions-*.pt"))) == 1
     encoded: list[int] = []
     forward = type(encoder).forward
-    monkeypatch.setattr(type(encoder), "forward",
-                        lambda self, prompts, batch=512: encoded.append(len(prompts)) or forward(self, prompts, batch))
+    monkeypatch.setattr(
+        type(encoder),
+        "forward",
+        lambda self, prompts, batch=512: encoded.append(len(prompts)) or forward(self, prompts, batch),
+    )
     again, again_index = caption_table(prior, captions, cpu, cache=tiny_data)
     assert encoded == [1] and torch.equal(again, table) and torch.equal(again_index, index)  # only the probe
     caption_table(prior, captions[:4], cpu, cache=tiny_data)  # other captions: another table
@@ -149,8 +200,9 @@ def test_shipped_prior_loads_offline_and_samples_deterministically() -> None:
     torch.testing.assert_close(a, b)
 
 
-def test_the_frozen_prior_runs_a_traced_unet_with_the_eager_result(monkeypatch: pytest.MonkeyPatch,
-                                                                     capsys: pytest.CaptureFixture) -> None:
+def test_the_frozen_prior_runs_a_traced_unet_with_the_eager_result(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """Inference of a frozen prior goes through the traced graph: the eager UNet's ε̂ for every batch size
     (fp32: to float rounding); a UNet that cannot be traced falls back to eager with one warning line."""
     prior = tiny_prior()
@@ -165,8 +217,9 @@ def test_the_frozen_prior_runs_a_traced_unet_with_the_eager_result(monkeypatch: 
             torch.testing.assert_close(prior.denoiser(x, t, ctx[:b]), eager, rtol=1e-4, atol=1e-5)
         assert len(prior._graphs) == 1 and None not in prior._graphs.values()
         prior.unet.conv_in.bias.add_(0.1)  # new weights: a new graph, not a stale one
-        torch.testing.assert_close(prior.denoiser(x, t, ctx[:1]), prior.unet(x, t, encoder_hidden_states=ctx[:1]).sample,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            prior.denoiser(x, t, ctx[:1]), prior.unet(x, t, encoder_hidden_states=ctx[:1]).sample, rtol=1e-4, atol=1e-5
+        )
         assert len(prior._graphs) == 2
 
         def refuse(*args: object, **kwargs: object) -> None:

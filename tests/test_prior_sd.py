@@ -1,5 +1,6 @@
 """Stable Diffusion prior end to end with a tiny randomly initialised pipeline that the test builds itself
 (offline: a character-level CLIP tokenizer from a vocabulary written here). On CUDA (if present) too, fp16."""
+
 from __future__ import annotations
 
 import json
@@ -34,22 +35,45 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-sd")
     torch.manual_seed(0)
     _tokenizer_files(root / "tokenizer")
-    tokenizer = CLIPTokenizer(str(root / "tokenizer" / "vocab.json"), str(root / "tokenizer" / "merges.txt"),
-                              model_max_length=16)
+    tokenizer = CLIPTokenizer(
+        str(root / "tokenizer" / "vocab.json"), str(root / "tokenizer" / "merges.txt"), model_max_length=16
+    )
     tokenizer.save_pretrained(root / "tokenizer")
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
-                                        num_attention_heads=4, num_hidden_layers=2, max_position_embeddings=16,
-                                        bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
     text.save_pretrained(root / "text_encoder")
-    UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                         block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                         attention_head_dim=4).save_pretrained(root / "unet")
-    AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  sample_size=16).save_pretrained(root / "vae")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
-        root / "scheduler")
+    UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+    ).save_pretrained(root / "unet")
+    AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        sample_size=16,
+    ).save_pretrained(root / "vae")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(root / "scheduler")
     (root / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     return root
 

@@ -1,4 +1,5 @@
 """The differentiable rasterizer (Eq. 10): coverage, interpolated attributes and silhouette gradients."""
+
 import pytest
 import torch
 import trimesh
@@ -36,7 +37,7 @@ def test_raster_interpolates_position_depth_normal_of_front_surface():
     assert ((xyz * cam).sum(-1) > 0).all(), "the z-buffer keeps the near half"
     rays_o, rays_d = cams.rays(SIZE, SIZE)
     b = (rays_o * rays_d).sum(-1)
-    t = -b - (b * b - (rays_o.square().sum(-1) - RADIUS ** 2)).clamp(min=0).sqrt()  # analytic ray distance
+    t = -b - (b * b - (rays_o.square().sum(-1) - RADIUS**2)).clamp(min=0).sqrt()  # analytic ray distance
     depth = (xyz - cam).norm(dim=-1)
     assert (depth - t.reshape(2, SIZE, SIZE)[raster.mask]).abs().median() < 0.005
 

@@ -1,6 +1,7 @@
 """SDS (Eq. 2) gives exactly w(t)(ε̂ − ε) without touching the prior, t_max anneals, positional prompt
 embedding interpolates the view prompts, x̃ is cached and reused, and SDS on a free image moves it to the
 prompt's colour with the shipped prior."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,9 @@ class LinearPrior:
         cond = torch.stack([torch.full((2, 4), float(len(p))) for p in prompts])
         return TextEmbedding(cond, torch.zeros_like(cond))
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
-                      ) -> torch.Tensor:
+    def predict_noise(
+        self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
+    ) -> torch.Tensor:
         y = emb.uncond + guidance_scale * (emb.cond - emb.uncond)
         return 0.5 * x_t + y.mean(dim=(1, 2))[:, None, None, None]
 
@@ -43,8 +45,14 @@ class LinearPrior:
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return (x + 1).permute(0, 2, 3, 1) / 2
 
-    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        steps: int = 20,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         self.sampled += prompts
         return torch.rand(len(prompts) * n, 8, 8, 3, generator=generator)
 
@@ -111,8 +119,9 @@ def test_positional_prompt_weights_follow_the_camera_convention() -> None:
     el = torch.tensor([15.0] * 7 + [60.0, 90.0])
     w = view_weights(az, el)  # columns: front, side, back, overhead
     torch.testing.assert_close(w.sum(1), torch.ones(9))
-    torch.testing.assert_close(w[:5], torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0],
-                                                    [0, 0, 1, 0]]))
+    torch.testing.assert_close(
+        w[:5], torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]])
+    )
     torch.testing.assert_close(w[5], torch.tensor([0.5, 0.5, 0, 0]))
     torch.testing.assert_close(w[6], torch.tensor([0, 0.5, 0.5, 0]))
     torch.testing.assert_close(w[7], torch.tensor([0.5, 0, 0, 0.5]))
@@ -139,7 +148,8 @@ def test_reference_images_are_cached_and_reused(tmp_path: Path) -> None:
     again = reference_images(prior, "a red cube", cfg, progress=False)
     assert torch.equal(first, again) and len(prior.sampled) == 20, "the second call must read the cache"
     assert cache_path(prior, "a red cube", ReferenceConfig(count=21, cache_dir=str(tmp_path))) != cache_path(
-        prior, "a red cube", cfg)
+        prior, "a red cube", cfg
+    )
     assert cache_path(prior, "a blue cube", cfg) != cache_path(prior, "a red cube", cfg)
     assert not list(tmp_path.glob("*.tmp*"))
 

@@ -1,5 +1,6 @@
 """Toy world: SDFs are true distances, the GT renderer matches analytic silhouettes, captions round-trip,
 CLI errors are one line, the shipped judge reads GT renders, and the metrics behave on known cases."""
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,9 @@ import torch
 
 from real3d.cameras import Cameras, orbit
 from real3d.cli import main
+from real3d.errors import UserError
 from real3d.toyworld import metrics
 from real3d.toyworld.dataset import DatasetSpec, toy_dataset
-from real3d.errors import UserError
 from real3d.toyworld.judge import HEADS, NAME, WEIGHTS_DIR, Judge, _fine_tune_from, labels, load_judge, save_judge
 from real3d.toyworld.render import render, visible_pixels
 from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene
@@ -41,8 +42,9 @@ def test_primitive_sdf_is_a_true_distance(shape: str) -> None:
 
 def test_gt_sphere_matches_analytic_silhouette() -> None:
     scene = Scene((compose([("sphere", "red", None)]).objects[0],))
-    cams = Cameras(torch.tensor([0.0, 130.0]), torch.tensor([10.0, -5.0]), torch.tensor([2.5, 2.2]),
-                   torch.tensor([45.0, 40.0]))
+    cams = Cameras(
+        torch.tensor([0.0, 130.0]), torch.tensor([10.0, -5.0]), torch.tensor([2.5, 2.2]), torch.tensor([45.0, 40.0])
+    )
     out = render(scene, cams, 64, 64)
     rays_o, rays_d = cams.rays(64, 64)
     # a ray hits a sphere of radius r at the origin iff its distance to the centre is below r
@@ -53,7 +55,7 @@ def test_gt_sphere_matches_analytic_silhouette() -> None:
     assert torch.equal(out.mask.bool()[clear], analytic[clear])
     assert out.mask.sum() > 500
     along = (-rays_o * rays_d).sum(-1).reshape(2, 64, 64)  # ray distance to the closest approach
-    t_hit = along - (r ** 2 - dist ** 2).clamp(min=0).sqrt()
+    t_hit = along - (r**2 - dist**2).clamp(min=0).sqrt()
     inside = analytic & ((dist - r).abs() > 0.02)
     assert (out.depth[inside] - t_hit[inside]).abs().max() < 1e-2  # sphere tracing stops short by < eps / cos
 
@@ -68,26 +70,42 @@ def test_parser_round_trips_captions() -> None:
     assert parse("a blue ball under a red box") == parse("a red cube on top of a blue sphere")
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["toyworld", "show", "a red cub on top of a blue sphere", "--out", "x"], "cube"),
-    (["toyworld", "show", "a red cone with a face", "--out", "x"], "face"),
-    (["toyworld", "show", "a cube", "--out", "x"], "colour"),
-    (["toyworld", "render-dataset", "--n", "-3"], "positive"),
-    (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
-    (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
-    (["toyworld", "train-judge", "--cues", "-1"], "cues: must be >= 0"),
-    (["toyworld", "score", "/nonexistent"], "not a finished 'real3d generate' run"),
-])
-def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture
-                                                ) -> None:
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["toyworld", "show", "a red cub on top of a blue sphere", "--out", "x"], "cube"),
+        (["toyworld", "show", "a red cone with a face", "--out", "x"], "face"),
+        (["toyworld", "show", "a cube", "--out", "x"], "colour"),
+        (["toyworld", "render-dataset", "--n", "-3"], "positive"),
+        (["toyworld", "eval-judge", "--weights", "/nonexistent"], "train-judge"),
+        (["toyworld", "train-judge", "--artifacts", "1.5"], "between 0 and 1"),
+        (["toyworld", "train-judge", "--cues", "-1"], "cues: must be >= 0"),
+        (["toyworld", "score", "/nonexistent"], "not a finished 'real3d generate' run"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(argv: list[str], words: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err
 
 
 def test_show_writes_views_and_sheet(tmp_path) -> None:
-    assert main(["toyworld", "show", "a green cylinder with a handle", "--out", str(tmp_path), "--views", "4",
-                 "--resolution", "32"]) == 0
+    assert (
+        main(
+            [
+                "toyworld",
+                "show",
+                "a green cylinder with a handle",
+                "--out",
+                str(tmp_path),
+                "--views",
+                "4",
+                "--resolution",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert len(list(tmp_path.glob("view_*.png"))) == 4 and (tmp_path / "contact_sheet.png").exists()
 
 
@@ -100,7 +118,8 @@ def test_dataset_shards_are_reused(tmp_path) -> None:
     assert torch.equal(first.images, again.images) and first.images.shape == (40, 16, 16, 3)
     assert first.captions[0].startswith(first.prompts[0]) and first.captions[0].endswith(" view")
     assert parse(first.captions[0]) == compose(
-        [(o.shape, o.colour, o.feature) for o in first.scenes[0].objects], first.scenes[0].relation)
+        [(o.shape, o.colour, o.feature) for o in first.scenes[0].objects], first.scenes[0].relation
+    )
     parallel = toy_dataset(spec, tmp_path / "parallel", workers=2)
     assert torch.equal(first.images, parallel.images) and first.captions == parallel.captions
 
@@ -124,9 +143,13 @@ def test_dataset_renders_again_a_shard_without_visibility(tmp_path, dropped: tup
 
 def _views(prompt: str, azimuths: list[float]) -> tuple[Scene, list[dict[str, int]]]:
     scene = parse(prompt)
-    cams = Cameras(torch.tensor(azimuths), torch.full((len(azimuths),), 10.0), torch.full((len(azimuths),), 2.5),
-                   torch.full((len(azimuths),), 45.0))
-    shown = (visible_pixels(scene, render(scene, cams, 64, 64)).float() / 64 ** 2).tolist()
+    cams = Cameras(
+        torch.tensor(azimuths),
+        torch.full((len(azimuths),), 10.0),
+        torch.full((len(azimuths),), 2.5),
+        torch.full((len(azimuths),), 45.0),
+    )
+    shown = (visible_pixels(scene, render(scene, cams, 64, 64)).float() / 64**2).tolist()
     return scene, [labels(scene, a, v) for a, v in zip(azimuths, shown)]
 
 
@@ -190,8 +213,8 @@ def test_a_judge_of_other_heads_is_refused_and_fine_tuned_from(tmp_path) -> None
 def test_the_cues_of_facing_change_where_its_classes_do() -> None:
     from real3d.toyworld.judge import FRONT_SIDE_BORDER, facing_cues
 
-    cues = facing_cues(torch.tensor([0.0, FRONT_SIDE_BORDER, 90.0, 180.0]), torch.tensor([0.0, 4, 8, 16]) / 64 ** 2)
-    assert torch.allclose(cues[:, 0], torch.tensor([1.0, 0.5 ** 0.5, 0.0, -1.0]), atol=1e-6)
+    cues = facing_cues(torch.tensor([0.0, FRONT_SIDE_BORDER, 90.0, 180.0]), torch.tensor([0.0, 4, 8, 16]) / 64**2)
+    assert torch.allclose(cues[:, 0], torch.tensor([1.0, 0.5**0.5, 0.0, -1.0]), atol=1e-6)
     assert torch.allclose(cues[:, 1], torch.log2(torch.tensor([1.0, 5, 9, 17])) / 4)
 
 
@@ -252,8 +275,9 @@ def test_a_stopped_judge_training_resumes_where_it_stopped(tmp_path, monkeypatch
     with pytest.raises(UserError, match="stopped training with other settings"):
         path = tmp_path / "x" / judge_lib.CHECKPOINT
         Loop(path, judge_lib.JudgeRun(cfg, whole, *_optimizer(whole)), 6, 2, "").save(2)
-        judge_lib.train_judge(judge_lib.JudgeTraining(train_n=16, test_n=8, steps=7, batch=4, seed=3), tmp_path / "x",
-                              tmp_path / "data")
+        judge_lib.train_judge(
+            judge_lib.JudgeTraining(train_n=16, test_n=8, steps=7, batch=4, seed=3), tmp_path / "x", tmp_path / "data"
+        )
 
 
 def _optimizer(judge: Judge) -> tuple:
@@ -270,9 +294,11 @@ def judge():
 
 def test_judge_scores_gt_renders_of_the_prompt_high(judge) -> None:
     cams = orbit(6, 20.0)
-    for prompt, wrong in [("a red cube on top of a blue sphere", "a red sphere on top of a blue cube"),
-                          ("a yellow sphere with a face", "a green sphere with a face"),
-                          ("a purple cone", "a purple cylinder")]:
+    for prompt, wrong in [
+        ("a red cube on top of a blue sphere", "a red sphere on top of a blue cube"),
+        ("a yellow sphere with a face", "a green sphere with a face"),
+        ("a purple cone", "a purple cylinder"),
+    ]:
         rgb = render(parse(prompt), cams, 64, 64).rgb
         right_mean, _ = metrics.judge_score(judge, rgb, prompt)
         wrong_mean, _ = metrics.judge_score(judge, rgb, wrong)
@@ -284,8 +310,10 @@ def test_judge_scores_gt_renders_of_the_prompt_high(judge) -> None:
 
 def test_janus_rate_counts_fronts_seen_from_several_sides(judge) -> None:
     one_face = compose([("sphere", "yellow", "face")])
-    two_faced = [render(Scene(one_face.objects, yaw=0.0), orbit(8, 15.0), 64, 64).rgb,
-                 render(Scene(one_face.objects, yaw=180.0), orbit(8, 15.0), 64, 64).rgb]
+    two_faced = [
+        render(Scene(one_face.objects, yaw=0.0), orbit(8, 15.0), 64, 64).rgb,
+        render(Scene(one_face.objects, yaw=180.0), orbit(8, 15.0), 64, 64).rgb,
+    ]
     assert metrics.is_janus(torch.tensor([0.9, 0.8, 0, 0, 0, 0, 0, 0.7])) is False
     assert metrics.is_janus(torch.tensor([0.9, 0, 0, 0, 0.9, 0, 0, 0])) is True
     assert metrics.janus_rate(judge, two_faced) == 0.0
@@ -322,7 +350,7 @@ def test_mesh_iou_and_chamfer_against_the_gt_sdf() -> None:
     r, d = 0.7, 0.35
     cap = math.pi * (4 * r + d) * (2 * r - d) ** 2 / 12
     shifted = metrics.mesh_iou(verts + torch.tensor([d, 0.0, 0.0]), faces, scene, resolution=32)
-    assert abs(shifted - cap / (2 * 4 / 3 * math.pi * r ** 3 - cap)) < 0.02
+    assert abs(shifted - cap / (2 * 4 / 3 * math.pi * r**3 - cap)) < 0.02
     assert metrics.chamfer(verts, faces, scene, n=2000) < 0.02
     small, small_faces = _uv_sphere(0.5)
     assert metrics.chamfer(small, small_faces, scene, n=2000) > 0.15
@@ -342,8 +370,8 @@ def test_kid_is_small_for_the_same_distribution() -> None:
 def test_score_reads_a_runs_views_again(judge, tmp_path, capsys) -> None:
     import json
 
-    from real3d.toyworld.runs import gt_views
     from real3d.io import contact_sheet, save_image
+    from real3d.toyworld.runs import gt_views
 
     save_image(tmp_path / "views.png", contact_sheet(list(gt_views("a red cube")), 12))
     (tmp_path / "metrics.json").write_text(json.dumps({"prompt": "a red cube", "judge_score": 0.0, "steps": 7}))

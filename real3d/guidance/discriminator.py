@@ -6,6 +6,7 @@ D is trained on x̃ (images pre-sampled from the prior, guidance/reference.py) a
 θ receives the non-saturating generator loss −log D(x'). DiffAugment (the same random translation, colour
 shift and cutout applied to real and fake) and a lazy R1 penalty keep D from memorising a small x̃.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ from ..config import bounded
 from ..registry import register
 
 
-def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None, translate: float = 0.125,
-                 cutout: float = 0.25) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, generator: torch.Generator | None = None, translate: float = 0.125, cutout: float = 0.25
+) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020) on images x [B,3,H,W] in [−1,1]: brightness/saturation/contrast, a
     random translation with zero padding, and one random cutout square — all differentiable in x."""
     B, _, H, W = x.shape
@@ -37,8 +39,8 @@ def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None, tran
     sy, sx = int(H * translate), int(W * translate)
     dy = torch.randint(-sy, sy + 1, (B,), generator=generator)
     dx = torch.randint(-sx, sx + 1, (B,), generator=generator)
-    rows = (torch.arange(H)[None, :] - dy[:, None])  # [B,H] source row of each target row
-    cols = (torch.arange(W)[None, :] - dx[:, None])  # [B,W]
+    rows = torch.arange(H)[None, :] - dy[:, None]  # [B,H] source row of each target row
+    cols = torch.arange(W)[None, :] - dx[:, None]  # [B,W]
     valid = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]  # [B,H,W]
     gathered = x[torch.arange(B)[:, None, None], :, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]]
     x = gathered.permute(0, 3, 1, 2) * valid[:, None]
@@ -67,13 +69,13 @@ class ConvDiscriminator(nn.Module):
         r1_every: int = bounded(4, 1)  # lazy R1: applied every k D steps, scaled by k
         augment: bool = True  # DiffAugment on real and fake
 
-    def __init__(self, cfg: "ConvDiscriminator.Config") -> None:
+    def __init__(self, cfg: ConvDiscriminator.Config) -> None:
         super().__init__()
         self.cfg = cfg
         mods: list[nn.Module] = []
         cin = 3
         for i in range(cfg.layers):
-            cout = cfg.channels * 2 ** i
+            cout = cfg.channels * 2**i
             mods += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             cin = cout
         self.features = nn.Sequential(*mods)
@@ -85,8 +87,7 @@ class ConvDiscriminator(nn.Module):
         """Logits [B] of D for images rgb [B,H,W,3] in [0,1] (D(x) = sigmoid(logit))."""
         x = rgb.permute(0, 3, 1, 2) * 2 - 1
         if x.shape[-1] != self.cfg.resolution or x.shape[-2] != self.cfg.resolution:
-            x = F.interpolate(x, size=(self.cfg.resolution,) * 2, mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(x, size=(self.cfg.resolution,) * 2, mode="bilinear", align_corners=False, antialias=True)
         if self.cfg.augment and self.training:
             x = diff_augment(x, generator)
         with precision.autocast(x.device):
@@ -96,15 +97,19 @@ class ConvDiscriminator(nn.Module):
         """L_adv for θ (Eq. 4, non-saturating form): −log D(x') averaged over renders x' [B,H,W,3]."""
         return F.softplus(-self(fake, generator)).mean()
 
-    def update(self, real: torch.Tensor, fakes: list[torch.Tensor], generator: torch.Generator | None = None
-               ) -> dict[str, float]:
+    def update(
+        self, real: torch.Tensor, fakes: list[torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, float]:
         """One ascent step of D on Eq. 4: real x̃ [B,H,W,3] against detached renders (any sizes)."""
         real = real.detach().requires_grad_(self.cfg.r1_gamma > 0)
         real_logits = self(real, generator)
         fake_logits = torch.cat([self(f.detach(), generator) for f in fakes])
         loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()  # −Eq. 4
-        stats = {"d_loss": loss.item(), "d_real": torch.sigmoid(real_logits).mean().item(),
-                 "d_fake": torch.sigmoid(fake_logits).mean().item()}
+        stats = {
+            "d_loss": loss.item(),
+            "d_real": torch.sigmoid(real_logits).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits).mean().item(),
+        }
         if self.cfg.r1_gamma > 0 and self.steps % self.cfg.r1_every == 0:
             (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
             r1 = grad.square().flatten(1).sum(1).mean()

@@ -11,6 +11,7 @@ front), a view at |azimuth| = a ∈ [0°, 180°] gets
 and, looking down, is blended towards the overhead embedding: weight clamp((elevation − 45°) / 30°, 0, 1)
 (one half at DreamFusion's 60° overhead border).
 """
+
 from __future__ import annotations
 
 import torch

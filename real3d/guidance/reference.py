@@ -6,6 +6,7 @@ elevation, named by real3d.cameras.view_direction, plus a share of overhead view
 on disk as one uint8 .npz per (prior identity, prompt, count, sampler settings), so every later run with the
 same prior and prompt reuses them; writes are atomic.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,11 @@ def reference_prompts(prompt: str, cfg: ReferenceConfig) -> list[str]:
 
 def cache_path(prior: Prior, prompt: str, cfg: ReferenceConfig) -> Path:
     """The cache file of (prior identity, prompt, count and sampler settings)."""
-    key = {"prior": prior.identity, "prompt": prompt,
-           **{k: v for k, v in asdict(cfg).items() if k not in ("batch", "cache_dir")}}
+    key = {
+        "prior": prior.identity,
+        "prompt": prompt,
+        **{k: v for k, v in asdict(cfg).items() if k not in ("batch", "cache_dir")},
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return Path(cfg.cache_dir) / f"{digest}.npz"
 
@@ -62,9 +66,8 @@ def reference_images(prior: Prior, prompt: str, cfg: ReferenceConfig, progress: 
     prompts = reference_prompts(prompt, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     chunks = []
-    for i in tqdm(range(0, len(prompts), cfg.batch), desc=f"x̃ {prompt!r}", disable=not progress,
-                  dynamic_ncols=True):
-        rgb = prior.sample(prompts[i:i + cfg.batch], 1, cfg.steps, cfg.guidance_scale, gen)
+    for i in tqdm(range(0, len(prompts), cfg.batch), desc=f"x̃ {prompt!r}", disable=not progress, dynamic_ncols=True):
+        rgb = prior.sample(prompts[i : i + cfg.batch], 1, cfg.steps, cfg.guidance_scale, gen)
         chunks.append((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu())
     images = torch.cat(chunks)
     with atomic_path(path) as tmp:

@@ -12,6 +12,7 @@ t ~ U(t_min, t_max(step)) with t_max annealed linearly over the run (DreamFusion
 `t_window`, t ~ U(t_max(step) − window, t_max(step)): a window sliding down from noise to detail, so
 that t decreases over the run as it does in a sampler (DreamTime's time-prioritised schedule).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class SDSConfig:
         from ..errors import ConfigError
 
         if len(self.t_max) != 2 or not all(self.t_min <= t for t in self.t_max):
-            raise ConfigError(f"{where}.t_max: expected [start, end], both at or above t_min={self.t_min}, "
-                              f"got {self.t_max}")
+            raise ConfigError(
+                f"{where}.t_max: expected [start, end], both at or above t_min={self.t_min}, got {self.t_max}"
+            )
 
 
 @dataclass
@@ -64,8 +66,14 @@ def weight(cfg: SDSConfig, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
     return sigma2 if cfg.weighting == "sigma2" else (sigma2 / alphas_cumprod_t).sqrt()
 
 
-def sds(prior: Prior, x: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step: int = 0,
-        generator: torch.Generator | None = None) -> SDSOutput:
+def sds(
+    prior: Prior,
+    x: torch.Tensor,
+    emb: TextEmbedding,
+    cfg: SDSConfig,
+    step: int = 0,
+    generator: torch.Generator | None = None,
+) -> SDSOutput:
     """Eq. 2 for images x [B,C,h,w] already in the prior's model space (see `sds_rgb` for renders)."""
     n_t = prior.num_train_timesteps
     top = t_max_at(cfg, step)
@@ -83,20 +91,33 @@ def sds(prior: Prior, x: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step:
         grad = torch.nan_to_num(grad)
         if cfg.grad_clip is not None:
             grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
-        target = (x.detach().float() - grad)
+        target = x.detach().float() - grad
     loss = 0.5 * ((x.float() - target) ** 2).sum() / b
     return SDSOutput(loss, t, grad)
 
 
-def sds_rgb(prior: Prior, rgb: torch.Tensor, emb: TextEmbedding, cfg: SDSConfig, step: int = 0,
-            generator: torch.Generator | None = None) -> SDSOutput:
+def sds_rgb(
+    prior: Prior,
+    rgb: torch.Tensor,
+    emb: TextEmbedding,
+    cfg: SDSConfig,
+    step: int = 0,
+    generator: torch.Generator | None = None,
+) -> SDSOutput:
     """Eq. 2 for renders rgb [B,H,W,3] in [0,1]: into model space (VAE-encoded for latent priors) with
     gradients, then `sds`."""
     return sds(prior, prior.encode_images(rgb), emb, cfg, step, generator)
 
 
-def optimize_image(prior: Prior, emb: TextEmbedding, cfg: SDSConfig, steps: int = 300, lr: float = 0.05,
-                   generator: torch.Generator | None = None, init: float = 0.5) -> torch.Tensor:
+def optimize_image(
+    prior: Prior,
+    emb: TextEmbedding,
+    cfg: SDSConfig,
+    steps: int = 300,
+    lr: float = 0.05,
+    generator: torch.Generator | None = None,
+    init: float = 0.5,
+) -> torch.Tensor:
     """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`,
     optimised by Adam with Eq. 2 for embeddings emb [B,...]; returns the final images. The sanity check of
     the guidance. The start sets the size of what SDS paints: from the toy world's white (0.95) the object

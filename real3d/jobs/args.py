@@ -1,10 +1,11 @@
 """argparse pieces the job modules share (below the jobs and the `real3d` dispatcher, so none imports up)."""
+
 from __future__ import annotations
 
 import argparse
 import functools
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from .. import precision
 from ..errors import UserError
@@ -20,10 +21,16 @@ def positive_int(text: str) -> int:
 
 def add_config_arguments(p: argparse.ArgumentParser, default_preset: str, budget: bool = False) -> None:
     """The options every config-driven job shares: a preset or YAML file, dotted overrides (and --budget)."""
-    p.add_argument("--config", "--preset", dest="preset", default=default_preset,
-                   help=f"preset name from configs/ or a path to a YAML file (default: {default_preset})")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value",
-                   help="dotted config overrides, e.g. renderer.num_samples=48")
+    p.add_argument(
+        "--config",
+        "--preset",
+        dest="preset",
+        default=default_preset,
+        help=f"preset name from configs/ or a path to a YAML file (default: {default_preset})",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="key.sub=value", help="dotted config overrides, e.g. renderer.num_samples=48"
+    )
     if budget:
         add_budget_argument(p)
 
@@ -32,23 +39,34 @@ def add_budget_argument(p: argparse.ArgumentParser) -> None:
     """--budget NAME: a budget of configs/budgets/ (steps rescaled through config.rescale_steps)."""
     from ..config import budgets
 
-    p.add_argument("--budget", choices=budgets(), default=None,
-                   help="run budget: fast (the preset as written) or quality (4000 steps, finer grids, 1000 x̃); "
-                        "default: the preset's own")
+    p.add_argument(
+        "--budget",
+        choices=budgets(),
+        default=None,
+        help="run budget: fast (the preset as written) or quality (4000 steps, finer grids, 1000 x̃); "
+        "default: the preset's own",
+    )
 
 
 def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
     """Dotted overrides `key=value` from the flags that were given (argparse dest → config key; a flag left
     out is None and leaves the config's own value), so flag-driven jobs load their config like every other."""
-    return [f"{key}={json.dumps(getattr(args, dest))}" for dest, key in flags.items()
-            if getattr(args, dest, None) is not None]
+    return [
+        f"{key}={json.dumps(getattr(args, dest))}"
+        for dest, key in flags.items()
+        if getattr(args, dest, None) is not None
+    ]
 
 
 def add_precision_argument(p: argparse.ArgumentParser) -> None:
     """--precision auto|fp32|bf16 (real3d.precision), and --fp32 as its short form."""
-    p.add_argument("--precision", choices=MODES, default="auto",
-                   help="compute precision of the networks: auto (bf16 only where this CPU runs it natively, "
-                        "the default), fp32 or bf16")
+    p.add_argument(
+        "--precision",
+        choices=MODES,
+        default="auto",
+        help="compute precision of the networks: auto (bf16 only where this CPU runs it natively, "
+        "the default), fp32 or bf16",
+    )
     p.add_argument("--fp32", action="store_true", help="the same as --precision fp32")
 
 
@@ -61,8 +79,10 @@ def precision_of(args: argparse.Namespace) -> str:
 
 def in_precision(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Decorate a job's `run(args)` so that it runs in the precision its --precision / --fp32 ask for."""
+
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
         with precision.use(precision_of(args)):
             return run(args)
+
     return wrapped

@@ -1,4 +1,5 @@
 """`real3d export CHECKPOINT --out DIR`: the textured mesh and turntable of a run's checkpoint (real3d.export)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,17 +13,21 @@ from ..render.dmtet import DMTetRenderer
 
 
 def run(args: argparse.Namespace) -> int:
-    if (not 16 <= args.texture_size <= 8192 or args.frames < 1 or not 16 <= args.frame_size <= 4096
-            or args.max_faces < 0):
-        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, "
-                        "--max-faces >= 0")
+    if (
+        not 16 <= args.texture_size <= 8192
+        or args.frames < 1
+        or not 16 <= args.frame_size <= 4096
+        or args.max_faces < 0
+    ):
+        raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, --max-faces >= 0")
     _, model, _ = load_checkpoint(args.checkpoint)
     dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
     geometry = dmtet.geometry if dmtet is not None else None  # its Δu; without one, an undeformed grid
     eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
     out_dir = prepare_out_dir(args.out, args.overwrite)
-    paths = export(model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size,
-                   args.max_faces)
+    paths = export(
+        model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size, args.max_faces
+    )
     print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
     return 0
 
@@ -35,7 +40,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-size", type=int, default=512, help="texture width = height in texels (default 512)")
     p.add_argument("--frames", type=int, default=36, help="turntable frames (default 36)")
     p.add_argument("--frame-size", type=int, default=256, help="turntable frame size in pixels (default 256)")
-    p.add_argument("--max-faces", type=int, default=MAX_FACES,
-                   help=f"decimate the mesh to at most this many faces (0: as extracted; default {MAX_FACES})")
+    p.add_argument(
+        "--max-faces",
+        type=int,
+        default=MAX_FACES,
+        help=f"decimate the mesh to at most this many faces (0: as extracted; default {MAX_FACES})",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)

@@ -3,15 +3,16 @@
 The demo of the foundation (field + Eq. 5–8 + Adan): a photometric fit with known answers, reported as PSNR on
 held-out views, with the renders and a turntable written beside the resolved config.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -49,8 +50,9 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
 Target = Callable[[Cameras, int, int], torch.Tensor]  # (cameras, H, W) -> rgb [B,H,W,3]
 
 
-def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True, target: Target | None = None
-        ) -> dict[str, float]:
+def fit(
+    cfg: FitConfig, out_dir: Path | None = None, progress: bool = True, target: Target | None = None
+) -> dict[str, float]:
     """Fit a fresh field to `train_views` renders of `target` (default: the analytic sphere of radius
     cfg.sphere_radius), in the config's precision; return PSNR on `test_views` unseen views."""
     with precision.use(cfg.precision):
@@ -59,7 +61,7 @@ def fit(cfg: FitConfig, out_dir: Path | None = None, progress: bool = True, targ
 
 def _fit(cfg: FitConfig, out_dir: Path | None, progress: bool, target: Target | None) -> dict[str, float]:
     if target is None:
-        target = lambda cams, h, w: render_sphere(cams, h, w, cfg.sphere_radius)[0]  # noqa: E731
+        target = lambda cams, h, w: render_sphere(cams, h, w, cfg.sphere_radius)[0]
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = SceneModel(cfg)
@@ -77,14 +79,14 @@ def _fit(cfg: FitConfig, out_dir: Path | None, progress: bool, target: Target | 
         renderer.update_step(step, gen)
         i = int(torch.randint(cfg.train_views, (1,), generator=gen))
         out = renderer(train_cams.index(i), size, size, "albedo", generator=gen)
-        losses = {"loss_rgb": torch.nn.functional.mse_loss(out.rgb, train_rgb[i:i + 1])}
+        losses = {"loss_rgb": torch.nn.functional.mse_loss(out.rgb, train_rgb[i : i + 1])}
         losses |= regularizer_losses(out, cfg.regularizers)
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr(out.rgb.detach(), train_rgb[i:i + 1]):.1f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr(out.rgb.detach(), train_rgb[i : i + 1]):.1f}")
     seconds = time.perf_counter() - start
 
     renderer.eval()
@@ -96,8 +98,15 @@ def _fit(cfg: FitConfig, out_dir: Path | None, progress: bool, target: Target | 
     return metrics
 
 
-def write_outputs(cfg: FitConfig, model: SceneModel, out_dir: Path, test_cams: Cameras, test_pred: torch.Tensor,
-                  test_rgb: torch.Tensor, metrics: dict[str, float]) -> None:
+def write_outputs(
+    cfg: FitConfig,
+    model: SceneModel,
+    out_dir: Path,
+    test_cams: Cameras,
+    test_pred: torch.Tensor,
+    test_rgb: torch.Tensor,
+    metrics: dict[str, float],
+) -> None:
     """Resolved config, checkpoint, target/render contact sheet, turntable (MP4 + GIF), metrics."""
     config_lib.save(cfg, out_dir / "config.yaml")
     save_checkpoint(out_dir / "checkpoint.pt", cfg, model)
@@ -115,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(FitConfig, args.preset, args.overrides)
     out_dir = prepare_out_dir(args.out, args.overwrite)
     metrics = fit(cfg, out_dir)
-    print(f"PSNR on {cfg.test_views} held-out views: {metrics['psnr_test']:.2f} dB "
-          f"({metrics['seconds']:.1f} s for {cfg.steps} steps); outputs in {out_dir}")
+    print(
+        f"PSNR on {cfg.test_views} held-out views: {metrics['psnr_test']:.2f} dB "
+        f"({metrics['seconds']:.1f} s for {cfg.steps} steps); outputs in {out_dir}"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ the judge scores), config.yaml (the resolved config), metrics.json, train.log (J
 `--resume DIR` continues a stopped run; Ctrl-C stops after the current step with a checkpoint and prints the
 resume command; a non-finite loss rolls back to the last checkpoint with half the learning rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,23 +18,25 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from .. import config as config_lib
 from .. import precision
+from ..cameras import orbit
 from ..errors import UserError
 from ..export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
-from ..cameras import orbit
 from ..io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
 from ..loop import Loop, halve_learning_rate
 from ..render.dmtet import Mesh
-from ..toyworld.runs import VIEW_SIZE, VIEWS
 from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
+from ..toyworld.runs import VIEW_SIZE, VIEWS
+
 
 @dataclass
 class RunSettings:
@@ -62,7 +65,7 @@ class GenerateConfig(Real3DConfig):
 def check_prompt(cfg: GenerateConfig) -> None:
     """An empty prompt, or (for the embedded prior) a word outside its toy-world vocabulary, is a user error."""
     if not cfg.prompt.strip():
-        raise UserError("the prompt is empty; give one, e.g. real3d generate \"a red cube on top of a blue sphere\"")
+        raise UserError('the prompt is empty; give one, e.g. real3d generate "a red cube on top of a blue sphere"')
     if cfg.prior_type == "embedded":
         from ..toyworld.scene import parse
 
@@ -85,10 +88,15 @@ class RunState:
 
     def state_dict(self) -> dict[str, Any]:
         s, d = self.system, self.system.discriminator
-        return {"config": config_lib.to_dict(s.cfg), "model": s.model.state_dict(),
-                "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
-                "discriminator": None if d is None else d.state_dict(),
-                "d_optimizer": None if d is None else d.optimizer.state_dict(), "generator": self.generator.get_state()}
+        return {
+            "config": config_lib.to_dict(s.cfg),
+            "model": s.model.state_dict(),
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": s.scheduler.state_dict(),
+            "discriminator": None if d is None else d.state_dict(),
+            "d_optimizer": None if d is None else d.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         s, d = self.system, self.system.discriminator
@@ -104,8 +112,11 @@ class RunState:
 def trim_log(path: Path, step: int) -> None:
     """Keep the lines of a JSON-lines log up to `step` (a resumed or rolled-back run logs each step once)."""
     if path.exists():
-        keep = [line for line in path.read_text().splitlines(keepends=True)
-                if line.strip() and json.loads(line)["step"] <= step]
+        keep = [
+            line
+            for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
         write_text(path, "".join(keep))
 
 
@@ -122,14 +133,20 @@ def save_snapshot(system: Real3DSystem, out_dir: Path, step: int) -> None:
     save_image(out_dir / "snapshots" / f"step-{step:06d}.png", rgb)
 
 
-def train(system: Real3DSystem, out_dir: Path, resume: bool, generator: torch.Generator, progress: bool
-          ) -> dict[str, float]:
+def train(
+    system: Real3DSystem, out_dir: Path, resume: bool, generator: torch.Generator, progress: bool
+) -> dict[str, float]:
     """Steps of Eq. 11 up to cfg.steps (from the checkpoint when resuming) through real3d.loop: checkpoints,
     Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part."""
     cfg, settings = system.cfg, system.cfg.run
     log_path = out_dir / "train.log"
-    loop = Loop(out_dir / "checkpoint.pt", RunState(system, generator), cfg.steps, settings.checkpoint_every,
-                f"real3d generate --resume {out_dir}")
+    loop = Loop(
+        out_dir / "checkpoint.pt",
+        RunState(system, generator),
+        cfg.steps,
+        settings.checkpoint_every,
+        f"real3d generate --resume {out_dir}",
+    )
     start = loop.begin(resume)
     trim_log(log_path, start)
     timing: dict[str, float] = {}
@@ -172,8 +189,9 @@ def train(system: Real3DSystem, out_dir: Path, resume: bool, generator: torch.Ge
 # ---------------------------------------------------------------------------------- outputs, metrics
 
 
-def toy_metrics(system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
-                ) -> dict[str, float]:
+def toy_metrics(
+    system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
+) -> dict[str, float]:
     """Judge score, R-precision, Janus and mesh IoU / Chamfer against the toy world's ground truth."""
     from ..toyworld import metrics
     from ..toyworld.judge import load_judge
@@ -181,7 +199,9 @@ def toy_metrics(system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor,
 
     scene = parse(system.cfg.prompt)
     return metrics.judge_metrics(load_judge(), frames, scene) | {
-        "mesh_iou": metrics.mesh_iou(verts, faces, scene), "chamfer": metrics.chamfer(verts, faces, scene)}
+        "mesh_iou": metrics.mesh_iou(verts, faces, scene),
+        "chamfer": metrics.chamfer(verts, faces, scene),
+    }
 
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:
@@ -191,20 +211,30 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     system.eval()
     settings, explicit, field = system.cfg.run, system.model.explicit, system.model.field
     if settings.export_files:
-        mesh = texture_mesh(field, settings.export_grid, settings.texture_size, explicit.cfg.eps, explicit.geometry,
-                            settings.export_faces)
+        mesh = texture_mesh(
+            field,
+            settings.export_grid,
+            settings.texture_size,
+            explicit.cfg.eps,
+            explicit.geometry,
+            settings.export_faces,
+        )
         write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
         plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, VIEWS, VIEW_SIZE)
     else:
-        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry,
-                             settings.export_faces)
+        plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry, settings.export_faces)
         views = orbit_frames(plain, field.albedo, None, VIEWS, VIEW_SIZE)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
-    result: dict[str, Any] = {"prompt": system.cfg.prompt, "seed": system.cfg.seed, "steps": system.cfg.steps,
-                              "seconds": round(seconds, 1), "ms_per_step": {k[3:]: round(v, 1) for k, v in
-                                                                            timing.items()},
-                              "peak_rss_mb": round(peak_rss_mb()), "precision": precision.name(precision.resolve()),
-                              "faces": int(plain.faces.shape[0])}
+    result: dict[str, Any] = {
+        "prompt": system.cfg.prompt,
+        "seed": system.cfg.seed,
+        "steps": system.cfg.steps,
+        "seconds": round(seconds, 1),
+        "ms_per_step": {k[3:]: round(v, 1) for k, v in timing.items()},
+        "peak_rss_mb": round(peak_rss_mb()),
+        "precision": precision.name(precision.resolve()),
+        "faces": int(plain.faces.shape[0]),
+    }
     if system.cfg.prior_type == "embedded":
         result |= toy_metrics(system, views, plain.verts, plain.faces)
     write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
@@ -225,16 +255,22 @@ def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = T
         return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 
-def run_config(preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None
-               ) -> GenerateConfig:
+def run_config(preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None) -> GenerateConfig:
     """The resolved config of a run: preset at its budget, dotted overrides, and the prompt as a value."""
     cfg = config_lib.load(GenerateConfig, preset, list(overrides), budget)
     return dataclasses.replace(cfg, prompt=prompt)
 
 
-def generate(prompt: str, preset: str = "real3d", seed: int | Sequence[int] = 0, out: Path | str | None = None,
-             overrides: Sequence[str] = (), overwrite: bool = False, progress: bool = True,
-             budget: str | None = None) -> dict[str, Any]:
+def generate(
+    prompt: str,
+    preset: str = "real3d",
+    seed: int | Sequence[int] = 0,
+    out: Path | str | None = None,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+    budget: str | None = None,
+) -> dict[str, Any]:
     """Python API of `real3d generate`: run the preset (at `budget`: None for the preset's own, "quality", …)
     for one or several seeds; the metrics of the best (by judge score where the toy-world judge applies, else
     the first seed)."""
@@ -272,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.resume
     else:
         if args.prompt is None:
-            raise UserError("give a prompt, e.g. real3d generate \"a red cube on top of a blue sphere\"")
+            raise UserError('give a prompt, e.g. real3d generate "a red cube on top of a blue sphere"')
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         out = args.out or Path("outputs") / f"{slug(args.prompt)}-seed{seeds[0]}"
         result = generate(args.prompt, args.preset, seeds, out, args.overrides, args.overwrite, budget=args.budget)
@@ -291,7 +327,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     from .args import add_config_arguments
 
     p = sub.add_parser("generate", help="text to a textured 3D mesh and a turntable (Real3D)")
-    p.add_argument("prompt", nargs="?", help="what to make, e.g. \"a red cube on top of a blue sphere\"")
+    p.add_argument("prompt", nargs="?", help='what to make, e.g. "a red cube on top of a blue sphere"')
     add_config_arguments(p, default_preset="real3d", budget=True)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: all kept, the best also on top")

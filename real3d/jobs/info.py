@@ -5,6 +5,7 @@
 Torch and its threads, the CPU (model, ATen capability, the flags that decide speed), matmul GFLOP/s measured
 in fp32 and bf16, the precision `auto` picks here, CUDA and nvdiffrast, and where the weights are looked for.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,19 +19,30 @@ from typing import Any
 import torch
 
 from .. import precision
-from .args import positive_int
 from ..precision import RATE_SIZE
+from .args import positive_int
 
-ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HF_HOME",
-               "HF_HUB_CACHE", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")
+ENVIRONMENT = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 
 def _cuda() -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"available": False, "built_with": torch.version.cuda}
-    return {"available": True, "built_with": torch.version.cuda,
-            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-            "bf16": torch.cuda.is_bf16_supported()}
+    return {
+        "available": True,
+        "built_with": torch.version.cuda,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "bf16": torch.cuda.is_bf16_supported(),
+    }
 
 
 def _nvdiffrast() -> str:
@@ -57,9 +69,11 @@ def _weights() -> dict[str, str]:
     model_id = StableDiffusionPrior.Config().model_id
     sd_cache = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
     sd = "present" if sd_cache.exists() else "not there (set prior.path to a local diffusers folder)"
-    return {"embedded prior": f"{SHIPPED} ({embedded})",
-            "stable diffusion": f"prior.path, else the offline Hugging Face cache: {sd_cache} ({sd})",
-            "judge": str(WEIGHTS_DIR)}
+    return {
+        "embedded prior": f"{SHIPPED} ({embedded})",
+        "stable diffusion": f"prior.path, else the offline Hugging Face cache: {sd_cache} ({sd})",
+        "judge": str(WEIGHTS_DIR),
+    }
 
 
 def machine_report() -> dict[str, Any]:
@@ -68,15 +82,22 @@ def machine_report() -> dict[str, Any]:
     probe = precision.probe()
     native = precision.native_bf16(precision.cpu_flags())
     return {
-        "real3d": _version(), "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-        "cpu": precision.cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "real3d": _version(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "cpu": precision.cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_flags": precision.flags_that_matter(),
         "native_bf16_flags": {True: "yes", False: "no", None: "unknown (flags unreadable)"}[native],
         f"matmul_{RATE_SIZE}_gflops": {k: round(v, 1) for k, v in rates.items()},
         "probe_gflops": {"fp32": probe.fp32_gflops, "bf16": probe.bf16_gflops},
         "precision_auto": precision.name(precision.resolve("auto")),
-        "cuda": _cuda(), "nvdiffrast": _nvdiffrast(), "weights": _weights(),
+        "cuda": _cuda(),
+        "nvdiffrast": _nvdiffrast(),
+        "weights": _weights(),
         "environment": {k: os.environ[k] for k in ENVIRONMENT if k in os.environ},
     }
 
@@ -94,20 +115,35 @@ def format_report(r: dict[str, Any]) -> str:
     """The report as aligned `key: value` lines."""
     rates = r[f"matmul_{RATE_SIZE}_gflops"]
     probe = r["probe_gflops"]
-    probe_text = ("skipped: the flags show no native bf16" if probe["fp32"] is None
-                  else f"fp32 {probe['fp32']:.0f}, bf16 {probe['bf16']:.0f} GFLOP/s")
+    probe_text = (
+        "skipped: the flags show no native bf16"
+        if probe["fp32"] is None
+        else f"fp32 {probe['fp32']:.0f}, bf16 {probe['bf16']:.0f} GFLOP/s"
+    )
     cuda = r["cuda"]
-    cuda_text = (", ".join(cuda["devices"]) + f" (bf16 {'yes' if cuda['bf16'] else 'no'})" if cuda["available"]
-                 else f"not available (torch built with CUDA {cuda['built_with'] or 'none'})")
-    rows = [("real3d", r["real3d"]), ("python", r["python"]), ("torch", r["torch"]), ("platform", r["platform"]),
-            ("threads", f"{r['threads']} of {r['cpus']} CPUs"), ("cpu", r["cpu"]),
-            ("cpu capability", r["cpu_capability"]), ("cpu flags", " ".join(r["cpu_flags"]) or "none of note"),
-            ("native bf16", r["native_bf16_flags"]),
-            (f"matmul {RATE_SIZE}²", f"fp32 {rates['fp32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s"),
-            ("precision probe", probe_text), ("precision auto", r["precision_auto"]),
-            ("cuda", cuda_text), ("nvdiffrast", r["nvdiffrast"]),
-            *((f"weights: {k}", v) for k, v in r["weights"].items()),
-            *((f"env {k}", v) for k, v in r["environment"].items())]
+    cuda_text = (
+        ", ".join(cuda["devices"]) + f" (bf16 {'yes' if cuda['bf16'] else 'no'})"
+        if cuda["available"]
+        else f"not available (torch built with CUDA {cuda['built_with'] or 'none'})"
+    )
+    rows = [
+        ("real3d", r["real3d"]),
+        ("python", r["python"]),
+        ("torch", r["torch"]),
+        ("platform", r["platform"]),
+        ("threads", f"{r['threads']} of {r['cpus']} CPUs"),
+        ("cpu", r["cpu"]),
+        ("cpu capability", r["cpu_capability"]),
+        ("cpu flags", " ".join(r["cpu_flags"]) or "none of note"),
+        ("native bf16", r["native_bf16_flags"]),
+        (f"matmul {RATE_SIZE}²", f"fp32 {rates['fp32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s"),
+        ("precision probe", probe_text),
+        ("precision auto", r["precision_auto"]),
+        ("cuda", cuda_text),
+        ("nvdiffrast", r["nvdiffrast"]),
+        *((f"weights: {k}", v) for k, v in r["weights"].items()),
+        *((f"env {k}", v) for k, v in r["environment"].items()),
+    ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)} : {v}" for k, v in rows)
 
@@ -123,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="this machine: torch, CPU flags, measured GFLOP/s, the precision auto picks")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--threads", type=positive_int, default=torch.get_num_threads(),
-                   help="torch CPU threads to measure with (default: torch's, %(default)s here)")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=torch.get_num_threads(),
+        help="torch CPU threads to measure with (default: torch's, %(default)s here)",
+    )
     p.set_defaults(func=run)

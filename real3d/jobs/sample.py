@@ -1,8 +1,9 @@
 """`real3d sample` and `real3d eval-prior`: images from the embedded prior, and their toy-world judge score.
 
-    real3d sample "a red cube, front view" -n 4 --out DIR
-    real3d eval-prior --out DIR      # samples over the toy vocabulary, judge score mean ± std per group
+real3d sample "a red cube, front view" -n 4 --out DIR
+real3d eval-prior --out DIR      # samples over the toy vocabulary, judge score mean ± std per group
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,9 @@ import time
 
 import torch
 
-from .args import add_precision_argument, in_precision
 from ..io import contact_sheet, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
+from .args import add_precision_argument, in_precision
 
 VIEWS = ("front", "side", "back", "overhead")
 
@@ -26,8 +27,10 @@ def vocabulary_prompts(pairs: int = 12, seed: int = 0) -> dict[str, list[str]]:
 
     colours = list(COLOURS)
     singles = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}" for s in SHAPES for c in colours]
-    featured = [f"{'an' if colours[i % 9][0] in 'aeiou' else 'a'} {colours[i % 9]} {s} with a {f}"
-                for i, (f, s) in enumerate((f, s) for f, shapes in FEATURE_SHAPES.items() for s in shapes)]
+    featured = [
+        f"{'an' if colours[i % 9][0] in 'aeiou' else 'a'} {colours[i % 9]} {s} with a {f}"
+        for i, (f, s) in enumerate((f, s) for f, shapes in FEATURE_SHAPES.items() for s in shapes)
+    ]
     gen = random.Random(seed)
     two = []
     while len(two) < pairs:
@@ -41,8 +44,15 @@ def view_prompts(prompt: str, n: int) -> list[str]:
     return [f"{prompt}, {VIEWS[i % len(VIEWS)]} view" for i in range(n)]
 
 
-def judge_samples(prior: EmbeddedPrior, prompts: list[str], n: int, steps: int, guidance_scale: float | None,
-                  seed: int, judge_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def judge_samples(
+    prior: EmbeddedPrior,
+    prompts: list[str],
+    n: int,
+    steps: int,
+    guidance_scale: float | None,
+    seed: int,
+    judge_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n samples per prompt (views in turn) → images [P,n,H,W,3] and judge scores [P,n]."""
     from ..toyworld.judge import WEIGHTS_DIR, load_judge
     from ..toyworld.metrics import prompt_probability
@@ -82,8 +92,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     result, lines = {}, ["| prompts | count | judge score (mean ± std over samples) |", "|---|---|---|"]
     for name, prompts in groups.items():
         images, scores = judge_samples(prior, prompts, args.n, args.steps, args.guidance, args.seed, args.judge)
-        result[name] = {"mean": float(scores.mean()), "std": float(scores.std()), "prompts": len(prompts),
-                        "per_prompt": dict(zip(prompts, scores.mean(1).tolist()))}
+        result[name] = {
+            "mean": float(scores.mean()),
+            "std": float(scores.std()),
+            "prompts": len(prompts),
+            "per_prompt": dict(zip(prompts, scores.mean(1).tolist())),
+        }
         lines.append(f"| {name} | {len(prompts)} × {args.n} | {scores.mean():.3f} ± {scores.std():.3f} |")
         save_image(out / f"samples_{name}.png", contact_sheet(list(images[:24].flatten(0, 1)), args.n))
     all_scores = [s for r in result.values() for s in r["per_prompt"].values()]

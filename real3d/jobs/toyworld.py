@@ -1,4 +1,5 @@
 """`real3d toyworld ...`: show a prompt's GT views, render datasets, train and evaluate the judge."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ..cameras import orbit
 from .. import config as config_lib
-from .args import add_precision_argument, flag_overrides, positive_int, precision_of
+from ..cameras import orbit
 from ..errors import UserError
 from ..io import contact_sheet, save_image
+from .args import add_precision_argument, flag_overrides, positive_int, precision_of
 
 
 def _fraction(text: str) -> float:
@@ -28,8 +29,7 @@ def _show(args: argparse.Namespace) -> int:
 
     scene = parse(args.prompt)
     cams = orbit(args.views, args.elevation, args.radius, args.fovy)
-    r = render(scene, cams, args.resolution, args.resolution, args.shading, tuple(args.background),
-               supersample=2)
+    r = render(scene, cams, args.resolution, args.resolution, args.shading, tuple(args.background), supersample=2)
     out = Path(args.out)
     for i, (rgb, az) in enumerate(zip(r.rgb, cams.azimuth.tolist())):
         save_image(out / f"view_{i:02d}_az{az:03.0f}.png", rgb)
@@ -45,13 +45,16 @@ def _render_dataset(args: argparse.Namespace) -> int:
     spec = DatasetSpec(n=args.n, resolution=args.resolution, seed=args.seed, supersample=args.supersample)
     start = time.time()
     paths = build(spec, args.root, log=True, workers=args.workers)
-    print(f"{spec.n} images of {spec.resolution}x{spec.resolution} in {paths[0].parent} "
-          f"({time.time() - start:.1f} s, shards already present are reused)")
+    print(
+        f"{spec.n} images of {spec.resolution}x{spec.resolution} in {paths[0].parent} "
+        f"({time.time() - start:.1f} s, shards already present are reused)"
+    )
     return 0
 
 
-TRAIN_FLAGS = {f: f for f in ("train_n", "test_n", "steps", "batch", "lr", "seed", "feature_boost", "init",
-                               "artifacts", "cues")}  # argparse dest → JudgeTraining key
+TRAIN_FLAGS = {
+    f: f for f in ("train_n", "test_n", "steps", "batch", "lr", "seed", "feature_boost", "init", "artifacts", "cues")
+}  # argparse dest → JudgeTraining key
 
 
 def _train_judge(args: argparse.Namespace) -> int:
@@ -90,9 +93,12 @@ def _score(args: argparse.Namespace) -> int:
     for folder in args.runs:
         m = score_run(judge, Path(folder))
         fronted = any(o.feature for o in parse(m["prompt"]).objects)  # Janus means something only with a front
-        print(f"{folder}: \"{m['prompt']}\" judge score {m['judge_score']:.3f} ± {m['judge_score_std']:.3f}, "
-              f"R-precision {m['r_precision']:.2f}" + (f", Janus {m['janus']:.0f}" if fronted else "")
-              + " (metrics.json updated)")
+        print(
+            f'{folder}: "{m["prompt"]}" judge score {m["judge_score"]:.3f} ± {m["judge_score_std"]:.3f}, '
+            f"R-precision {m['r_precision']:.2f}"
+            + (f", Janus {m['janus']:.0f}" if fronted else "")
+            + " (metrics.json updated)"
+        )
     return 0
 
 
@@ -101,10 +107,14 @@ def _vocabulary(args: argparse.Namespace) -> int:
     from ..toyworld.scene import COLOURS, FEATURE_SHAPES, SHAPES, compose
 
     scenes = [compose([(shape, colour, None)]) for shape, colour in zip(SHAPES * 2, list(COLOURS) * 2)]
-    scenes += [compose([(shapes[0], colour, feature)]) for (feature, shapes), colour
-               in zip(FEATURE_SHAPES.items(), ["yellow", "pink", "green"])]
-    scenes += [compose([("cube", "red", None), ("sphere", "blue", None)], "on top of"),
-               compose([("cylinder", "orange", "handle"), ("torus", "cyan", None)], "next to")]
+    scenes += [
+        compose([(shapes[0], colour, feature)])
+        for (feature, shapes), colour in zip(FEATURE_SHAPES.items(), ["yellow", "pink", "green"])
+    ]
+    scenes += [
+        compose([("cube", "red", None), ("sphere", "blue", None)], "on top of"),
+        compose([("cylinder", "orange", "handle"), ("torus", "cyan", None)], "next to"),
+    ]
     cams = orbit(1, 20.0, start_azimuth=35.0)
     tiles = [render(s, cams, args.resolution, args.resolution, supersample=2).rgb[0] for s in scenes]
     save_image(args.out, contact_sheet(tiles, 6))
@@ -116,8 +126,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     from ..toyworld.dataset import DEFAULT_ROOT
 
     p = subparsers.add_parser("toyworld", help="procedural 3D world with ground truth: views, datasets, judge")
-    sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True,
-                           parser_class=type(p))
+    sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True, parser_class=type(p))
 
     show = sub.add_parser("show", help="write GT views (PNG) of a prompt and their contact sheet")
     show.add_argument("prompt")
@@ -136,8 +145,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--resolution", type=positive_int, default=64)
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--supersample", type=positive_int, default=1)
-    data.add_argument("--workers", type=positive_int, default=1,
-                      help="processes rendering shards at once (one per core)")
+    data.add_argument(
+        "--workers", type=positive_int, default=1, help="processes rendering shards at once (one per core)"
+    )
     data.set_defaults(func=_render_dataset)
 
     train = sub.add_parser("train-judge", help="train the judge on GT renders only; writes weights + model card")
@@ -149,14 +159,23 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch", type=positive_int, help="views per step (default 128)")
     train.add_argument("--lr", type=float, help="peak learning rate (default 2e-3)")
     train.add_argument("--seed", type=int, help="dataset and training seed (default 0)")
-    train.add_argument("--feature-boost", type=float,
-                       help="draw views of scenes with a front feature this many times as often (default 1)")
+    train.add_argument(
+        "--feature-boost",
+        type=float,
+        help="draw views of scenes with a front feature this many times as often (default 1)",
+    )
     train.add_argument("--init", help="fine-tune the judge in this folder instead of starting afresh")
-    train.add_argument("--artifacts", type=_fraction,
-                       help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)")
-    train.add_argument("--cues", type=float,
-                       help="weight of a regression head of what decides facing (angle off the front, pixels of "
-                            "the feature shown); 0: none (the default)")
+    train.add_argument(
+        "--artifacts",
+        type=_fraction,
+        help="share of training views given generator-like artifacts (blotchy shading, wobbly outline)",
+    )
+    train.add_argument(
+        "--cues",
+        type=float,
+        help="weight of a regression head of what decides facing (angle off the front, pixels of "
+        "the feature shown); 0: none (the default)",
+    )
     add_precision_argument(train)
     train.add_argument("--out", default="weights")
     train.set_defaults(func=_train_judge)
@@ -164,16 +183,27 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval-judge", help="accuracy per attribute of a judge on held-out GT renders")
     ev.add_argument("--weights", default="weights")
     ev.add_argument("--test-n", type=positive_int, default=4096)
-    ev.add_argument("--seed", type=int, default=None,
-                    help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
-                         "judge fits the views it was trained on)")
-    ev.add_argument("--skip", type=int, default=0,
-                    help="leave out the first SKIP views: e.g. --test-n 16384 --skip 4096 scores only views that "
-                         "the default 4096 (the same first views) do not hold")
+    ev.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
+        "judge fits the views it was trained on)",
+    )
+    ev.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="leave out the first SKIP views: e.g. --test-n 16384 --skip 4096 scores only views that "
+        "the default 4096 (the same first views) do not hold",
+    )
     ev.set_defaults(func=_eval_judge)
 
-    score = sub.add_parser("score", help="score finished generate runs again (their views.png) with a judge, "
-                                         "e.g. after the judge changed; updates each run's metrics.json")
+    score = sub.add_parser(
+        "score",
+        help="score finished generate runs again (their views.png) with a judge, "
+        "e.g. after the judge changed; updates each run's metrics.json",
+    )
     score.add_argument("runs", nargs="+", metavar="RUN", help="output folders of 'real3d generate'")
     score.add_argument("--weights", default="weights", help="the judge's folder (default: the shipped one)")
     score.set_defaults(func=_score)
@@ -185,5 +215,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
     for q in (data, train, ev):
         q.add_argument("--root", default=str(DEFAULT_ROOT), help="dataset folder (shards are reused)")
-        q.add_argument("--threads", type=positive_int, default=1,
-                       help="torch CPU threads (default 1: fastest for these small ops on a shared machine)")
+        q.add_argument(
+            "--threads",
+            type=positive_int,
+            default=1,
+            help="torch CPU threads (default 1: fastest for these small ops on a shared machine)",
+        )

@@ -7,6 +7,7 @@ TrainConfig loaded like every config (`--config FILE`, dotted overrides, the fla
 
     real3d train-prior --steps 20000 --max-minutes 50        # then the same with --resume, leg by leg
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,15 @@ from ..priors.train import TrainConfig, train
 from .args import add_precision_argument, flag_overrides, precision_of
 
 DEFAULT_CHECKPOINT = Path("outputs/prior/train")
-FLAGS = {"steps": "steps", "batch": "batch", "lr": "lr", "warmup": "warmup", "seed": "seed", "data_n": "data_n",
-         "data_seed": "data_seed"}  # argparse dest → TrainConfig key
+FLAGS = {
+    "steps": "steps",
+    "batch": "batch",
+    "lr": "lr",
+    "warmup": "warmup",
+    "seed": "seed",
+    "data_n": "data_n",
+    "data_seed": "data_seed",
+}  # argparse dest → TrainConfig key
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -73,25 +81,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.init and (args.resolution or args.channels):
-        raise UserError(f"--init {args.init} trains the prior of that folder further, with its resolution and "
-                        "widths: leave out --resolution and --channels")
+        raise UserError(
+            f"--init {args.init} trains the prior of that folder further, with its resolution and "
+            "widths: leave out --resolution and --channels"
+        )
     cfg = config_lib.load(TrainConfig, args.config, [*flag_overrides(args, FLAGS), *args.overrides])
     if precision_of(args) != "auto":
         cfg = dataclasses.replace(cfg, precision=precision_of(args))
     if args.init:
         prior = EmbeddedPrior.from_pretrained(args.init, text_encoder_path=args.text_encoder)
     else:
-        prior = EmbeddedPrior(EmbeddedPrior.Config(
-            resolution=args.resolution or 32, text_encoder_path=args.text_encoder,
-            block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels))
+        prior = EmbeddedPrior(
+            EmbeddedPrior.Config(
+                resolution=args.resolution or 32,
+                text_encoder_path=args.text_encoder,
+                block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels,
+            )
+        )
     data = Path(args.data) if args.data else data_path(prior.resolution, cfg.data_n, cfg.data_seed)
     images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed)
-    info = train(prior, cfg, images, captions, Path(args.checkpoint), Path(args.out), args.device, args.resume,
-                 max_minutes=args.max_minutes, cache=data,
-                 resume_hint=f"real3d train-prior --resume --checkpoint {args.checkpoint} (same options)")
+    info = train(
+        prior,
+        cfg,
+        images,
+        captions,
+        Path(args.checkpoint),
+        Path(args.out),
+        args.device,
+        args.resume,
+        max_minutes=args.max_minutes,
+        cache=data,
+        resume_hint=f"real3d train-prior --resume --checkpoint {args.checkpoint} (same options)",
+    )
     write_text(Path(args.checkpoint) / "result.json", json.dumps(info))
-    print(f"step {info['steps']}/{cfg.steps}: prior written to {args.out} ({info['seconds']:.0f} s, "
-          f"loss {info['final_loss']:.4f})")
+    print(
+        f"step {info['steps']}/{cfg.steps}: prior written to {args.out} ({info['seconds']:.0f} s, "
+        f"loss {info['final_loss']:.4f})"
+    )
     return 0
 
 
@@ -112,8 +138,12 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=str(SHIPPED), help="folder for the trained prior (default: %(default)s)")
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="folder of the resumable checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint")
-    p.add_argument("--max-minutes", type=float, default=0.0,
-                   help="stop this leg after so many minutes (checkpointed; continue with --resume)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop this leg after so many minutes (checkpointed; continue with --resume)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     d = TrainConfig()
     p.add_argument("--steps", type=int, help=f"optimiser steps (default {d.steps})")
@@ -121,11 +151,15 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--warmup", type=int, help=f"steps of linear lr warm-up (default {d.warmup})")
-    p.add_argument("--init", default=None,
-                   help="train further the prior in this folder (its weights, a fresh optimizer and schedule)")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="train further the prior in this folder (its weights, a fresh optimizer and schedule)",
+    )
     p.add_argument("--resolution", type=int, default=None, choices=[16, 32, 64], help="image side (default: 32)")
-    p.add_argument("--channels", type=_channels, default=None,
-                   help="UNet widths per level, e.g. 64,128,128 (the default)")
+    p.add_argument(
+        "--channels", type=_channels, default=None, help="UNet widths per level, e.g. 64,128,128 (the default)"
+    )
     p.add_argument("--data-n", type=int, help=f"toy-world renders to train on (default {d.data_n})")
     p.add_argument("--data-seed", type=int, help="the toy-world dataset's seed (render-dataset --seed; default 0)")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")

@@ -1,4 +1,5 @@
 """Diffusion priors p_φ: the shipped embedded prior and Stable Diffusion, behind one Prior protocol (base.py)."""
+
 from __future__ import annotations
 
 from typing import Any

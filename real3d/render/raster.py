@@ -12,6 +12,7 @@ CUDA and the package are both present):
 
 Pixels follow `real3d.cameras`: row 0 is the top and pixel centres sit at integer (col, row).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch
 from ..errors import ConfigError
 
 RasterBackend = Literal["auto", "torch", "nvdiffrast"]
-_DEPTH_LEVELS = 2 ** 30  # z-buffer depth quantisation (key = depth level · 2^32 + face id)
+_DEPTH_LEVELS = 2**30  # z-buffer depth quantisation (key = depth level · 2^32 + face id)
 
 
 @dataclass
@@ -50,8 +51,7 @@ def to_screen(pos_clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
     w = pos_clip[..., 3:4]
     w = torch.where(w.abs() < 1e-8, torch.full_like(w, 1e-8), w)
     ndc = pos_clip[..., :3] / w
-    return torch.stack([(ndc[..., 0] + 1) * (width / 2) - 0.5, (1 - ndc[..., 1]) * (height / 2) - 0.5,
-                        ndc[..., 2]], -1)
+    return torch.stack([(ndc[..., 0] + 1) * (width / 2) - 0.5, (1 - ndc[..., 1]) * (height / 2) - 0.5, ndc[..., 2]], -1)
 
 
 def interpolate(attr: torch.Tensor, raster: Raster, faces: torch.Tensor) -> torch.Tensor:
@@ -118,15 +118,16 @@ def _zbuffer(scr: torch.Tensor, valid: torch.Tensor, height: int, width: int, ch
         depth = (lam * z[idx]).sum(-1)
         inside = (lam >= -1e-6).all(-1) & (depth >= -1) & (depth <= 1)
         level = ((depth[inside] + 1) * (_DEPTH_LEVELS / 2)).long().clamp(0, _DEPTH_LEVELS)
-        key = level * 2 ** 32 + (faces[idx[inside]] % F)
+        key = level * 2**32 + (faces[idx[inside]] % F)
         pix = (batch[idx[inside]] * height + row[inside]) * width + col[inside]
         keys.scatter_reduce_(0, pix, key, reduce="amin")
         start_face = stop
-    return torch.where(keys == torch.iinfo(torch.int64).max, -1, keys % 2 ** 32)
+    return torch.where(keys == torch.iinfo(torch.int64).max, -1, keys % 2**32)
 
 
-def _perspective_bary(pos_clip: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, height: int,
-                      width: int) -> torch.Tensor:
+def _perspective_bary(
+    pos_clip: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
     """Differentiable perspective-correct barycentrics [B,H,W,3] at the pixel centres of their front faces."""
     B = pos_clip.shape[0]
     fid = face_id.reshape(B, -1)
@@ -163,9 +164,17 @@ def _silhouette_edges(scr: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.stack([view, keys[edge] // V, keys[edge] % V], 1)
 
 
-def _antialias_axis(color: torch.Tensor, face_id: torch.Tensor, depth: torch.Tensor, scr: torch.Tensor,
-                    clip_w: torch.Tensor, faces: torch.Tensor, edges: torch.Tensor, axis: int,
-                    occlusion_tolerance: float) -> torch.Tensor:
+def _antialias_axis(
+    color: torch.Tensor,
+    face_id: torch.Tensor,
+    depth: torch.Tensor,
+    scr: torch.Tensor,
+    clip_w: torch.Tensor,
+    faces: torch.Tensor,
+    edges: torch.Tensor,
+    axis: int,
+    occlusion_tolerance: float,
+) -> torch.Tensor:
     """Colour change [B,H,W,C] where silhouette edges [S,3] pass between neighbours along `axis` (2: cols, 1: rows).
 
     Each edge that runs more across the pixel-centre lines than along them (the others are handled by the
@@ -211,7 +220,7 @@ def _antialias_axis(color: torch.Tensor, face_id: torch.Tensor, depth: torch.Ten
         keep = (inside & torch.isfinite(fg_depth) & visible).nonzero()[:, 0]
         # a zig-zag silhouette can cut one pixel pair several times: keep the cut farthest from the foreground
         far = torch.where(a_front, pos - first, first + 1 - pos)[keep]
-        pair = ((pix_a[keep, 0] * H + pix_a[keep, 1]) * W + pix_a[keep, 2])
+        pair = (pix_a[keep, 0] * H + pix_a[keep, 1]) * W + pix_a[keep, 2]
         order = torch.argsort(-far)
         order = order[torch.argsort(pair[order], stable=True)]  # by pair, then farthest first
         _, counts = torch.unique_consecutive(pair[order], return_counts=True)
@@ -244,16 +253,16 @@ class TorchRasterizer:
         """Front faces and barycentrics of the triangles faces [F,3] over vertices pos_clip [B,V,4]."""
         B = pos_clip.shape[0]
         if faces.shape[0] == 0:
-            return Raster(torch.full((B, height, width), -1, dtype=torch.long),
-                          pos_clip.new_zeros(B, height, width, 3))
+            return Raster(torch.full((B, height, width), -1, dtype=torch.long), pos_clip.new_zeros(B, height, width, 3))
         with torch.no_grad():
             scr = to_screen(pos_clip, height, width)[:, faces]  # [B,F,3,3]
             valid = (pos_clip[:, faces, 3] > 1e-6).all(-1)  # [B,F] in front of the camera
             face_id = _zbuffer(scr, valid, height, width, self.chunk).reshape(B, height, width)
         return Raster(face_id, _perspective_bary(pos_clip, faces, face_id, height, width))
 
-    def antialias(self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor,
-                  faces: torch.Tensor) -> torch.Tensor:
+    def antialias(
+        self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor, faces: torch.Tensor
+    ) -> torch.Tensor:
         """Blend colour [B,H,W,C] across silhouette edges; gradients reach the edge vertices in pos_clip."""
         if faces.shape[0] == 0:
             return color
@@ -264,8 +273,10 @@ class TorchRasterizer:
             edges = _silhouette_edges(scr, faces)
             depth = interpolate(clip_w[..., None], raster, faces)[..., 0]
             depth = torch.where(raster.mask, depth, torch.full_like(depth, float("inf")))  # [B,H,W]
-        return color + sum(_antialias_axis(color, raster.face_id, depth, scr, clip_w, faces, edges, axis,
-                                           self.occlusion_tolerance) for axis in (1, 2))
+        return color + sum(
+            _antialias_axis(color, raster.face_id, depth, scr, clip_w, faces, edges, axis, self.occlusion_tolerance)
+            for axis in (1, 2)
+        )
 
 
 class NvdiffrastRasterizer:
@@ -282,15 +293,18 @@ class NvdiffrastRasterizer:
         return pos_clip * torch.tensor([1.0, -1.0, 1.0, 1.0], device=pos_clip.device)
 
     def rasterize(self, pos_clip: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Raster:
-        rast, _ = self.dr.rasterize(self.ctx, self._flip(pos_clip).contiguous(), faces.int().contiguous(),
-                                    (height, width))
+        rast, _ = self.dr.rasterize(
+            self.ctx, self._flip(pos_clip).contiguous(), faces.int().contiguous(), (height, width)
+        )
         u, v = rast[..., 0], rast[..., 1]
         return Raster(rast[..., 3].long() - 1, torch.stack([u, v, 1 - u - v], -1) * (rast[..., 3:4] > 0), rast)
 
-    def antialias(self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor,
-                  faces: torch.Tensor) -> torch.Tensor:
-        return self.dr.antialias(color.contiguous(), raster.native, self._flip(pos_clip).contiguous(),
-                                 faces.int().contiguous())
+    def antialias(
+        self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor, faces: torch.Tensor
+    ) -> torch.Tensor:
+        return self.dr.antialias(
+            color.contiguous(), raster.native, self._flip(pos_clip).contiguous(), faces.int().contiguous()
+        )
 
 
 def nvdiffrast_available() -> bool:
@@ -317,8 +331,9 @@ class AutoRasterizer:
     def rasterize(self, pos_clip: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Raster:
         return self._pick(pos_clip).rasterize(pos_clip, faces, height, width)
 
-    def antialias(self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor,
-                  faces: torch.Tensor) -> torch.Tensor:
+    def antialias(
+        self, color: torch.Tensor, raster: Raster, pos_clip: torch.Tensor, faces: torch.Tensor
+    ) -> torch.Tensor:
         return self._pick(pos_clip).antialias(color, raster, pos_clip, faces)
 
 

@@ -1,4 +1,5 @@
 """Shading of surface albedo (DreamFusion): albedo, lambertian with a random light, textureless; backgrounds."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,13 +46,13 @@ def sample_mode(cfg: ShadingConfig, generator: torch.Generator | None = None) ->
 
 def sample_light(cam_pos: torch.Tensor, cfg: ShadingConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit light directions [B,3] (from the surface toward the light), near each camera position [B,3]."""
-    jitter = torch.randn(cam_pos.shape, generator=generator) * torch.deg2rad(
-        torch.tensor(cfg.light_elevation_jitter))
+    jitter = torch.randn(cam_pos.shape, generator=generator) * torch.deg2rad(torch.tensor(cfg.light_elevation_jitter))
     return F.normalize(F.normalize(cam_pos, dim=-1) + jitter, dim=-1)
 
 
-def shade(albedo: torch.Tensor, normal: torch.Tensor | None, light: torch.Tensor | None, mode: ShadingMode,
-          cfg: ShadingConfig) -> torch.Tensor:
+def shade(
+    albedo: torch.Tensor, normal: torch.Tensor | None, light: torch.Tensor | None, mode: ShadingMode, cfg: ShadingConfig
+) -> torch.Tensor:
     """Colour [...,3] of surface points: albedo [...,3], outward normals [...,3], light directions [...,3]."""
     if mode == "albedo":
         return albedo
@@ -70,7 +71,7 @@ class SolidBackground(nn.Module):
     class Config:
         color: list[float] = bounded([1.0, 1.0, 1.0], 0.0, 1.0)
 
-    def __init__(self, cfg: "SolidBackground.Config") -> None:
+    def __init__(self, cfg: SolidBackground.Config) -> None:
         super().__init__()
         self.register_buffer("color", torch.tensor(cfg.color, dtype=torch.float32), persistent=False)
 
@@ -88,7 +89,7 @@ class MLPBackground(nn.Module):
         hidden: int = bounded(16, 4, 256)
         layers: int = bounded(1, 1, 4)
 
-    def __init__(self, cfg: "MLPBackground.Config") -> None:
+    def __init__(self, cfg: MLPBackground.Config) -> None:
         super().__init__()
         self.net = mlp(3, cfg.hidden, 3, cfg.layers)
 

@@ -6,6 +6,7 @@
 
 Each shard is reproducible from (spec, shard index) alone, so an interrupted build resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,10 +77,19 @@ class Samples:
         """Images [n,H,W,3] as float in [0,1]."""
         return self.images[index].float() / 255.0
 
-    def index(self, i: slice) -> "Samples":
+    def index(self, i: slice) -> Samples:
         """The samples of a slice, e.g. views not yet looked at."""
-        return Samples(self.images[i], self.masks[i], self.visible[i], self.cameras.index(i), self.captions[i],
-                       self.prompts[i], self.scenes[i], self.shading[i], self.background)
+        return Samples(
+            self.images[i],
+            self.masks[i],
+            self.visible[i],
+            self.cameras.index(i),
+            self.captions[i],
+            self.prompts[i],
+            self.scenes[i],
+            self.shading[i],
+            self.background,
+        )
 
 
 def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
@@ -88,8 +98,9 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
     gen = random.Random(f"{spec.seed}/{shard}")
     tgen = torch.Generator().manual_seed(gen.getrandbits(62))
     cam_cfg = CameraConfig(elevation_range=list(spec.elevation_range))
-    out: dict[str, list] = {k: [] for k in ("images", "masks", "visible", "cameras", "captions", "prompts",
-                                            "scenes", "shading")}
+    out: dict[str, list] = {
+        k: [] for k in ("images", "masks", "visible", "cameras", "captions", "prompts", "scenes", "shading")
+    }
     done = 0
     while done < count:
         views = min(spec.views_per_scene, count - done)
@@ -97,10 +108,22 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
         scene = jitter(scene, gen) if spec.jitter else scene
         cams = sample_views(cam_cfg, views, tgen)
         shading = "albedo" if gen.random() < spec.albedo_fraction else "lambertian"
-        light = F.normalize(F.normalize(cams.position, dim=-1) + 0.5 * torch.randn(views, 3, generator=tgen)
-                            + torch.tensor([0.0, 0.0, 0.4]), dim=-1)
-        r = render(scene, cams, spec.resolution, spec.resolution, shading, spec.background, light=light,
-                   supersample=spec.supersample)
+        light = F.normalize(
+            F.normalize(cams.position, dim=-1)
+            + 0.5 * torch.randn(views, 3, generator=tgen)
+            + torch.tensor([0.0, 0.0, 0.4]),
+            dim=-1,
+        )
+        r = render(
+            scene,
+            cams,
+            spec.resolution,
+            spec.resolution,
+            shading,
+            spec.background,
+            light=light,
+            supersample=spec.supersample,
+        )
         out["images"].append((r.rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
         out["masks"].append((r.mask * 255 + 0.5).to(torch.uint8).numpy())
         out["visible"].append(visible_pixels(scene, r, spec.background).to(torch.int32).numpy())
@@ -112,8 +135,10 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
             out["scenes"].append(scene.to_json())
             out["shading"].append(shading)
         done += views
-    return {**{k: np.concatenate(v) if k in ARRAYS else np.array(v) for k, v in out.items()},
-            "visibility_rule": np.array(VISIBILITY_RULE)}
+    return {
+        **{k: np.concatenate(v) if k in ARRAYS else np.array(v) for k, v in out.items()},
+        "visibility_rule": np.array(VISIBILITY_RULE),
+    }
 
 
 def _complete(path: Path) -> bool:
@@ -147,8 +172,9 @@ def build(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = False,
     paths = [folder / f"shard_{shard:05d}.npz" for shard in range((spec.n + spec.shard_size - 1) // spec.shard_size)]
     missing = [shard for shard, path in enumerate(paths) if not _complete(path)]
     start, rendered = time.time(), 0
-    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1
-          else nullcontext()) as pool:
+    with (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else nullcontext()
+    ) as pool:
         todo = [paths[shard] for shard in missing]
         counts = (pool.map if pool else map)(_write_shard, [spec] * len(missing), missing, todo)
         for shard, count in zip(missing, counts):
@@ -166,7 +192,14 @@ def toy_dataset(spec: DatasetSpec, root: Path | str = DEFAULT_ROOT, log: bool = 
         return np.concatenate([p[key] for p in parts])
 
     cams = torch.from_numpy(cat("cameras")).float()
-    return Samples(torch.from_numpy(cat("images")), torch.from_numpy(cat("masks")), torch.from_numpy(cat("visible")),
-                   Cameras(cams[:, 0], cams[:, 1], cams[:, 2], cams[:, 3]), cat("captions").tolist(),
-                   cat("prompts").tolist(), [Scene.from_json(s) for s in cat("scenes")], cat("shading").tolist(),
-                   spec.background)
+    return Samples(
+        torch.from_numpy(cat("images")),
+        torch.from_numpy(cat("masks")),
+        torch.from_numpy(cat("visible")),
+        Cameras(cams[:, 0], cams[:, 1], cams[:, 2], cams[:, 3]),
+        cat("captions").tolist(),
+        cat("prompts").tolist(),
+        [Scene.from_json(s) for s in cat("scenes")],
+        cat("shading").tolist(),
+        spec.background,
+    )

@@ -9,15 +9,17 @@ object (or a feature) with too few visible pixels has none, since no one can rea
 backgrounds, blur, noise, colour and (optionally) generator-like artifacts so that it transfers to the
 renders of a generator — which it never sees.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import string
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +28,10 @@ from torch import nn
 
 from .. import precision
 from ..config import bounded
-from ..precision import Precision
 from ..errors import UserError
 from ..io import atomic_path, write_text
 from ..loop import Loop, halve_learning_rate
+from ..precision import Precision
 from .dataset import DEFAULT_ROOT, DatasetSpec, Samples, toy_dataset
 from .render import EDGE_CONTRAST
 from .scene import COLOURS, FEATURES, RELATIONS, SHAPES, Scene
@@ -37,15 +39,18 @@ from .scene import COLOURS, FEATURES, RELATIONS, SHAPES, Scene
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 NAME = "toyworld-judge"
 SLOT_ATTRS = {"shape": SHAPES, "colour": list(COLOURS), "feature": ["none"] + FEATURES}
-HEADS: dict[str, list[str]] = {"relation": ["single"] + RELATIONS,
-                               **{f"{k}_{s}": v for s in "ab" for k, v in SLOT_ATTRS.items()},
-                               "facing": ["front", "side", "back"]}
+HEADS: dict[str, list[str]] = {
+    "relation": ["single"] + RELATIONS,
+    **{f"{k}_{s}": v for s in "ab" for k, v in SLOT_ATTRS.items()},
+    "facing": ["front", "side", "back"],
+}
 MIN_OBJECT_SHOWN, MIN_FEATURE_SHOWN = 0.01, 0.002  # share of a view's pixels (41 and 8 px of 64²) to be read
 
 
 def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
     """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
     return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
+
 
 FRONT_SIDE_BORDER = 45.0  # degrees off the front
 SIDE_BACK_BAND = (MIN_FEATURE_SHOWN / 2, 2 * MIN_FEATURE_SHOWN)  # visible feature share: a factor 2 either side
@@ -63,7 +68,7 @@ def facing_cues(angle: torch.Tensor, feature_shown: torch.Tensor) -> torch.Tenso
     """What `facing` is decided by, as regression targets [N,2]: cos of the angle off the front [N] (degrees;
     front | side at cos 45°) and log2(1 + pixels of the feature shown)/4, pixels counted at 64² from its share
     [N] (side | back at 8 px). They teach the judge where a view sits between the classes, not only which."""
-    return torch.stack([torch.cos(torch.deg2rad(angle)), torch.log2(1 + feature_shown * 64 ** 2) / 4], -1)
+    return torch.stack([torch.cos(torch.deg2rad(angle)), torch.log2(1 + feature_shown * 64**2) / 4], -1)
 
 
 def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, int]:
@@ -86,8 +91,9 @@ def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, 
         out[f"colour_{slot}"] = list(COLOURS).index(obj.colour) if visible else -1
         readable = visible and (obj.feature is None or feature >= MIN_FEATURE_SHOWN)
         out[f"feature_{slot}"] = SLOT_ATTRS["feature"].index(obj.feature or "none") if readable else -1
-    side = "back" if not front_shown else "front" if float(off_front(azimuth, scene.yaw)) < FRONT_SIDE_BORDER \
-        else "side"
+    side = (
+        "back" if not front_shown else "front" if float(off_front(azimuth, scene.yaw)) < FRONT_SIDE_BORDER else "side"
+    )
     out["facing"] = HEADS["facing"].index(side) if any(o.feature for o in scene.objects) else -1
     return out
 
@@ -106,14 +112,23 @@ class Judge(nn.Module):
         hidden: int = 256
         cues: bool = False  # a regression head of the facing cues (facing_cues), trained beside the others
 
-    def __init__(self, cfg: "Judge.Config") -> None:
+    def __init__(self, cfg: Judge.Config) -> None:
         super().__init__()
         self.cfg = cfg
         w = cfg.width
-        self.trunk = nn.Sequential(_conv(3, w, 2), _conv(w, 2 * w, 1), _conv(2 * w, 2 * w, 2),  # 64 → 16 px
-                                   _conv(2 * w, 4 * w, 1), _conv(4 * w, 4 * w, 2), _conv(4 * w, 4 * w, 2),  # → 4 px
-                                   nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                                   nn.Linear(64 * w, cfg.hidden), nn.ReLU(inplace=True), nn.Dropout(0.1))
+        self.trunk = nn.Sequential(
+            _conv(3, w, 2),
+            _conv(w, 2 * w, 1),
+            _conv(2 * w, 2 * w, 2),  # 64 → 16 px
+            _conv(2 * w, 4 * w, 1),
+            _conv(4 * w, 4 * w, 2),
+            _conv(4 * w, 4 * w, 2),  # → 4 px
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * w, cfg.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.1),
+        )
         self.heads = nn.ModuleDict({k: nn.Linear(cfg.hidden, len(v)) for k, v in HEADS.items()})
         self.cues = nn.Linear(cfg.hidden, 2) if cfg.cues else None
 
@@ -121,8 +136,7 @@ class Judge(nn.Module):
         """Logits per head, plus "cues" [B,2] (facing_cues' estimate) where the judge has that head."""
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != self.cfg.resolution or x.shape[-2] != self.cfg.resolution:
-            x = F.interpolate(x, size=(self.cfg.resolution,) * 2, mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(x, size=(self.cfg.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)
         feat = self.trunk((x * 2 - 1).contiguous(memory_format=torch.channels_last))
         out = {k: head(feat).float() for k, head in self.heads.items()}
         return out if self.cues is None else out | {"cues": self.cues(feat).float()}
@@ -134,8 +148,8 @@ class Judge(nn.Module):
         probabilities; the slot heads read the view alone, as a mirror swaps the slots of "next to"."""
         was = self.training
         self.eval()
-        outs = [self(rgb[i:i + batch].float()) for i in range(0, rgb.shape[0], batch)]
-        mirrored = [self(rgb[i:i + batch].float().flip(2)) for i in range(0, rgb.shape[0], batch)]
+        outs = [self(rgb[i : i + batch].float()) for i in range(0, rgb.shape[0], batch)]
+        mirrored = [self(rgb[i : i + batch].float().flip(2)) for i in range(0, rgb.shape[0], batch)]
         self.train(was)
         probs = {k: torch.cat([o[k] for o in outs]).softmax(-1) for k in HEADS}
         for k in MIRROR_INVARIANT:
@@ -149,8 +163,10 @@ MIRROR_INVARIANT = ("relation", "facing")  # a mirror image shows the same relat
 def save_judge(judge: Judge, folder: Path) -> None:
     """weights as fp16 safetensors + the JSON config beside them (the model card is written by train_judge)."""
     with atomic_path(folder / f"{NAME}.safetensors") as tmp:
-        save_file({k: v.detach().half().contiguous() for k, v in judge.state_dict().items()
-                   if v.is_floating_point()}, str(tmp))
+        save_file(
+            {k: v.detach().half().contiguous() for k, v in judge.state_dict().items() if v.is_floating_point()},
+            str(tmp),
+        )
     write_text(folder / f"{NAME}.json", json.dumps({"config": asdict(judge.cfg), "heads": HEADS}, indent=1))
 
 
@@ -168,8 +184,10 @@ def load_judge(folder: Path | str = WEIGHTS_DIR) -> Judge:
     """The shipped (or a trained) judge, in eval mode."""
     meta, judge, state = _read(folder)
     if meta["heads"] != HEADS:
-        raise UserError(f"the judge in {folder} reads {', '.join(meta['heads'])}, this version reads "
-                        f"{', '.join(HEADS)}: retrain it with 'real3d toyworld train-judge --out {folder}'")
+        raise UserError(
+            f"the judge in {folder} reads {', '.join(meta['heads'])}, this version reads "
+            f"{', '.join(HEADS)}: retrain it with 'real3d toyworld train-judge --out {folder}'"
+        )
     missing = judge.load_state_dict(state, strict=False).missing_keys
     assert all(k.endswith("num_batches_tracked") for k in missing), f"missing judge weights: {missing}"
     return judge.eval()
@@ -183,8 +201,9 @@ def _fine_tune_from(folder: Path | str, cues: bool) -> Judge:
     judge = Judge(Judge.Config(**(meta["config"] | {"cues": cues})))
     state = {k: v for k, v in state.items() if cues or not k.startswith("cues.")}
     same = {k for k, v in HEADS.items() if meta["heads"].get(k) == v}
-    judge.load_state_dict({k: v for k, v in state.items() if not k.startswith("heads.") or k.split(".")[1] in same},
-                          strict=False)
+    judge.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("heads.") or k.split(".")[1] in same}, strict=False
+    )
     return judge.train()
 
 
@@ -236,7 +255,7 @@ def gaussian_blur(rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """rgb [B,H,W,3] blurred by a separable 7-tap Gaussian of width sigma [B] px (0: unchanged)."""
     b, h, w, _ = rgb.shape
     taps = torch.arange(-3, 4, dtype=torch.float32)
-    kernel = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    kernel = torch.exp(-(taps[None] ** 2) / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
     kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(3, 0)  # [3B,7]
     x = rgb.permute(0, 3, 1, 2).reshape(1, 3 * b, h, w)
     x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=3 * b)
@@ -263,8 +282,9 @@ def generator_artifacts(rgb: torch.Tensor, mask: torch.Tensor, gen: torch.Genera
     return x.permute(0, 2, 3, 1).clamp(0, 1)
 
 
-def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen: torch.Generator,
-            artifacts: float = 0.0) -> torch.Tensor:
+def augment(
+    rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen: torch.Generator, artifacts: float = 0.0
+) -> torch.Tensor:
     """Random background colour, flip, colour jitter, generator artifacts (share `artifacts` of the views),
     blur and noise. rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
     b, h, w, _ = rgb.shape
@@ -286,8 +306,9 @@ def augment(rgb: torch.Tensor, mask: torch.Tensor, background: torch.Tensor, gen
 DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     # what a generator's renders look like, to check that the judge transfers (rgb [B,H,W,3], mask [B,H,W])
     "blur σ 1.5 px": lambda rgb, mask: gaussian_blur(rgb, torch.full((rgb.shape[0],), 1.5)),
-    "32 px, upsampled": lambda rgb, mask: F.interpolate(F.interpolate(
-        rgb.permute(0, 3, 1, 2), scale_factor=0.5, mode="area"), scale_factor=2.0, mode="bilinear").permute(0, 2, 3, 1),
+    "32 px, upsampled": lambda rgb, mask: F.interpolate(
+        F.interpolate(rgb.permute(0, 3, 1, 2), scale_factor=0.5, mode="area"), scale_factor=2.0, mode="bilinear"
+    ).permute(0, 2, 3, 1),
     "grey background": lambda rgb, mask: rgb - 0.5 * (1 - mask[..., None]),
 }
 
@@ -300,7 +321,8 @@ def _slot_loss(logits: dict[str, torch.Tensor], y: torch.Tensor, swap: bool) -> 
         for attr in SLOT_ATTRS:
             target = y[:, cols.index(f"{attr}_{other if swap else slot}")]
             total = total + F.cross_entropy(logits[f"{attr}_{slot}"], target.clamp(min=0), reduction="none") * (
-                target >= 0)
+                target >= 0
+            )
     return total
 
 
@@ -310,8 +332,10 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     slots = _slot_loss(logits, y, False)
     next_to = y[:, 0] == HEADS["relation"].index("next to")
     slots = torch.where(next_to, torch.minimum(slots, _slot_loss(logits, y, True)), slots)
-    rest = sum(F.cross_entropy(logits[k], y[:, cols.index(k)].clamp(min=0), reduction="none")
-               * (y[:, cols.index(k)] >= 0) for k in ("relation", "facing"))
+    rest = sum(
+        F.cross_entropy(logits[k], y[:, cols.index(k)].clamp(min=0), reduction="none") * (y[:, cols.index(k)] >= 0)
+        for k in ("relation", "facing")
+    )
     return (slots + rest).mean()
 
 
@@ -322,8 +346,9 @@ def cue_loss(cues: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch
     return ((cues - target).abs().sum(-1) * has).sum() / has.sum().clamp(min=1)
 
 
-def evaluate(judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
-             = None) -> dict[str, tuple[float, int]]:
+def evaluate(
+    judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+) -> dict[str, tuple[float, int]]:
     """Accuracy per head (and of whole prompts) on GT renders, optionally degraded (see DEGRADATIONS) first:
     {name: (accuracy, count)}."""
     rgb = samples.rgb(slice(None))
@@ -358,25 +383,44 @@ def format_table(results: dict[str, dict[str, tuple[float, int]]]) -> str:
     """Markdown table: one row per head, one accuracy column per condition (e.g. clean, blurred)."""
     first = next(iter(results.values()))
     lines = ["| head | " + " | ".join(results) + " | views |", "|---" * (len(results) + 2) + "|"]
-    return "\n".join(lines + [f"| {k} | " + " | ".join(f"{100 * r[k][0]:.1f} %" for r in results.values())
-                              + f" | {n} |" for k, (_, n) in first.items()])
+    return "\n".join(
+        lines
+        + [
+            f"| {k} | " + " | ".join(f"{100 * r[k][0]:.1f} %" for r in results.values()) + f" | {n} |"
+            for k, (_, n) in first.items()
+        ]
+    )
 
 
 class JudgeRun:
     """The state of one judge training (real3d.loop.Stateful): weights, optimiser, schedule, both RNGs."""
 
-    def __init__(self, cfg: JudgeTraining, judge: Judge, opt: torch.optim.Optimizer,
-                 sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> None:
+    def __init__(
+        self,
+        cfg: JudgeTraining,
+        judge: Judge,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        gen: torch.Generator,
+    ) -> None:
         self.cfg, self.judge, self.opt, self.sched, self.gen = cfg, judge, opt, sched, gen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cfg": asdict(self.cfg), "judge": self.judge.state_dict(), "opt": self.opt.state_dict(),
-                "sched": self.sched.state_dict(), "gen": self.gen.get_state(), "rng": torch.get_rng_state()}
+        return {
+            "cfg": asdict(self.cfg),
+            "judge": self.judge.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "gen": self.gen.get_state(),
+            "rng": torch.get_rng_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["cfg"] != asdict(self.cfg):
-            raise UserError("the checkpoint in the output folder is a stopped training with other settings: rerun "
-                            f"it with those, or remove {CHECKPOINT}")
+            raise UserError(
+                "the checkpoint in the output folder is a stopped training with other settings: rerun "
+                f"it with those, or remove {CHECKPOINT}"
+            )
         self.judge.load_state_dict(state["judge"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
@@ -392,17 +436,24 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
     test = toy_dataset(test_spec(cfg.test_n), root, log=True)
     y_all, cues_all, background = label_tensor(train), cue_tensor(train), torch.tensor(train.background)
-    judge = (_fine_tune_from(cfg.init, cues=cfg.cues > 0) if cfg.init else Judge(Judge.Config(cues=cfg.cues > 0))
-             ).to(memory_format=torch.channels_last)
+    judge = (_fine_tune_from(cfg.init, cues=cfg.cues > 0) if cfg.init else Judge(Judge.Config(cues=cfg.cues > 0))).to(
+        memory_format=torch.channels_last
+    )
     weights = torch.tensor([cfg.feature_boost if any(o.feature for o in s.objects) else 1.0 for s in train.scenes])
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warmup = max(cfg.steps // 50, 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(
-        math.pi * min(s / cfg.steps, 1.0)))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
+    )
     checkpoint = out / CHECKPOINT
-    loop = Loop(checkpoint, JudgeRun(cfg, judge, opt, sched, gen), cfg.steps, CHECKPOINT_EVERY,
-                f"the same real3d toyworld train-judge command (it continues from {checkpoint})",
-                on_rollback=lambda step: halve_learning_rate(opt, sched))
+    loop = Loop(
+        checkpoint,
+        JudgeRun(cfg, judge, opt, sched, gen),
+        cfg.steps,
+        CHECKPOINT_EVERY,
+        f"the same real3d toyworld train-judge command (it continues from {checkpoint})",
+        on_rollback=lambda step: halve_learning_rate(opt, sched),
+    )
     first = loop.begin(resume=checkpoint.exists())
     if first:
         print(f"resuming {checkpoint} at step {first}", flush=True)
@@ -448,20 +499,43 @@ CARD_TEMPLATE = WEIGHTS_DIR / f"{NAME}.card.md"  # the model card's text, $-plac
 def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
     """The model card of a trained judge: CARD_TEMPLATE filled with its settings, accuracy table and command."""
     lo, hi = SIDE_BACK_BAND
-    cue_line = ("\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle "
-                "off\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted "
-                f"{cfg.cues:g}." if cfg.cues else "")
-    artifacts = (f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by "
-                 "≤ 1.5 px), " if cfg.artifacts else "")
-    values = {"params": f"{sum(p.numel() for p in Judge(Judge.Config()).parameters()) / 1e6:.2f}",
-              "train_n": cfg.train_n, "seed": cfg.seed, "artifacts": artifacts, "steps": cfg.steps,
-              "batch": cfg.batch, "lr": cfg.lr, "threads": torch.get_num_threads(), "minutes": f"{seconds / 60:.0f}",
-              "used": "bf16 autocast" if precision.resolve(cfg.precision) == torch.bfloat16 else "fp32",
-              "feature_boost": f"{cfg.feature_boost:g}", "cue_line": cue_line,
-              "stage": "This stage fine-tunes the judge of the commands before the last one below." if cfg.init else "",
-              "test_n": cfg.test_n, "min_object": f"{MIN_OBJECT_SHOWN:.1%}", "min_feature": f"{MIN_FEATURE_SHOWN:.1%}",
-              "edge_contrast": EDGE_CONTRAST, "table": table, "band_lo": f"{lo:.1%}", "band_hi": f"{hi:.1%}",
-              "band_lo_px": f"{lo * 64 ** 2:.0f}", "band_hi_px": f"{hi * 64 ** 2:.0f}", "command": _command(cfg)}
+    cue_line = (
+        "\nBeside the class heads, a cue head regresses what decides `facing` (`facing_cues`: cos of the angle "
+        "off\nthe front, log2 of 1 + the feature's visible pixels), L1 loss weighted "
+        f"{cfg.cues:g}."
+        if cfg.cues
+        else ""
+    )
+    artifacts = (
+        f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by ≤ 1.5 px), "
+        if cfg.artifacts
+        else ""
+    )
+    values = {
+        "params": f"{sum(p.numel() for p in Judge(Judge.Config()).parameters()) / 1e6:.2f}",
+        "train_n": cfg.train_n,
+        "seed": cfg.seed,
+        "artifacts": artifacts,
+        "steps": cfg.steps,
+        "batch": cfg.batch,
+        "lr": cfg.lr,
+        "threads": torch.get_num_threads(),
+        "minutes": f"{seconds / 60:.0f}",
+        "used": "bf16 autocast" if precision.resolve(cfg.precision) == torch.bfloat16 else "fp32",
+        "feature_boost": f"{cfg.feature_boost:g}",
+        "cue_line": cue_line,
+        "stage": "This stage fine-tunes the judge of the commands before the last one below." if cfg.init else "",
+        "test_n": cfg.test_n,
+        "min_object": f"{MIN_OBJECT_SHOWN:.1%}",
+        "min_feature": f"{MIN_FEATURE_SHOWN:.1%}",
+        "edge_contrast": EDGE_CONTRAST,
+        "table": table,
+        "band_lo": f"{lo:.1%}",
+        "band_hi": f"{hi:.1%}",
+        "band_lo_px": f"{lo * 64**2:.0f}",
+        "band_hi_px": f"{hi * 64**2:.0f}",
+        "command": _command(cfg),
+    }
     return string.Template(CARD_TEMPLATE.read_text()).substitute(values)
 
 
@@ -471,9 +545,12 @@ def _command(cfg: JudgeTraining) -> str:
     if cfg.init:
         card = (Path(cfg.init) / f"{NAME}.md").read_text()
         before = card.split("## Command\n```\n")[1].split("```")[0].replace("--out weights", f"--out {cfg.init}")
-    return before + (f"real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} "
-                     f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
-                     + (f" --init {cfg.init}" if cfg.init else "")
-                     + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
-                     + (f" --cues {cfg.cues}" if cfg.cues else "")
-                     + ("" if cfg.precision == "auto" else f" --precision {cfg.precision}") + " --out weights")
+    return before + (
+        f"real3d toyworld train-judge --train-n {cfg.train_n} --test-n {cfg.test_n} --steps {cfg.steps} "
+        f"\\\n    --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} --feature-boost {cfg.feature_boost}"
+        + (f" --init {cfg.init}" if cfg.init else "")
+        + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
+        + (f" --cues {cfg.cues}" if cfg.cues else "")
+        + ("" if cfg.precision == "auto" else f" --precision {cfg.precision}")
+        + " --out weights"
+    )

@@ -6,6 +6,7 @@
 * mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF (voxelize: inside test)
 * kid / image_kid kernel inception distance on EfficientNet-Lite0 features (realism)
 """
+
 from __future__ import annotations
 
 import random
@@ -88,8 +89,9 @@ def distractors(prompt: str | Scene, n: int = 15, seed: int = 0) -> list[str]:
     return out
 
 
-def r_precision(judge: Judge, rgb: torch.Tensor, prompt: str | Scene, distractor_prompts: list[str] | None = None
-                ) -> float:
+def r_precision(
+    judge: Judge, rgb: torch.Tensor, prompt: str | Scene, distractor_prompts: list[str] | None = None
+) -> float:
     """Share of views rgb [V,H,W,3] whose most probable prompt, among the prompt and distractors, is it.
 
     A view from behind cannot tell "a ball with a face" from "a ball": such prompts rank first at most in
@@ -127,8 +129,12 @@ def judge_metrics(judge: Judge, turntable: torch.Tensor, prompt: str | Scene) ->
     """Judge score (mean, std), R-precision and Janus (0/1) of one turntable rgb [V,H,W,3] (evenly spaced)."""
     scene = _as_scene(prompt)
     mean, std = judge_score(judge, turntable, scene)
-    return {"judge_score": mean, "judge_score_std": std, "r_precision": r_precision(judge, turntable, scene),
-            "janus": float(is_janus(front_probability(judge, turntable)))}
+    return {
+        "judge_score": mean,
+        "judge_score_std": std,
+        "r_precision": r_precision(judge, turntable, scene),
+        "janus": float(is_janus(front_probability(judge, turntable))),
+    }
 
 
 # --------------------------------------------------------------------------------------- mesh vs the GT
@@ -178,8 +184,9 @@ def voxelize(verts: torch.Tensor, faces: torch.Tensor, resolution: int = 32, bou
     return votes >= 2
 
 
-def mesh_iou(verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64,
-             bound: float = 1.0) -> float:
+def mesh_iou(
+    verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64, bound: float = 1.0
+) -> float:
     """Volume IoU of a mesh and the GT shape on a resolution³ grid of cell centres in [-bound,bound]³."""
     scene = _as_scene(scene)
     axis = (torch.arange(resolution) + 0.5) / resolution * 2 * bound - bound
@@ -201,8 +208,9 @@ def surface_samples(verts: torch.Tensor, faces: torch.Tensor, n: int, gen: torch
     return t[:, 0] + u * (t[:, 1] - t[:, 0]) + v * (t[:, 2] - t[:, 0])
 
 
-def gt_surface_samples(scene: Scene, n: int, gen: torch.Generator, band: float = 0.02,
-                       bound: float = 1.0) -> torch.Tensor:
+def gt_surface_samples(
+    scene: Scene, n: int, gen: torch.Generator, band: float = 0.02, bound: float = 1.0
+) -> torch.Tensor:
     """n points [n,3] on the GT surface: random points within `band` of it, projected along the SDF gradient."""
     near = []
     while sum(len(x) for x in near) < n:

@@ -1,4 +1,5 @@
 """Ground-truth renderer: batched sphere tracing of a scene's SDF with the cameras of real3d.cameras."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class GTRender:
 EDGE_CONTRAST = 0.3  # a feature pixel on the edge must differ this much (some channel) from the background
 
 
-def visible_pixels(scene: Scene, view: GTRender, background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                   slots: int = 2) -> torch.Tensor:
+def visible_pixels(
+    scene: Scene, view: GTRender, background: tuple[float, float, float] = (1.0, 1.0, 1.0), slots: int = 2
+) -> torch.Tensor:
     """Pixels [B,slots,2] that views show of each object: (all of it, its front feature).
 
     A feature pixel counts where it can be told from what surrounds it: against the body (its ink is chosen
@@ -55,15 +57,16 @@ def default_light(cameras: Cameras) -> torch.Tensor:
     return F.normalize(F.normalize(cameras.position, dim=-1) + up, dim=-1)
 
 
-def trace(scene: Scene, rays_o: torch.Tensor, rays_d: torch.Tensor, steps: int = 64,
-          eps: float = 2e-3) -> tuple[torch.Tensor, torch.Tensor]:
+def trace(
+    scene: Scene, rays_o: torch.Tensor, rays_d: torch.Tensor, steps: int = 64, eps: float = 2e-3
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sphere tracing of rays_o, rays_d [R,3] (unit directions): returns hit [R] (bool) and distance t [R].
 
     Only rays that enter the scene's bounding sphere march, and finished rays leave the active batch.
     """
     bound = max(float(torch.tensor(o.position).norm()) + 1.2 * o.scale for o in scene.objects)
     b = (rays_o * rays_d).sum(-1)  # ray-sphere intersection |o + t d| = bound
-    disc = b ** 2 - ((rays_o ** 2).sum(-1) - bound ** 2)
+    disc = b**2 - ((rays_o**2).sum(-1) - bound**2)
     t_near, t_far = -b - disc.clamp(min=0).sqrt(), -b + disc.clamp(min=0).sqrt()
     hit = torch.zeros(rays_o.shape[0], dtype=torch.bool)
     t = t_near.clamp(min=0)
@@ -91,9 +94,18 @@ def normals(scene: Scene, points: torch.Tensor, h: float = 1e-3) -> torch.Tensor
     return F.normalize((k[:, None] * d[..., None]).sum(0), dim=-1)
 
 
-def render(scene: Scene, cameras: Cameras, height: int, width: int, shading: Shading = "lambertian",
-           background: tuple[float, float, float] = (1.0, 1.0, 1.0), ambient: float = 0.35,
-           light: torch.Tensor | None = None, supersample: int = 1, steps: int = 64) -> GTRender:
+def render(
+    scene: Scene,
+    cameras: Cameras,
+    height: int,
+    width: int,
+    shading: Shading = "lambertian",
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ambient: float = 0.35,
+    light: torch.Tensor | None = None,
+    supersample: int = 1,
+    steps: int = 64,
+) -> GTRender:
     """Render B views of a scene. light: unit directions [B,3] toward the light (default: default_light).
 
     supersample k traces k×k rays per pixel and averages them (anti-aliased edges); part ids take the

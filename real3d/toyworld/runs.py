@@ -3,6 +3,7 @@
 A generate run writes views.png: the 12 turntable views (azimuth 0, 30, …, elevation 15°) of 64² that the
 judge scores, in one row, and metrics.json naming the prompt. Nothing here knows how the views were made.
 """
+
 from __future__ import annotations
 
 import json

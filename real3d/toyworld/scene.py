@@ -5,6 +5,7 @@ A scene is one object, or two objects and a relation ("on top of": objects[0] re
 real3d.cameras: +z up, the **front faces +x**; a feature (face, door, handle) sits on the front in a
 contrasting colour so that a 64 px view can tell front from back.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,8 +13,8 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Callable
 
 import torch
 
@@ -25,20 +26,35 @@ from . import sdf as S
 
 SHAPES = ["sphere", "cube", "cylinder", "cone", "torus", "capsule"]
 COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.85, 0.12, 0.10), "orange": (0.98, 0.52, 0.06), "yellow": (0.95, 0.86, 0.12),
-    "green": (0.16, 0.62, 0.18), "cyan": (0.10, 0.78, 0.82), "blue": (0.12, 0.24, 0.88),
-    "purple": (0.52, 0.16, 0.72), "pink": (0.98, 0.55, 0.74), "black": (0.07, 0.07, 0.07),
+    "red": (0.85, 0.12, 0.10),
+    "orange": (0.98, 0.52, 0.06),
+    "yellow": (0.95, 0.86, 0.12),
+    "green": (0.16, 0.62, 0.18),
+    "cyan": (0.10, 0.78, 0.82),
+    "blue": (0.12, 0.24, 0.88),
+    "purple": (0.52, 0.16, 0.72),
+    "pink": (0.98, 0.55, 0.74),
+    "black": (0.07, 0.07, 0.07),
 }
 FEATURES = ["face", "door", "handle"]
-FEATURE_SHAPES = {"face": ["sphere", "cube", "cylinder", "capsule"], "door": ["cube", "cylinder"],
-                  "handle": ["cube", "cylinder"]}
+FEATURE_SHAPES = {
+    "face": ["sphere", "cube", "cylinder", "capsule"],
+    "door": ["cube", "cylinder"],
+    "handle": ["cube", "cylinder"],
+}
 RELATIONS = ["on top of", "next to"]
 
 SYNONYMS: dict[str, list[str]] = {  # canonical word first; captions draw from these, the parser accepts all
-    "sphere": ["sphere", "ball"], "cube": ["cube", "box", "block"], "cylinder": ["cylinder", "can"],
-    "cone": ["cone"], "torus": ["torus", "donut", "ring"], "capsule": ["capsule", "pill"],
-    "purple": ["purple", "violet"], "cyan": ["cyan", "turquoise"],
-    "on top of": ["on top of", "on", "above"], "next to": ["next to", "beside"],
+    "sphere": ["sphere", "ball"],
+    "cube": ["cube", "box", "block"],
+    "cylinder": ["cylinder", "can"],
+    "cone": ["cone"],
+    "torus": ["torus", "donut", "ring"],
+    "capsule": ["capsule", "pill"],
+    "purple": ["purple", "violet"],
+    "cyan": ["cyan", "turquoise"],
+    "on top of": ["on top of", "on", "above"],
+    "next to": ["next to", "beside"],
 }
 INVERSE_RELATIONS = {"under": "on top of", "below": "on top of", "beneath": "on top of"}  # swap the objects
 ARTICLES = {"a", "an", "the"}
@@ -91,8 +107,9 @@ def _feature_parts(obj: Obj) -> list[Part]:
 
     if obj.feature == "face":
         eyes = [Part(lambda p: S.sphere(p, 0.17), at(front(y, 0.25), y, 0.25), obj.scale, ink) for y in (-0.3, 0.3)]
-        mouth = Part(lambda p: S.capsule(p[:, [0, 2, 1]], 0.08, 0.24), at(front(0.0, -0.25), 0.0, -0.25),
-                     obj.scale, ink)
+        mouth = Part(
+            lambda p: S.capsule(p[:, [0, 2, 1]], 0.08, 0.24), at(front(0.0, -0.25), 0.0, -0.25), obj.scale, ink
+        )
         return eyes + [mouth]
     if obj.feature == "door":
         return [Part(lambda p: S.box(p, (0.08, 0.24, 0.38)), at(front(0.0, 0.0), 0.0, -hh + 0.38), obj.scale, ink)]
@@ -115,10 +132,11 @@ class Scene:
         return json.dumps(asdict(self))
 
     @staticmethod
-    def from_json(text: str) -> "Scene":
+    def from_json(text: str) -> Scene:
         d = json.loads(text)
-        objects = tuple(Obj(o["shape"], o["colour"], o["feature"], tuple(o["position"]), o["scale"])
-                        for o in d["objects"])
+        objects = tuple(
+            Obj(o["shape"], o["colour"], o["feature"], tuple(o["position"]), o["scale"]) for o in d["objects"]
+        )
         return Scene(objects, d["relation"], d["yaw"])
 
     @property
@@ -145,8 +163,9 @@ class Scene:
     def part_sdfs(self, points: torch.Tensor) -> torch.Tensor:
         """Signed distance to every part [P,N] of world points [N,3]."""
         p = self._local(points)
-        return torch.stack([part.scale * part.sdf((p - p.new_tensor(part.centre)) / part.scale)
-                            for part in self.parts()])
+        return torch.stack(
+            [part.scale * part.sdf((p - p.new_tensor(part.centre)) / part.scale) for part in self.parts()]
+        )
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         """Signed distance [N] of world points [N,3] (negative inside)."""
@@ -201,13 +220,15 @@ def random_scene(gen: random.Random, p_single: float = 0.34, p_feature: float = 
     return compose([one(), one()], gen.choice(RELATIONS))
 
 
-def jitter(scene: Scene, gen: random.Random, scale: tuple[float, float] = (0.85, 1.1), shift: float = 0.06,
-           yaw: float = 20.0) -> Scene:
+def jitter(
+    scene: Scene, gen: random.Random, scale: tuple[float, float] = (0.85, 1.1), shift: float = 0.06, yaw: float = 20.0
+) -> Scene:
     """The scene uniformly rescaled, shifted and turned a little (contacts between objects are kept)."""
     k = gen.uniform(*scale)
     d = [gen.uniform(-shift, shift) for _ in range(3)]
-    objects = tuple(replace(o, position=tuple(k * c + e for c, e in zip(o.position, d)), scale=k * o.scale)
-                    for o in scene.objects)
+    objects = tuple(
+        replace(o, position=tuple(k * c + e for c, e in zip(o.position, d)), scale=k * o.scale) for o in scene.objects
+    )
     return replace(scene, objects=objects, yaw=scene.yaw + gen.uniform(-yaw, yaw))
 
 
@@ -260,8 +281,11 @@ def parse(prompt: str) -> Scene:
     for w in words:
         if w not in KNOWN_WORDS:
             close = difflib.get_close_matches(w, KNOWN_WORDS, n=3, cutoff=0.6)
-            hint = f"did you mean {' or '.join(close)}?" if close else (
-                "known shapes: " + ", ".join(SHAPES) + "; colours: " + ", ".join(COLOURS))
+            hint = (
+                f"did you mean {' or '.join(close)}?"
+                if close
+                else ("known shapes: " + ", ".join(SHAPES) + "; colours: " + ", ".join(COLOURS))
+            )
             raise UserError(f"unknown word '{w}' in prompt {prompt!r}: {hint}")
     pos = 0
 
@@ -285,8 +309,10 @@ def parse(prompt: str) -> Scene:
             pos += 1
             feature = expect("feature", FEATURES)
             if shape not in FEATURE_SHAPES[feature]:
-                raise UserError(f"a {shape} cannot have a {feature} in this world; a {feature} goes on a "
-                                + " or ".join(FEATURE_SHAPES[feature]))
+                raise UserError(
+                    f"a {shape} cannot have a {feature} in this world; a {feature} goes on a "
+                    + " or ".join(FEATURE_SHAPES[feature])
+                )
         return shape, colour, feature
 
     first = obj()
@@ -294,12 +320,14 @@ def parse(prompt: str) -> Scene:
         return compose([first])
     for phrase, (kind, relation) in sorted(_PHRASES.items(), key=lambda kv: -len(kv[0])):
         n = len(phrase.split())
-        if words[pos:pos + n] == phrase.split():
+        if words[pos : pos + n] == phrase.split():
             pos += n
             second = obj()
             if pos != len(words):
                 raise UserError(f"unexpected '{' '.join(words[pos:])}' at the end of prompt {prompt!r}")
             pair = [first, second] if kind == "relation" else [second, first]
             return compose(pair, relation)
-    raise UserError(f"expected a relation ({', '.join(RELATIONS)}, under) after the first object in prompt "
-                    f"{prompt!r}, got '{words[pos]}'")
+    raise UserError(
+        f"expected a relation ({', '.join(RELATIONS)}, under) after the first object in prompt "
+        f"{prompt!r}, got '{words[pos]}'"
+    )

@@ -6,11 +6,12 @@ vertical extent is [-half_height, +half_height]. `Primitive.front_x(y, z)` is wh
 without a flat-enough front (cone, torus) take no features.
 All functions take points p [N,3] and return distances [N].
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -48,11 +49,11 @@ def cone(p: torch.Tensor, radius: float, half_height: float) -> torch.Tensor:
     cap_z = q_z.abs() - half_height
     # distance to the slanted side: segment from (0, h) to (radius, -h) in the (r, z) half plane
     k_r, k_z = -radius, 2 * half_height  # side direction from apex to base, negated in r (iq's k2)
-    t = ((0 - q_r) * k_r + (half_height - q_z) * k_z) / (k_r ** 2 + k_z ** 2)
+    t = ((0 - q_r) * k_r + (half_height - q_z) * k_z) / (k_r**2 + k_z**2)
     t = t.clamp(0.0, 1.0)
     side_r, side_z = q_r + k_r * t, q_z - half_height + k_z * t
     inside = (side_r < 0) & (cap_z < 0)
-    dist = torch.sqrt(torch.minimum(cap_r ** 2 + cap_z ** 2, side_r ** 2 + side_z ** 2))
+    dist = torch.sqrt(torch.minimum(cap_r**2 + cap_z**2, side_r**2 + side_z**2))
     return torch.where(inside, -dist, dist)
 
 
@@ -60,7 +61,7 @@ def torus(p: torch.Tensor, major: float, minor: float, axis: int = 2) -> torch.T
     """Torus of ring radius `major` and tube radius `minor`, ring perpendicular to coordinate `axis`."""
     plane = [i for i in range(3) if i != axis]
     ring = torch.sqrt(p[:, plane[0]] ** 2 + p[:, plane[1]] ** 2) - major
-    return torch.sqrt(ring ** 2 + p[:, axis] ** 2) - minor
+    return torch.sqrt(ring**2 + p[:, axis] ** 2) - minor
 
 
 def capsule(p: torch.Tensor, radius: float, half_length: float) -> torch.Tensor:
@@ -79,7 +80,7 @@ class Primitive:
 
 
 def _round_front(radius: float) -> Callable[[float, float], float]:
-    return lambda y, z: math.sqrt(max(radius ** 2 - y ** 2, 0.0))
+    return lambda y, z: math.sqrt(max(radius**2 - y**2, 0.0))
 
 
 PRIMITIVES: dict[str, Primitive] = {

@@ -1,4 +1,5 @@
 """`real3d bench quality|speed`: one parser with a subcommand per benchmark (each module's add_cli)."""
+
 from __future__ import annotations
 
 import argparse

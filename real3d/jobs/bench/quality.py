@@ -8,6 +8,7 @@ a contact sheet per preset and the evolution figure) is written from whatever ce
 
     real3d bench quality --steps 150 optimizer.lr=2e-2 --workers 2   # the budget of docs/results.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,11 @@ import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,14 +32,14 @@ from tqdm import tqdm
 
 from ... import config as config_lib
 from ...errors import UserError
-from ..generate import GenerateConfig, run_config, run_one, slug
 from ...io import atomic_path, contact_sheet, save_image, write_text
 from ...loop import Interrupted
-from ..args import add_budget_argument
 from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
+from ..args import add_budget_argument
+from ..generate import GenerateConfig, run_config, run_one, slug
 
 if TYPE_CHECKING:
-    from ...toyworld.judge import Judge
+    pass
 
 PROMPTS_FILE = Path(__file__).resolve().parents[3] / "benchmarks" / "prompts.txt"
 PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
@@ -111,9 +113,11 @@ def plan(settings: BenchSettings, root: Path) -> tuple[dict[Cell, GenerateConfig
     for cell, cfg in configs.items():
         saved = cell.folder(root) / "config.yaml"
         if saved.exists() and saved.read_text() != yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False):
-            raise UserError(f"{saved.parent} was run with another config (--steps, overrides or --evolution-every "
-                            "changed); give the "
-                            "bench another --out, or delete that folder")
+            raise UserError(
+                f"{saved.parent} was run with another config (--steps, overrides or --evolution-every "
+                "changed); give the "
+                "bench another --out, or delete that folder"
+            )
         if not (cell.folder(root) / "metrics.json").exists():
             todo.append(cell)
     return configs, todo
@@ -130,8 +134,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path, workers: int, threads: int
-              ) -> None:
+def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path, workers: int, threads: int) -> None:
     """Run the unfinished cells, in this process (workers=1) or in a pool of `workers` processes with
     `threads` torch threads each. Ctrl-C keeps finished cells and checkpoints; a rerun continues."""
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="bench cells", dynamic_ncols=True)
@@ -155,8 +158,10 @@ def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path,
             finally:  # on Ctrl-C or a failed cell: no new cells; running ones stop after a step (checkpoint)
                 pool.shutdown(wait=True, cancel_futures=True)
     except (KeyboardInterrupt, Interrupted):
-        raise Interrupted(f"bench interrupted: finished cells and checkpoints are kept in {root}; run the same "
-                          "command again to continue") from None
+        raise Interrupted(
+            f"bench interrupted: finished cells and checkpoints are kept in {root}; run the same "
+            "command again to continue"
+        ) from None
     finally:
         bar.close()
 
@@ -188,13 +193,19 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
         if math.isfinite(r["judge_score"]):
             by_prompt.setdefault(r["prompt"], []).append(float(r["judge_score"]))
     seed_std = [float(np.std(v)) for v in by_prompt.values() if len(v) > 1]
-    out = {"cells": len(rows), "non_finite": len(rows) - len(judge), "judge": _mean(judge),
-           "judge_std": round(float(np.std(judge)), 4),
-           "judge_seed_std": _mean(seed_std), "r_precision": _mean(r["r_precision"] for r in rows),
-           "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
-           "mesh_iou": _mean(r["mesh_iou"] for r in rows), "chamfer": _mean(r["chamfer"] for r in rows),
-           "kid": round(kid(efficientnet_features(views), gt_features), 4),
-           "seconds": _mean(r["seconds"] for r in rows)}
+    out = {
+        "cells": len(rows),
+        "non_finite": len(rows) - len(judge),
+        "judge": _mean(judge),
+        "judge_std": round(float(np.std(judge)), 4),
+        "judge_seed_std": _mean(seed_std),
+        "r_precision": _mean(r["r_precision"] for r in rows),
+        "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
+        "mesh_iou": _mean(r["mesh_iou"] for r in rows),
+        "chamfer": _mean(r["chamfer"] for r in rows),
+        "kid": round(kid(efficientnet_features(views), gt_features), 4),
+        "seconds": _mean(r["seconds"] for r in rows),
+    }
     for cat in ("single", "front", "pair"):
         out[f"judge_{cat}"] = _mean(r["judge_score"] for r in rows if r["category"] == cat)
     return out
@@ -208,25 +219,35 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells:
     """results.md: how it was made, the main table, judge by prompt category and by prompt."""
     total = len(settings.cells())
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
-    lines = [f"Cells finished: {sum(p['cells'] for p in presets.values())} of {total} "
-             f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
-             f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}; cells with a non-finite "
-             f"judge score (left out of the judge columns): {sum(p['non_finite'] for p in presets.values())}.", "",
-             "| preset | cells | judge ↑ | ± std (cells) | seed std ↓ | R-prec ↑ | Janus ↓ | mesh IoU ↑ "
-             "| Chamfer ↓ | KID ↓ | s / cell |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Cells finished: {sum(p['cells'] for p in presets.values())} of {total} "
+        f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
+        f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}; cells with a non-finite "
+        f"judge score (left out of the judge columns): {sum(p['non_finite'] for p in presets.values())}.",
+        "",
+        "| preset | cells | judge ↑ | ± std (cells) | seed std ↓ | R-prec ↑ | Janus ↓ | mesh IoU ↑ "
+        "| Chamfer ↓ | KID ↓ | s / cell |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, p in presets.items():
-        lines.append(f"| {name} | {p['cells']} | {_fmt(p['judge'])} | {_fmt(p['judge_std'])} | "
-                     f"{_fmt(p['judge_seed_std'])} | {_fmt(p['r_precision'])} | {_fmt(p['janus'], '.2f')} | "
-                     f"{_fmt(p['mesh_iou'])} | {_fmt(p['chamfer'])} | {_fmt(p['kid'], '.4f')} | "
-                     f"{_fmt(p['seconds'], '.0f')} |")
+        lines.append(
+            f"| {name} | {p['cells']} | {_fmt(p['judge'])} | {_fmt(p['judge_std'])} | "
+            f"{_fmt(p['judge_seed_std'])} | {_fmt(p['r_precision'])} | {_fmt(p['janus'], '.2f')} | "
+            f"{_fmt(p['mesh_iou'])} | {_fmt(p['chamfer'])} | {_fmt(p['kid'], '.4f')} | "
+            f"{_fmt(p['seconds'], '.0f')} |"
+        )
     lines += ["", "| preset | judge: single objects | objects with a front | two objects |", "|---|---|---|---|"]
     for name, p in presets.items():
         lines.append(f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} |")
-    lines += ["", "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |",
-              "|---" * (len(presets) + 1) + "|"]
+    lines += [
+        "",
+        "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |",
+        "|---" * (len(presets) + 1) + "|",
+    ]
     for prompt in settings.prompts:
-        scores = [_mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt)
-                  for name in presets]
+        scores = [
+            _mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt) for name in presets
+        ]
         lines.append(f"| {prompt} | " + " | ".join(_fmt(v, ".2f") for v in scores) + " |")
     return "\n".join(lines) + "\n"
 
@@ -256,7 +277,7 @@ def evolution_figure(settings: BenchSettings, root: Path, path: Path) -> bool:
             else:
                 ax.axis("off")
         axes[r][0].set_ylabel(preset, fontsize=7)
-    fig.suptitle(f"\"{cells[0].prompt}\", seed {cells[0].seed}", fontsize=8)
+    fig.suptitle(f'"{cells[0].prompt}", seed {cells[0].seed}', fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -283,8 +304,7 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
     for cell in settings.cells():
         metrics = cell.folder(root) / "metrics.json"
         if metrics.exists():
-            cells.append({"preset": cell.preset, "category": category(cell.prompt),
-                          **json.loads(metrics.read_text())})
+            cells.append({"preset": cell.preset, "category": category(cell.prompt), **json.loads(metrics.read_text())})
     gt = {p: gt_views(p) for p in settings.prompts}
     from ...toyworld.metrics import efficientnet_features
 
@@ -295,8 +315,9 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
         if not done:
             continue
         views = {c: load_views(c.folder(root)) for c in done}
-        presets[preset] = summarize_preset([r for r in cells if r["preset"] == preset], gt_features,
-                                           torch.cat(list(views.values())))
+        presets[preset] = summarize_preset(
+            [r for r in cells if r["preset"] == preset], gt_features, torch.cat(list(views.values()))
+        )
         grid = [Cell(preset, q, s) for q in settings.prompts for s in settings.seeds]  # rows: prompts, cols: seeds
         tiles = [views[c][1] if c in views else torch.ones(VIEW_SIZE, VIEW_SIZE, 3) for c in grid]
         save_image(root / f"contact-{preset}.png", contact_sheet(tiles, len(settings.seeds)))
@@ -337,14 +358,22 @@ def run(args: argparse.Namespace) -> int:
     if args.evolution_prompt and args.evolution_prompt not in prompts:
         raise UserError(f"--evolution-prompt {args.evolution_prompt!r} is not in the prompt list {args.prompts}")
     torch.set_num_threads(args.threads)
-    settings = BenchSettings(_csv(args.presets), prompts, seeds, args.steps, list(args.overrides),
-                             budget=args.budget, evolution_every=args.evolution_every,
-                             evolution_prompt=args.evolution_prompt)
+    settings = BenchSettings(
+        _csv(args.presets),
+        prompts,
+        seeds,
+        args.steps,
+        list(args.overrides),
+        budget=args.budget,
+        evolution_every=args.evolution_every,
+        evolution_prompt=args.evolution_prompt,
+    )
     if args.rescore:
         print(f"rescored {rescore(settings, args.out)} finished cells with the current judge")
     results = bench(settings, args.out, args.workers, args.threads)
-    print(f"bench done in {results['seconds']:.0f} s: {args.out}/results.md, results.json, contact-*.png, "
-          "evolution.png")
+    print(
+        f"bench done in {results['seconds']:.0f} s: {args.out}/results.md, results.json, contact-*.png, evolution.png"
+    )
     print((args.out / "results.md").read_text())
     return 0
 
@@ -353,17 +382,23 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quality", help="presets × prompts × seeds on toy-world ground truth (resumable)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="dotted overrides for every preset")
     p.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated (default {','.join(PRESETS)})")
-    p.add_argument("--prompts", type=Path, default=PROMPTS_FILE, help="prompt list, one per line "
-                   "(default benchmarks/prompts.txt)")
+    p.add_argument(
+        "--prompts", type=Path, default=PROMPTS_FILE, help="prompt list, one per line (default benchmarks/prompts.txt)"
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     add_budget_argument(p)
     p.add_argument("--steps", type=int, help="steps for every preset, its schedules rescaled (default: its own)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads per worker (default 2)")
-    p.add_argument("--evolution-every", type=int, default=0, help="snapshot period of the evolution figure "
-                   "(default steps / 6)")
+    p.add_argument(
+        "--evolution-every", type=int, default=0, help="snapshot period of the evolution figure (default steps / 6)"
+    )
     p.add_argument("--evolution-prompt", default="", help="prompt of the evolution figure (default the first)")
-    p.add_argument("--rescore", action="store_true", help="first score every finished cell again with the current "
-                   "judge, from its views.png (after the judge changed)")
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="first score every finished cell again with the current "
+        "judge, from its views.png (after the judge changed)",
+    )
     p.set_defaults(func=run)

@@ -14,6 +14,7 @@ matmul rate measured on this machine in the precision the run uses (`precision`,
 the CPU runs it natively, else fp32); ratio = ms / bound, how far a component is from being limited by its
 matrix products.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,25 +23,25 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from ... import config as config_lib
-from ...cameras import Cameras
 from ... import precision
-from ..args import positive_int
+from ...cameras import Cameras
 from ...errors import UserError
-from ..generate import GenerateConfig, run_config
 from ...io import peak_rss_mb, write_text
 from ...precision import RATE_SIZE
-from ...render.dmtet import Mesh
 from ...render.base import RenderOutput
+from ...render.dmtet import Mesh
 from ...system import Real3DSystem, build_prior, deterministic
+from ..args import positive_int
+from ..generate import run_config
 
 PROMPT = "a red cube"
 SHADING_MODES = ("lambertian", "albedo", "textureless", "preset")
@@ -65,19 +66,28 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def _sdpa_cpu_flops(query_shape: Sequence[int], key_shape: Sequence[int], value_shape: Sequence[int],
-                    *args: object, **kwargs: object) -> int:
+def _sdpa_cpu_flops(
+    query_shape: Sequence[int], key_shape: Sequence[int], value_shape: Sequence[int], *args: object, **kwargs: object
+) -> int:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _sdpa_cpu_backward_flops(grad_out_shape: Sequence[int], query_shape: Sequence[int], key_shape: Sequence[int],
-                             value_shape: Sequence[int], *args: object, **kwargs: object) -> int:
+def _sdpa_cpu_backward_flops(
+    grad_out_shape: Sequence[int],
+    query_shape: Sequence[int],
+    key_shape: Sequence[int],
+    value_shape: Sequence[int],
+    *args: object,
+    **kwargs: object,
+) -> int:
     return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
 # FlopCounterMode knows the CUDA attention kernels only; the CPU one has the same shapes ([B,heads,L,E])
-_CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops,
-                  torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward_flops}
+_CPU_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward_flops,
+}
 
 
 class _GlobalOnly:
@@ -86,7 +96,7 @@ class _GlobalOnly:
 
     parents = {"Global"}
 
-    def __enter__(self) -> "_GlobalOnly":
+    def __enter__(self) -> _GlobalOnly:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,8 +121,9 @@ def forced_overrides(shading: str) -> list[str]:
     return forced if shading == "preset" else [*forced, f"shading.probs={{{shading}: 1.0}}"]
 
 
-def build_system(preset: str = "real3d", overrides: Sequence[str] = (), shading: str = "lambertian",
-                 progress: bool = False) -> Real3DSystem:
+def build_system(
+    preset: str = "real3d", overrides: Sequence[str] = (), shading: str = "lambertian", progress: bool = False
+) -> Real3DSystem:
     """The system of a `real3d generate` run of the preset on PROMPT, with `forced_overrides`, in training
     mode, after its step 0 (occupancy grid and DMTet band measured, every kernel warmed up)."""
     if shading not in SHADING_MODES:
@@ -175,6 +186,7 @@ def render_components(system: Real3DSystem) -> list[Component]:
             gen = _generator(seed)
             cams = system.views(gen)[view]
             _backward(system.render(renderer, cams, size, gen))
+
         return call
 
     def extract() -> None:
@@ -190,11 +202,12 @@ def render_components(system: Real3DSystem) -> list[Component]:
 
     grid, n1, n2 = model.explicit.cfg.grid_resolution, cfg.nerf_resolution, cfg.dmtet_resolution
     samples = model.renderer.cfg.num_samples
-    return [Component("nerf", f"NeRF render x'1 ({n1}², {samples} samples/ray), fwd+bwd",
-                      render(model.renderer, 0, n1)),
-            Component("dmtet", f"DMTet render x'2 ({n2}², grid {grid}³), fwd+bwd", render(model.explicit, 1, n2)),
-            Component("dmtet_extract", f"├ DMTet extract (Eq. 9, {mesh.faces.shape[0]} faces), fwd+bwd", extract),
-            Component("dmtet_raster", "└ DMTet raster + shade (Eq. 10), fwd+bwd", raster)]
+    return [
+        Component("nerf", f"NeRF render x'1 ({n1}², {samples} samples/ray), fwd+bwd", render(model.renderer, 0, n1)),
+        Component("dmtet", f"DMTet render x'2 ({n2}², grid {grid}³), fwd+bwd", render(model.explicit, 1, n2)),
+        Component("dmtet_extract", f"├ DMTet extract (Eq. 9, {mesh.faces.shape[0]} faces), fwd+bwd", extract),
+        Component("dmtet_raster", "└ DMTet raster + shade (Eq. 10), fwd+bwd", raster),
+    ]
 
 
 def guidance_components(system: Real3DSystem, renders: Renders) -> list[Component]:
@@ -214,8 +227,10 @@ def guidance_components(system: Real3DSystem, renders: Renders) -> list[Componen
         system.score_distillation(leaves, STEP, _generator(seed)).backward()
 
     scale = cfg.sds.guidance_scale
-    return [Component("prior", f"prior ε̂ with CFG (s={scale:g}), batch {len(renders)}, no grad", predict),
-            Component("sds", f"SDS, batch {len(renders)}: ε̂ + backward to the pixels", score_distillation)]
+    return [
+        Component("prior", f"prior ε̂ with CFG (s={scale:g}), batch {len(renders)}, no grad", predict),
+        Component("sds", f"SDS, batch {len(renders)}: ε̂ + backward to the pixels", score_distillation),
+    ]
 
 
 def discriminator_components(system: Real3DSystem, renders: Renders) -> list[Component]:
@@ -232,6 +247,7 @@ def discriminator_components(system: Real3DSystem, renders: Renders) -> list[Com
             real = system.reference[torch.randint(len(system.reference), (REAL_BATCH,), generator=gen)]
             d.steps.fill_(d_steps)
             d.update(real.float() / 255, fakes, gen)  # real [4,H,W,3] in [0,1]
+
         return call
 
     rows = [Component("d_step", f"D step (Eq. 4): {REAL_BATCH} x̃ + {len(fakes)} renders", update(1))]
@@ -242,6 +258,7 @@ def discriminator_components(system: Real3DSystem, renders: Renders) -> list[Com
 
 def step_component(system: Real3DSystem) -> Component:
     """The whole Eq. 11 step, `Real3DSystem.training_step`, at step STEP (no upkeep) with D's R1 off."""
+
     def call() -> None:
         if system.discriminator is not None:
             system.discriminator.steps.fill_(1)
@@ -253,8 +270,12 @@ def step_component(system: Real3DSystem) -> Component:
 def components(system: Real3DSystem) -> list[Component]:
     """Every row of the table, in order; the whole step last."""
     renders = sample_renders(system)
-    return [*render_components(system), *guidance_components(system, renders),
-            *discriminator_components(system, renders), step_component(system)]
+    return [
+        *render_components(system),
+        *guidance_components(system, renders),
+        *discriminator_components(system, renders),
+        step_component(system),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -287,19 +308,22 @@ class SpeedReport:
             bound = f"{r.bound_ms:.2f} | {r.ratio:.{1 if r.ratio < 10 else 0}f}" if r.flops else "– | –"
             lines.append(f"| {r.label} | {r.ms:.1f} | {r.flops / 1e9:.3f} | {bound} |")
         rates = ", ".join(f"{k} {v:.0f}" for k, v in m["matmul_gflops"].items())
-        lines += ["", f"machine: torch {m['torch']}, {m['threads']} threads ({m['cpu']}, {m['cpus']} CPUs, capability "
-                      f"{m['cpu_capability']}, flags {' '.join(m['cpu_flags']) or 'none of note'}; 1-min load "
-                      f"average {m['load_average']:.1f} at the end: timings need an idle machine); matmul "
-                      f"{RATE_SIZE}² GFLOP/s: {rates}; networks in {m['precision']}, the bound uses "
-                      f"{m['bound_gflops']:.0f}; peak RSS {m['peak_rss_mb']:.0f} MB",
-                  f"setup: preset {s['preset']}, forced {' '.join(s['forced'])}"
-                  + (f", overrides {' '.join(s['overrides'])}" if s["overrides"] else "")
-                  + f"; median of {s['repeats']} after {s['warmup']} warm-up",
-                  "¹ FlopCounterMode counts matmul, convolution and attention only (not elementwise ops, "
-                  "grid_sample, interpolation or the rasterizer's gathers and scatters): bound ms = GFLOP / the "
-                  "matmul rate of the networks' precision is a lower bound for those ops alone; ratio = ms / bound.",
-                  f"The Eq. 11 step runs at step {STEP}: without the periodic upkeep (occupancy-grid refresh, DMTet "
-                  "band re-centring and full re-measure) and without D's lazy R1 (its own row)."]
+        lines += [
+            "",
+            f"machine: torch {m['torch']}, {m['threads']} threads ({m['cpu']}, {m['cpus']} CPUs, capability "
+            f"{m['cpu_capability']}, flags {' '.join(m['cpu_flags']) or 'none of note'}; 1-min load "
+            f"average {m['load_average']:.1f} at the end: timings need an idle machine); matmul "
+            f"{RATE_SIZE}² GFLOP/s: {rates}; networks in {m['precision']}, the bound uses "
+            f"{m['bound_gflops']:.0f}; peak RSS {m['peak_rss_mb']:.0f} MB",
+            f"setup: preset {s['preset']}, forced {' '.join(s['forced'])}"
+            + (f", overrides {' '.join(s['overrides'])}" if s["overrides"] else "")
+            + f"; median of {s['repeats']} after {s['warmup']} warm-up",
+            "¹ FlopCounterMode counts matmul, convolution and attention only (not elementwise ops, "
+            "grid_sample, interpolation or the rasterizer's gathers and scatters): bound ms = GFLOP / the "
+            "matmul rate of the networks' precision is a lower bound for those ops alone; ratio = ms / bound.",
+            f"The Eq. 11 step runs at step {STEP}: without the periodic upkeep (occupancy-grid refresh, DMTet "
+            "band re-centring and full re-measure) and without D's lazy R1 (its own row).",
+        ]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,10 +334,19 @@ class SpeedReport:
 def machine_info(rates: dict[str, float], used: str) -> dict[str, Any]:
     """Torch version, threads, CPU and its flags that matter, the measured matmul rates, the precision the
     networks ran in (whose rate the bound uses), peak RSS so far."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": precision.cpu_name(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_flags": precision.flags_that_matter(),
-            "cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "matmul_gflops": rates,
-            "precision": used, "bound_gflops": rates[used], "peak_rss_mb": peak_rss_mb()}
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": precision.cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": precision.flags_that_matter(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "matmul_gflops": rates,
+        "precision": used,
+        "bound_gflops": rates[used],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[Row], dict[str, float], str]:
@@ -333,8 +366,14 @@ def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[R
     return rows, rates, used
 
 
-def speed(preset: str = "real3d", overrides: Sequence[str] = (), repeats: int = 10, shading: str = "lambertian",
-          warmup: int = 1, progress: bool = False) -> SpeedReport:
+def speed(
+    preset: str = "real3d",
+    overrides: Sequence[str] = (),
+    repeats: int = 10,
+    shading: str = "lambertian",
+    warmup: int = 1,
+    progress: bool = False,
+) -> SpeedReport:
     """Python API of `real3d bench speed` (at the current torch thread count): build the system, time and count
     every component, and report with the machine's matmul rates and peak RSS."""
     if repeats < 1 or warmup < 0:
@@ -342,8 +381,14 @@ def speed(preset: str = "real3d", overrides: Sequence[str] = (), repeats: int = 
     with deterministic():
         system = build_system(preset, overrides, shading, progress)
         rows, rates, used = measure(system, repeats, warmup)
-    setup = {"preset": preset, "overrides": list(overrides), "forced": forced_overrides(shading),
-             "shading": shading, "repeats": repeats, "warmup": warmup}
+    setup = {
+        "preset": preset,
+        "overrides": list(overrides),
+        "forced": forced_overrides(shading),
+        "shading": shading,
+        "repeats": repeats,
+        "warmup": warmup,
+    }
     return SpeedReport(rows, machine_info(rates, used), setup)
 
 
@@ -373,7 +418,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(p, default_preset="real3d")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--repeats", type=positive_int, default=10, help="timed calls per component (default 10)")
-    p.add_argument("--shading", choices=SHADING_MODES, default="lambertian",
-                   help="shading of every render (default lambertian; 'preset' draws it as a run does)")
+    p.add_argument(
+        "--shading",
+        choices=SHADING_MODES,
+        default="lambertian",
+        help="shading of every render (default lambertian; 'preset' draws it as a run does)",
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="also write speed.json and speed.md into DIR")
     p.set_defaults(func=run)
