@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	.venv/bin/real3d generate "a red cube" --out outputs/demo --overwrite
 
+# the linter, the formatter's check and the type checker on the whole tree, then the tests
 test: $(STAMP)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -12,6 +12,8 @@ naive marching tetrahedra (gradients through τ at every grid vertex), and the r
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from timing import setup, timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
@@ -36,7 +38,8 @@ def renderer_table(repeats: int) -> None:
     light = F.normalize(cams.position, dim=-1)
     print("| grid | pixels | τ measured on | vertices measured | faces | ms fwd+bwd | target ms |")
     print("|---|---|---|---|---|---|---|")
-    for grid, size in ((32, 64), (64, 128), (128, 128)):
+    grids: tuple[tuple[Literal[32, 64, 128], int], ...] = ((32, 64), (64, 128), (128, 128))
+    for grid, size in grids:
         for band in (True, False):
             cfg = DMTetRenderer.Config(grid_resolution=grid, narrow_band=band, band_start_step=0)
             renderer = DMTetRenderer(
@@ -51,7 +54,7 @@ def renderer_table(repeats: int) -> None:
 
             ms = timed(step, repeats)
             geo = renderer.geometry
-            n_eval = geo.band[0].numel() if band else geo.grid.verts.shape[0]
+            n_eval = geo.band[0].numel() if band and geo.band is not None else geo.grid.verts.shape[0]
             faces = renderer.mesh().faces.shape[0]
             target = TARGETS_MS.get((grid, size)) if band else None
             print(

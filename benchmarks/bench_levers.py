@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from real3d import precision
-from real3d.jobs.bench.speed import _generator, build_system
+from real3d.jobs.bench.speed import _generator, build_system, eager
 from real3d.system import Real3DSystem, deterministic
 
 
@@ -39,7 +39,7 @@ def variants(system: Real3DSystem) -> dict[str, Callable[[], AbstractContextMana
     """Each lever off, one at a time (`as shipped` first)."""
     return {
         "as shipped": nullcontext,
-        "UNet eager (no traced graph)": system.prior.eager,
+        "UNet eager (no traced graph)": lambda: eager(system.prior),
         "normals at every NeRF sample": lambda: setting(system.model.renderer.cfg, "normal_weight_min", 0.0),
         "NaN fill of new tensors (deterministic mode's default)": lambda: setting(
             torch.utils.deterministic, "fill_uninitialized_memory", True

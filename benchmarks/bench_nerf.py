@@ -32,7 +32,7 @@ def scene(overrides: list[str]) -> SceneModel:
 
 def render_fn(model: SceneModel, size: int, mode: str) -> Callable[[], torch.Tensor]:
     cams = orbit(1, elevation=20.0, radius=2.5, fovy=45.0)
-    return lambda: model.renderer(cams, size, size, mode, light=cams.position).rgb  # type: ignore[arg-type]
+    return lambda: model.renderer(cams, size, size, mode, light=cams.position).rgb
 
 
 def renderer_table(repeats: int) -> None:

@@ -88,7 +88,7 @@ def rescale_steps(cfg: Any, steps: int) -> Any:
                 changes[f.name] = [round(value[0] * factor), value[1], value[2], round(value[3] * factor)]
             elif dataclasses.is_dataclass(value):
                 changes[f.name] = scale(value)
-        return dataclasses.replace(node, **changes)
+        return dataclasses.replace(node, **changes)  # type: ignore[type-var]  # node is an instance here
 
     return dataclasses.replace(scale(cfg), steps=steps)
 
@@ -148,7 +148,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return parse(tp, value, path)
     if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
         return float(value)  # YAML 1.1 reads 2e-2 (no dot) as a string; users mean the number
@@ -207,7 +207,7 @@ def parse(cls: type, data: Any, path: str = "") -> Any:
             values[name] = _coerce(data[name], hints[name], key)
             _check_bounds(values[name], f.metadata, key)
         else:
-            values[name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            values[name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
     obj = cls(**values)
     check = getattr(obj, "check", None)
     if check is not None:

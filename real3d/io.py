@@ -60,11 +60,10 @@ def save_torch(path: Path | str, obj: Any) -> None:
 
 def to_uint8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
     """[H,W,C] float in [0,1] (tensor or array) → uint8 array."""
-    if isinstance(rgb, torch.Tensor):
-        rgb = rgb.detach().float().cpu().numpy()
-    if rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return rgb
+    array = rgb.detach().float().cpu().numpy() if isinstance(rgb, torch.Tensor) else rgb
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return array
 
 
 def save_image(path: Path | str, rgb: torch.Tensor | np.ndarray) -> None:
@@ -80,7 +79,7 @@ def save_video(path: Path | str, frames: Sequence[torch.Tensor | np.ndarray], fp
     import imageio.v2 as imageio
 
     path = Path(path)
-    data = [to_uint8(f) for f in frames]
+    data: list[Any] = [to_uint8(f) for f in frames]  # imageio's stubs want ArrayLike, which an ndarray is
     with atomic_path(path) as tmp:
         if path.suffix == ".gif":
             imageio.mimsave(tmp, data, duration=1000.0 / fps, loop=0)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
-_REGISTRY: dict[str, dict[str, type]] = {}
+_REGISTRY: dict[str, dict[str, Any]] = {}  # kind → name → class (each with a `Config`)
 
 
 def register(kind: str, name: str) -> Callable[[T], T]:
@@ -36,7 +36,7 @@ def names(kind: str) -> list[str]:
     return sorted(_REGISTRY.get(kind, {}))
 
 
-def lookup(kind: str, name: str) -> type:
+def lookup(kind: str, name: str) -> Any:
     """The class registered as `name` under `kind` (KeyError if none)."""
     return _REGISTRY[kind][name]
 

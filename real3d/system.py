@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from torch import nn
 from . import precision, registry
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
-from .guidance import discriminator as _discriminator  # noqa: F401  (registers the discriminator)
+from .guidance.discriminator import ConvDiscriminator  # (and registers it)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
 from .guidance.sds import SDSConfig, sds
@@ -79,14 +79,15 @@ def deterministic() -> Iterator[None]:
     """Same seed → same result: deterministic CPU kernels (scatter / index_add in order), restored afterwards.
     torch's NaN fill of every new tensor under that mode is switched off: it only makes reads of uninitialised
     memory visible, none happens here (the same-seed tests check it), and it cost about 5 % of a step."""
-    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    settings: Any = torch.utils.deterministic  # a module object with a property (its stubs do not show it)
+    before = torch.are_deterministic_algorithms_enabled(), settings.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    settings.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0])
-        torch.utils.deterministic.fill_uninitialized_memory = before[1]
+        settings.fill_uninitialized_memory = before[1]
 
 
 def build_prior(cfg: Real3DConfig) -> Prior:
@@ -101,6 +102,8 @@ def build_prior(cfg: Real3DConfig) -> Prior:
 class Real3DSystem(nn.Module):
     """θ (model), D and their optimisers; `training_step` is Eq. 11."""
 
+    reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator)
+
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
         self.cfg, self.prior = cfg, prior
@@ -108,7 +111,7 @@ class Real3DSystem(nn.Module):
         torch.manual_seed(cfg.seed)  # θ and D start from the seed alone (not from what loading consumed)
         self.model = SceneModel(cfg)
         self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
-        self.discriminator: nn.Module | None = None
+        self.discriminator: ConvDiscriminator | None = None
         if cfg.system.lambda_adv > 0:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
             with precision.use(cfg.precision):
@@ -140,7 +143,7 @@ class Real3DSystem(nn.Module):
         """Σ_k L_adv(x'_k, x̃): the non-saturating side of Eq. 4 for θ (0 without a discriminator)."""
         if self.discriminator is None:
             return renders[0][0].rgb.new_zeros(())
-        return sum(self.discriminator.generator_loss(out.rgb, generator) for out, _ in renders)
+        return cast(torch.Tensor, sum(self.discriminator.generator_loss(out.rgb, generator) for out, _ in renders))
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
         """One step of Eq. 11 on θ, then one step of Eq. 4 on D, in the run's precision."""
@@ -170,7 +173,7 @@ class Real3DSystem(nn.Module):
             losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator)
         with clock("adv"):
             losses["loss_adv"] = sys_cfg.lambda_adv * self.adversarial(renders, generator)
-        loss = sum(losses.values())  # Eq. 11 (+ regularizers)
+        loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

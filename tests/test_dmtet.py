@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import trimesh
-from analytic_fields import SphereField
 
 from real3d import precision
 from real3d.cameras import Cameras, orbit
@@ -13,6 +12,7 @@ from real3d.field import TriplaneField
 from real3d.render.dmtet import DMTetRenderer, marching_tets, tet_grid
 from real3d.render.nerf import ray_box
 from real3d.render.shading import ShadingConfig, SolidBackground
+from tests.analytic_fields import SphereField
 
 
 def make_renderer(field, **cfg) -> DMTetRenderer:

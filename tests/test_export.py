@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from analytic_fields import BLUE, RED, SphereField
 
 from real3d.cli import main
 from real3d.config import parse
 from real3d.export import Y_UP, bake_texture, export, unwrap
 from real3d.model import SceneConfig, SceneModel, save_checkpoint
 from real3d.render.dmtet import marching_tets, tet_grid
+from tests.analytic_fields import BLUE, RED, SphereField
 
 
 def texture_at(mesh: trimesh.Trimesh) -> np.ndarray:

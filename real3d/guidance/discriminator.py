@@ -58,6 +58,8 @@ class ConvDiscriminator(nn.Module):
     """A small strided conv net → one logit per image. Inputs of any size are resized to `resolution`,
     so the low-resolution NeRF render and the higher-resolution DMTet render share one D."""
 
+    steps: torch.Tensor  # D updates so far (a buffer: resumes with the checkpoint)
+
     @dataclass
     class Config:
         resolution: int = bounded(32, 8, 512)  # images are resized to this before D
@@ -80,7 +82,7 @@ class ConvDiscriminator(nn.Module):
             cin = cout
         self.features = nn.Sequential(*mods)
         self.head = nn.Linear(cin, 1)
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def forward(self, rgb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -81,7 +82,7 @@ def _fit(cfg: FitConfig, out_dir: Path | None, progress: bool, target: Target | 
         out = renderer(train_cams.index(i), size, size, "albedo", generator=gen)
         losses = {"loss_rgb": torch.nn.functional.mse_loss(out.rgb, train_rgb[i : i + 1])}
         losses |= regularizer_losses(out, cfg.regularizers)
-        loss = sum(losses.values())
+        loss = cast(torch.Tensor, sum(losses.values()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
@@ -57,6 +57,11 @@ class RunSettings:
 @dataclass
 class GenerateConfig(Real3DConfig):
     run: RunSettings = dataclasses.field(default_factory=RunSettings)
+
+
+def run_settings(system: Real3DSystem) -> RunSettings:
+    """The `run:` section of the config a generate job built the system from."""
+    return cast(GenerateConfig, system.cfg).run
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -127,7 +132,7 @@ def trim_log(path: Path, step: int) -> None:
 def save_snapshot(system: Real3DSystem, out_dir: Path, step: int) -> None:
     """θ at `step` through the explicit renderer (the mesh an export would give), albedo, one fixed view
     (azimuth 30°, elevation 15°): the frames of an evolution figure (the paper's Fig. 4)."""
-    size = system.cfg.run.snapshot_size
+    size = run_settings(system).snapshot_size
     cam = orbit(12, 15.0).index(1)
     rgb = system.model.explicit(cam, size, size, "albedo").rgb[0]
     save_image(out_dir / "snapshots" / f"step-{step:06d}.png", rgb)
@@ -138,7 +143,7 @@ def train(
 ) -> dict[str, float]:
     """Steps of Eq. 11 up to cfg.steps (from the checkpoint when resuming) through real3d.loop: checkpoints,
     Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part."""
-    cfg, settings = system.cfg, system.cfg.run
+    cfg, settings = system.cfg, run_settings(system)
     log_path = out_dir / "train.log"
     loop = Loop(
         out_dir / "checkpoint.pt",
@@ -209,7 +214,7 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     (views.png), then metrics.json. With run.export_files off (benchmarks), no UV atlas, texture or files:
     the views are rasterized from the same mesh with θ's albedo."""
     system.eval()
-    settings, explicit, field = system.cfg.run, system.model.explicit, system.model.field
+    settings, explicit, field = run_settings(system), system.model.explicit, system.model.field
     if settings.export_files:
         mesh = texture_mesh(
             field,

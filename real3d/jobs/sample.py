@@ -10,6 +10,7 @@ import argparse
 import json
 import random
 import time
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ def vocabulary_prompts(pairs: int = 12, seed: int = 0) -> dict[str, list[str]]:
         for i, (f, s) in enumerate((f, s) for f, shapes in FEATURE_SHAPES.items() for s in shapes)
     ]
     gen = random.Random(seed)
-    two = []
+    two: list[str] = []
     while len(two) < pairs:
         scene = random_scene(gen, p_single=0.0)
         two.append(caption(scene))
@@ -89,7 +90,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     prior = EmbeddedPrior.from_pretrained(args.weights)
     out = prepare_out_dir(args.out, overwrite=True)
     groups = vocabulary_prompts(args.pairs)
-    result, lines = {}, ["| prompts | count | judge score (mean ± std over samples) |", "|---|---|---|"]
+    result: dict[str, dict[str, Any]] = {}
+    lines = ["| prompts | count | judge score (mean ± std over samples) |", "|---|---|---|"]
     for name, prompts in groups.items():
         images, scores = judge_samples(prior, prompts, args.n, args.steps, args.guidance, args.seed, args.judge)
         result[name] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -42,7 +42,10 @@ class Prior(Protocol):
     """What SDS, positional prompts and the reference cache need from a text-to-image diffusion model."""
 
     resolution: int  # rgb side length the prior sees (renders are resized to it by encode_images)
-    num_train_timesteps: int
+
+    @property
+    def num_train_timesteps(self) -> int:
+        """T, the number of DDPM steps the prior was trained with."""
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -90,8 +93,15 @@ class DiffusionPrior(nn.Module):
     a `sampling_scheduler()` factory."""
 
     resolution: int
+    unet: Any  # a diffusers UNet2DConditionModel (an nn.Module that diffusers' annotations do not show as one)
+    noise_scheduler: Any  # a diffusers DDPMScheduler
     default_guidance_scale: float = 7.5
     use_graph: bool = True  # inference may run a traced graph of the network (see `eager`)
+
+    @property
+    def identity(self) -> str:
+        """A string that changes whenever the weights change (each prior says how)."""
+        raise NotImplementedError
 
     @contextmanager
     def eager(self) -> Iterator[None]:

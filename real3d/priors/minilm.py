@@ -105,5 +105,7 @@ def export_encoder(
         used = torch.zeros(enc.model.config.vocab_size, dtype=torch.bool)
         used[enc.tokenize(only_for + [""])["input_ids"].unique()] = True
         enc.model.embeddings.word_embeddings.weight.data[~used] = 0
-    enc.model.to(dtype).save_pretrained(str(folder), safe_serialization=True)
+    enc.model.to(dtype).save_pretrained(  # type: ignore[arg-type]  # transformers' stubs of .to
+        str(folder), safe_serialization=True
+    )
     enc.tokenizer.save_pretrained(str(folder))

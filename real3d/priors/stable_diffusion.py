@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ class StableDiffusionPrior(DiffusionPrior):
         self.default_guidance_scale = cfg.guidance_scale
         dev = torch.device(device)
         self.dtype = torch.float16 if cfg.fp16 and dev.type == "cuda" else torch.float32
-        load = {"local_files_only": True, "torch_dtype": self.dtype}
+        load: dict[str, Any] = {"local_files_only": True, "torch_dtype": self.dtype}
         self.unet = UNet2DConditionModel.from_pretrained(self.folder, subfolder="unet", **load)
         self.vae = AutoencoderKL.from_pretrained(self.folder, subfolder="vae", **load)
         self.text_model = CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder", **load)

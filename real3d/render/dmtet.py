@@ -35,7 +35,8 @@ from .shading import ShadingConfig, ShadingMode, shade
 class TauField(Protocol):
     """What the explicit renderer needs of θ: τ, albedo and the scene bound (TriplaneField has them)."""
 
-    bound: float
+    @property
+    def bound(self) -> float: ...
 
     def tau(self, x: torch.Tensor) -> torch.Tensor: ...
 

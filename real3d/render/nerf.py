@@ -34,6 +34,9 @@ def ray_box(rays_o: torch.Tensor, rays_d: torch.Tensor, bound: float) -> tuple[t
 class OccupancyGrid(nn.Module):
     """A res³ grid over the scene cube: cell occupied when its EMA density exceeds `threshold` (dilated)."""
 
+    density_ema: torch.Tensor  # [r,r,r] buffers
+    occupied: torch.Tensor
+
     def __init__(self, res: int, bound: float, threshold: float, decay: float) -> None:
         super().__init__()
         self.res, self.bound, self.threshold, self.decay = res, bound, threshold, decay

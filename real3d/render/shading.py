@@ -73,6 +73,7 @@ class SolidBackground(nn.Module):
 
     def __init__(self, cfg: SolidBackground.Config) -> None:
         super().__init__()
+        self.color: torch.Tensor
         self.register_buffer("color", torch.tensor(cfg.color, dtype=torch.float32), persistent=False)
 
     def forward(self, rays_d: torch.Tensor) -> torch.Tensor:

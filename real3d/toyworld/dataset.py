@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ def _render_shard(spec: DatasetSpec, shard: int) -> dict[str, np.ndarray]:
         scene = random_scene(gen)
         scene = jitter(scene, gen) if spec.jitter else scene
         cams = sample_views(cam_cfg, views, tgen)
-        shading = "albedo" if gen.random() < spec.albedo_fraction else "lambertian"
+        shading: Literal["albedo", "lambertian"] = "albedo" if gen.random() < spec.albedo_fraction else "lambertian"
         light = F.normalize(
             F.normalize(cams.position, dim=-1)
             + 0.5 * torch.randn(views, 3, generator=tgen)
@@ -159,7 +160,7 @@ def _write_shard(spec: DatasetSpec, shard: int, path: Path) -> int:
     finally:
         torch.set_num_threads(threads)
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **data)
+        np.savez_compressed(tmp, **data)  # type: ignore[arg-type]  # numpy's stubs mistype **kwds
     return len(data["images"])
 
 

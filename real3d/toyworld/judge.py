@@ -49,7 +49,7 @@ MIN_OBJECT_SHOWN, MIN_FEATURE_SHOWN = 0.01, 0.002  # share of a view's pixels (4
 
 def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
     """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
-    return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)
+    return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)  # type: ignore[return-value]
 
 
 FRONT_SIDE_BORDER = 45.0  # degrees off the front
@@ -85,11 +85,13 @@ def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, 
     for slot, i in (("a", 0), ("b", 1)):
         obj = scene.objects[i] if i < len(scene.objects) else None
         whole, feature = shown[i]
-        visible = obj is not None and whole >= MIN_OBJECT_SHOWN
         front_shown |= obj is not None and obj.feature is not None and feature >= MIN_FEATURE_SHOWN
-        out[f"shape_{slot}"] = SHAPES.index(obj.shape) if visible else -1
-        out[f"colour_{slot}"] = list(COLOURS).index(obj.colour) if visible else -1
-        readable = visible and (obj.feature is None or feature >= MIN_FEATURE_SHOWN)
+        if obj is None or whole < MIN_OBJECT_SHOWN:  # absent or hidden: nothing to read
+            out |= {f"shape_{slot}": -1, f"colour_{slot}": -1, f"feature_{slot}": -1}
+            continue
+        out[f"shape_{slot}"] = SHAPES.index(obj.shape)
+        out[f"colour_{slot}"] = list(COLOURS).index(obj.colour)
+        readable = obj.feature is None or feature >= MIN_FEATURE_SHOWN
         out[f"feature_{slot}"] = SLOT_ATTRS["feature"].index(obj.feature or "none") if readable else -1
     side = (
         "back" if not front_shown else "front" if float(off_front(azimuth, scene.yaw)) < FRONT_SIDE_BORDER else "side"
@@ -234,7 +236,7 @@ def test_spec(n: int) -> DatasetSpec:
 
 def angles_off_front(samples: Samples) -> torch.Tensor:
     """Degrees [N] between each view's camera and the front of its scene (see off_front)."""
-    return off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes]))
+    return torch.as_tensor(off_front(samples.cameras.azimuth, torch.tensor([s.yaw for s in samples.scenes])))
 
 
 def cue_tensor(samples: Samples) -> torch.Tensor:
@@ -436,9 +438,8 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     train = toy_dataset(DatasetSpec(n=cfg.train_n, seed=cfg.seed), root, log=True)
     test = toy_dataset(test_spec(cfg.test_n), root, log=True)
     y_all, cues_all, background = label_tensor(train), cue_tensor(train), torch.tensor(train.background)
-    judge = (_fine_tune_from(cfg.init, cues=cfg.cues > 0) if cfg.init else Judge(Judge.Config(cues=cfg.cues > 0))).to(
-        memory_format=torch.channels_last
-    )
+    judge = _fine_tune_from(cfg.init, cues=cfg.cues > 0) if cfg.init else Judge(Judge.Config(cues=cfg.cues > 0))
+    judge.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs miss this overload
     weights = torch.tensor([cfg.feature_boost if any(o.feature for o in s.objects) else 1.0 for s in train.scenes])
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=1e-4)
     warmup = max(cfg.steps // 50, 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,7 @@ def distractors(prompt: str | Scene, n: int = 15, seed: int = 0) -> list[str]:
     """Up to `n` other prompts, each changing one attribute of the prompt (shape, colour, feature, relation)."""
     scene = _as_scene(prompt)
     gen = random.Random(seed)
-    seen, out = {_identity(scene)}, []
+    seen, out = {_identity(scene)}, list[str]()
     for _ in range(50 * n):
         if len(out) == n:
             break
@@ -212,8 +213,8 @@ def gt_surface_samples(
     scene: Scene, n: int, gen: torch.Generator, band: float = 0.02, bound: float = 1.0
 ) -> torch.Tensor:
     """n points [n,3] on the GT surface: random points within `band` of it, projected along the SDF gradient."""
-    near = []
-    while sum(len(x) for x in near) < n:
+    near: list[torch.Tensor] = []
+    while sum(x.shape[0] for x in near) < n:
         p = (torch.rand(200_000, 3, generator=gen) * 2 - 1) * bound
         near.append(p[scene.sdf(p).abs() < band])
     p = torch.cat(near)[:n].requires_grad_(True)
@@ -251,7 +252,8 @@ def _efficientnet() -> torch.nn.Module:
 @torch.no_grad()
 def efficientnet_features(rgb: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Pooled EfficientNet-Lite0 features [N,1280] of images rgb [N,H,W,3] in [0,1] (resized to 224²)."""
-    net, out = _efficientnet(), []
+    net: Any = _efficientnet()  # efficientnet_lite_pytorch's EfficientNet (untyped)
+    out: list[torch.Tensor] = []
     for x in rgb.float().split(batch):
         x = F.interpolate(x.permute(0, 3, 1, 2), size=(224, 224), mode="bilinear", align_corners=False)
         out.append(net.extract_features(x * 2 - 1).mean(dim=(2, 3)))  # Lite0 inputs: (x·255 − 127) / 128

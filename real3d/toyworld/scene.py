@@ -227,7 +227,12 @@ def jitter(
     k = gen.uniform(*scale)
     d = [gen.uniform(-shift, shift) for _ in range(3)]
     objects = tuple(
-        replace(o, position=tuple(k * c + e for c, e in zip(o.position, d)), scale=k * o.scale) for o in scene.objects
+        replace(
+            o,
+            position=(k * o.position[0] + d[0], k * o.position[1] + d[1], k * o.position[2] + d[2]),
+            scale=k * o.scale,
+        )
+        for o in scene.objects
     )
     return replace(scene, objects=objects, yaw=scene.yaw + gen.uniform(-yaw, yaw))
 

@@ -24,7 +24,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from ...cameras import Cameras
 from ...errors import UserError
 from ...io import peak_rss_mb, write_text
 from ...precision import RATE_SIZE
+from ...priors.base import DiffusionPrior, Prior
 from ...render.base import RenderOutput
 from ...render.dmtet import Mesh
 from ...system import Real3DSystem, build_prior, deterministic
@@ -103,10 +104,15 @@ class _GlobalOnly:
         return None
 
 
+def eager(prior: Prior) -> AbstractContextManager[None]:
+    """The prior's networks run eagerly inside (a DiffusionPrior may otherwise run a traced graph)."""
+    return prior.eager() if isinstance(prior, DiffusionPrior) else nullcontext()
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one call of fn() (forward and any backward it runs): matmul, convolution and attention only."""
     counter = FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION)
-    counter.mod_tracker = _GlobalOnly()
+    counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
     with counter:
         fn()
     return int(counter.get_total_flops())
@@ -359,7 +365,7 @@ def measure(system: Real3DSystem, repeats: int, warmup: int = 1) -> tuple[list[R
     with precision.use(system.cfg.precision):
         for c in components(system):
             ms = median_ms(c.call, repeats, warmup)
-            with system.prior.eager():  # FlopCounterMode cannot see into a traced graph's fused kernels
+            with eager(system.prior):  # FlopCounterMode cannot see into a traced graph's fused kernels
                 flops = count_flops(c.call)
             bound = flops / best
             rows.append(Row(c.key, c.label, ms, flops, bound, ms / bound if flops else float("inf")))
