@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,10 +51,28 @@ def build_parser() -> Parser:
     return parser
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (timeout, Ray, Kubernetes) stops like Ctrl-C; training loops catch both
+
+
+def _resource_error(e: BaseException) -> str | None:
+    """A one-line message for an exception that the size of a user's request causes (memory), else None."""
+    text = str(e)
+    if isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+        return "out of memory: lower the resolutions, samples or batch of the run (see real3d info for this machine)"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one boundary where user input enters: a mistake (UserError) is one line and exit 2, Ctrl-C or
+    SIGTERM exit 130, and anything else is a bug: its traceback, then a line that says so (exit 1)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local folders only, never a hub
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own bars only: errors stay one line
     parser = build_parser()
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:  # not the main thread (a server's worker): leave signals alone
+        previous = None
     try:
         args, extra = parser.parse_known_args(argv)
         # dotted overrides may come after options (`generate "x" --out d steps=10`): argparse leaves them over
@@ -66,8 +86,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"real3d: error: {e}", file=sys.stderr)
+        print(f"real3d: error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        print("real3d: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        message = _resource_error(e)
+        if message is not None:
+            print(f"real3d: error: {message}", file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(
+            f"real3d: internal error ({type(e).__name__}): a bug in real3d, not in your input; please report it "
+            "with the traceback above and the output of 'real3d info'",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

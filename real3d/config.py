@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -151,8 +152,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return parse(tp, value, path)
     if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
-        return float(value)  # YAML 1.1 reads 2e-2 (no dot) as a string; users mean the number
+        value = float(value)  # YAML 1.1 reads 2e-2 (no dot) as a string; users mean the number
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # .nan, .inf and 1e309 are never a setting
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is bool or tp is int:
         if type(value) is not tp:

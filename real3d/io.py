@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import resource
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,18 +16,51 @@ from typing import Any
 import numpy as np
 import torch
 
+WRITE_FAILED = ("file write failed", "unexpected pos")  # how torch.save's writer reports a failed write
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temp path with the same suffix as `path`; on success rename it to `path`, else remove it."""
+    """Yield a temp path with the same suffix as `path`; on success rename it to `path`, else remove it (the
+    previous `path`, if any, stays whole). A full disk or a folder that cannot be written is a UserError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in _USER_ERRNOS:
+            raise
+        raise _write_error(path, e.errno) from None
+    except RuntimeError as e:
+        if any(s in str(e) for s in WRITE_FAILED):
+            raise _write_error(path, errno.ENOSPC if _nearly_full(path.parent) else errno.EIO) from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 64 * 2**20
+    except OSError:
+        return False
+
+
+def _write_error(path: Path, code: int | None) -> Exception:
+    from .errors import UserError
+
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(
+            f"no space left on the disk of {path.parent} while writing {path.name}; the last complete "
+            f"{path.name} is kept: free some space and run again (with --resume where a run stopped)"
+        )
+    return UserError(f"cannot write {path}: {os.strerror(code or errno.EIO)}; choose another output folder")
 
 
 def stale_temp_files(path: Path | str) -> list[Path]:
@@ -99,15 +135,29 @@ def contact_sheet(images: Sequence[torch.Tensor | np.ndarray], cols: int) -> np.
     return sheet
 
 
+def replaced_dir(path: Path) -> Path:
+    """Where `prepare_out_dir(path, overwrite=True)` keeps the files of the run it replaces."""
+    return path.parent / f".{path.name}.replaced"
+
+
 def prepare_out_dir(path: Path | str, overwrite: bool) -> Path:
-    """Create the output folder; refuse a non-empty one unless `overwrite`, and say so in one line."""
+    """Create the output folder; refuse a non-empty one unless `overwrite`, and say so in one line. With
+    `overwrite`, what the folder held is moved aside (replaced_dir) so the new run starts from an empty folder;
+    discard_replaced removes it once the new run has something of its own (its first checkpoint)."""
     from .errors import UserError
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"output path {path} is a file; give a folder with --out")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UserError(f"output folder {path} already exists; pass --overwrite to replace it")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise UserError(f"output folder {path} already exists; pass --overwrite to replace it")
+        aside = replaced_dir(path)
+        shutil.rmtree(aside, ignore_errors=True)  # an older replaced run that was never discarded
+        try:
+            os.replace(path, aside)
+        except OSError as e:
+            raise UserError(f"cannot replace output folder {path}: {e.strerror}; choose another --out") from None
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -116,6 +166,11 @@ def prepare_out_dir(path: Path | str, overwrite: bool) -> Path:
     except OSError as e:
         raise UserError(f"cannot write to output folder {path}: {e.strerror}; choose another --out") from None
     return path
+
+
+def discard_replaced(path: Path | str) -> None:
+    """Remove the files of the run that `prepare_out_dir(path, overwrite=True)` moved aside."""
+    shutil.rmtree(replaced_dir(Path(path)), ignore_errors=True)
 
 
 def peak_rss_mb() -> float:

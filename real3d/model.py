@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from . import config as config_lib
-from . import registry
+from . import loop, registry
 from .cameras import CameraConfig
 from .config import component
 from .errors import UserError
@@ -71,17 +69,17 @@ def save_checkpoint(path: Path, cfg: SceneConfig, model: SceneModel, **extra: An
 
 def load_checkpoint(path: Path) -> tuple[SceneConfig, SceneModel, dict[str, Any]]:
     """Rebuild the scene model of any job's checkpoint (only the SceneConfig keys of its config are used)."""
+    path = path / "checkpoint.pt" if path.is_dir() else path  # a run's folder names its checkpoint
+    ckpt = loop.load(path, "give the checkpoint.pt of a run, or its folder")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         keys = {f.name for f in dataclasses.fields(SceneConfig)}
         cfg = config_lib.parse(SceneConfig, {k: v for k, v in ckpt["config"].items() if k in keys})
         model = SceneModel(cfg)
         model.load_state_dict(ckpt["model"])
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path} does not exist") from None
-    except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as e:
+    except UserError:
+        raise
+    except Exception as e:
         raise UserError(
-            f"checkpoint {path} is corrupt or not a real3d checkpoint ({type(e).__name__}); "
-            "use another checkpoint or rerun the job"
+            f"checkpoint {path} is not a real3d checkpoint ({type(e).__name__}); use another or rerun the job"
         ) from None
     return cfg, model, ckpt

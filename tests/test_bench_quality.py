@@ -106,7 +106,7 @@ def test_changed_config_is_refused(finished):
         (["--prompts", "/nonexistent/prompts.txt"], "cannot read the prompt list"),
         (["--seeds", "0,x"], "comma-separated integers"),
         (["--presets", "nope"], "unknown preset 'nope'"),
-        (["--workers", "0"], "positive integers"),
+        (["--workers", "0"], "positive integer"),
         (["--evolution-prompt", "a black torus"], "not in the prompt list"),
     ],
 )

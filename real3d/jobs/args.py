@@ -5,18 +5,51 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 from collections.abc import Callable
 
 from .. import precision
-from ..errors import UserError
+from ..errors import UserError, shorten
 from ..precision import MODES
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1 (anything else is a one-line usage error)."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in [lo, hi] (anything else is a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            value = None
+        if value is None or value < lo or (hi is not None and value > hi):
+            span = (
+                "a positive integer"
+                if (lo, hi) == (1, None)
+                else f"an integer {lo} or more"
+                if hi is None
+                else f"an integer from {lo} to {hi}"
+            )
+            raise argparse.ArgumentTypeError(f"expected {span}, got {shorten(text)!r}")
+        return value
+
+    parse.__name__ = "integer"  # what argparse names in its message
+    return parse
+
+
+positive_int = int_in(1)
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
+seed_int = int_in(0, MAX_SEED)
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (nan, inf and 1e309 are a one-line usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {shorten(text)!r}")
+    return value
 
 
 def add_config_arguments(p: argparse.ArgumentParser, default_preset: str, budget: bool = False) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..export import MAX_FACES, export
-from ..io import prepare_out_dir
+from ..io import discard_replaced, prepare_out_dir
 from ..model import load_checkpoint
 from ..render.dmtet import DMTetRenderer
+from .args import int_in, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,21 +29,24 @@ def run(args: argparse.Namespace) -> int:
     paths = export(
         model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size, args.max_faces
     )
+    discard_replaced(out_dir)
     print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
     return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="textured mesh (GLB, OBJ+MTL+PNG) and turntable from a checkpoint")
-    p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a run")
+    p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a run, or the run's folder")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--grid", type=int, choices=(32, 64, 128), default=64, help="tet grid resolution (default 64)")
-    p.add_argument("--texture-size", type=int, default=512, help="texture width = height in texels (default 512)")
-    p.add_argument("--frames", type=int, default=36, help="turntable frames (default 36)")
-    p.add_argument("--frame-size", type=int, default=256, help="turntable frame size in pixels (default 256)")
+    p.add_argument(
+        "--texture-size", type=positive_int, default=512, help="texture width = height in texels (default 512)"
+    )
+    p.add_argument("--frames", type=positive_int, default=36, help="turntable frames (default 36)")
+    p.add_argument("--frame-size", type=positive_int, default=256, help="turntable frame size in pixels (default 256)")
     p.add_argument(
         "--max-faces",
-        type=int,
+        type=int_in(0),
         default=MAX_FACES,
         help=f"decimate the mesh to at most this many faces (0: as extracted; default {MAX_FACES})",
     )

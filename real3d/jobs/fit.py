@@ -23,7 +23,7 @@ from .. import precision
 from ..analytic import render_sphere
 from ..cameras import Cameras, orbit, sample_views
 from ..config import bounded
-from ..io import contact_sheet, prepare_out_dir, save_image, save_video, write_text
+from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, save_video, write_text
 from ..model import SceneConfig, SceneModel, save_checkpoint
 from ..optim import OptimizerConfig, make_optimizer
 from ..regularizers import RegularizerConfig, regularizer_losses
@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(FitConfig, args.preset, args.overrides)
     out_dir = prepare_out_dir(args.out, args.overwrite)
     metrics = fit(cfg, out_dir)
+    discard_replaced(out_dir)
     print(
         f"PSNR on {cfg.test_views} held-out views: {metrics['psnr_test']:.2f} dB "
         f"({metrics['seconds']:.1f} s for {cfg.steps} steps); outputs in {out_dir}"

@@ -29,13 +29,14 @@ from tqdm import tqdm
 from .. import config as config_lib
 from .. import precision
 from ..cameras import orbit
-from ..errors import UserError
+from ..errors import UserError, shorten
 from ..export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
-from ..io import contact_sheet, peak_rss_mb, prepare_out_dir, save_image, write_text
+from ..io import contact_sheet, discard_replaced, peak_rss_mb, prepare_out_dir, save_image, write_text
 from ..loop import Loop, halve_learning_rate
 from ..render.dmtet import Mesh
 from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
 from ..toyworld.runs import VIEW_SIZE, VIEWS
+from .args import MAX_SEED, add_config_arguments, seed_int
 
 
 @dataclass
@@ -72,9 +73,9 @@ def check_prompt(cfg: GenerateConfig) -> None:
     if not cfg.prompt.strip():
         raise UserError('the prompt is empty; give one, e.g. real3d generate "a red cube on top of a blue sphere"')
     if cfg.prior_type == "embedded":
-        from ..toyworld.scene import parse
+        from ..toyworld.scene import check_prompt as in_vocabulary
 
-        parse(cfg.prompt)  # raises UserError naming the nearest known words
+        in_vocabulary(cfg.prompt)  # raises UserError naming the nearest known words
 
 
 def slug(prompt: str) -> str:
@@ -139,10 +140,16 @@ def save_snapshot(system: Real3DSystem, out_dir: Path, step: int) -> None:
 
 
 def train(
-    system: Real3DSystem, out_dir: Path, resume: bool, generator: torch.Generator, progress: bool
+    system: Real3DSystem,
+    out_dir: Path,
+    resume: bool,
+    generator: torch.Generator,
+    progress: bool,
+    replaced: Path | None = None,
 ) -> dict[str, float]:
     """Steps of Eq. 11 up to cfg.steps (from the checkpoint when resuming) through real3d.loop: checkpoints,
-    Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part."""
+    Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part.
+    `replaced`: the output folder whose old run (moved aside by --overwrite) goes once this one has a checkpoint."""
     cfg, settings = system.cfg, run_settings(system)
     log_path = out_dir / "train.log"
     loop = Loop(
@@ -153,6 +160,8 @@ def train(
         f"real3d generate --resume {out_dir}",
     )
     start = loop.begin(resume)
+    if replaced is not None:
+        discard_replaced(replaced)
     trim_log(log_path, start)
     timing: dict[str, float] = {}
     bar = tqdm(total=cfg.steps, initial=start, desc="real3d", disable=not progress, dynamic_ncols=True)
@@ -249,14 +258,17 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
 # ------------------------------------------------------------------------------------------- runs
 
 
-def run_one(cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True) -> dict[str, Any]:
-    """One seed: build (or restore) the system, train, export. Ctrl-C leaves a checkpoint to resume from."""
+def run_one(
+    cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True, replaced: Path | None = None
+) -> dict[str, Any]:
+    """One seed: build (or restore) the system, train, export. Ctrl-C leaves a checkpoint to resume from;
+    `replaced` (see train) is the folder whose old run --overwrite moved aside."""
     start_time = time.perf_counter()
     generator = torch.Generator().manual_seed(cfg.seed)
     with deterministic(), precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), progress)
         config_lib.save(cfg, out_dir / "config.yaml")
-        timing = train(system, out_dir, resume, generator, progress)
+        timing = train(system, out_dir, resume, generator, progress, replaced)
         return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 
@@ -285,8 +297,10 @@ def generate(
     build_prior(cfg)  # missing weights fail here, before anything is written (the prior is kept for the run)
     out_dir = prepare_out_dir(Path(out) if out else Path("outputs") / f"{slug(prompt)}-seed{seeds[0]}", overwrite)
     if len(seeds) == 1:
-        return run_one(dataclasses.replace(cfg, seed=seeds[0]), out_dir, False, progress)
-    results = {s: run_one(dataclasses.replace(cfg, seed=s), out_dir / f"seed-{s}", False, progress) for s in seeds}
+        return run_one(dataclasses.replace(cfg, seed=seeds[0]), out_dir, False, progress, out_dir)
+    results = {
+        s: run_one(dataclasses.replace(cfg, seed=s), out_dir / f"seed-{s}", False, progress, out_dir) for s in seeds
+    }
     best = max(seeds, key=lambda s: results[s].get("judge_score", -float(s)))
     for f in (out_dir / f"seed-{best}").iterdir():  # the best seed's files also at the top level
         if f.is_file() and f.name != "checkpoint.pt":
@@ -323,18 +337,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _seed_list(text: str) -> str:
-    if not re.fullmatch(r"\d+(,\d+)*", text):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}")
+    """argparse type: comma-separated seeds, each one that seed_int takes."""
+    if not re.fullmatch(r"[0-9]+(,[0-9]+)*", text) or any(int(s) > MAX_SEED for s in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (seeds) like 0,1,2, got {shorten(text)!r}")
     return text
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .args import add_config_arguments
-
     p = sub.add_parser("generate", help="text to a textured 3D mesh and a turntable (Real3D)")
     p.add_argument("prompt", nargs="?", help='what to make, e.g. "a red cube on top of a blue sphere"')
     add_config_arguments(p, default_preset="real3d", budget=True)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: all kept, the best also on top")
     p.add_argument("--out", type=Path, help="output folder (default outputs/<prompt>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

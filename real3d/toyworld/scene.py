@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ..cameras import view_direction
-from ..errors import UserError
+from ..errors import UserError, shorten
 from . import sdf as S
 
 # ------------------------------------------------------------------------------------------- vocabulary
@@ -280,18 +280,26 @@ def _tokens(prompt: str) -> list[str]:
     return re.sub(r"[^a-z\s]", " ", text).split()
 
 
+def check_prompt(prompt: str) -> None:
+    """A prompt the embedded prior can make: not empty, and only words of the toy world it was trained on
+    (UserError naming the first unknown word and the nearest known ones)."""
+    if not prompt.strip():
+        raise UserError('the prompt is empty; give one, e.g. "a red cube on top of a blue sphere"')
+    parse(prompt)
+
+
 def parse(prompt: str) -> Scene:
     """Prompt → scene in canonical layout. Unknown words or grammar raise UserError (one line)."""
     words = _tokens(prompt)
     for w in words:
         if w not in KNOWN_WORDS:
-            close = difflib.get_close_matches(w, KNOWN_WORDS, n=3, cutoff=0.6)
+            close = difflib.get_close_matches(w, KNOWN_WORDS, n=3, cutoff=0.7)  # typos, not any word
             hint = (
                 f"did you mean {' or '.join(close)}?"
                 if close
                 else ("known shapes: " + ", ".join(SHAPES) + "; colours: " + ", ".join(COLOURS))
             )
-            raise UserError(f"unknown word '{w}' in prompt {prompt!r}: {hint}")
+            raise UserError(f"unknown word '{shorten(w)}' in prompt {shorten(prompt)!r}: {hint}")
     pos = 0
 
     def expect(kind: str, choices: list[str]) -> str:
@@ -301,7 +309,9 @@ def parse(prompt: str) -> Scene:
         got = _WORDS.get(words[pos]) if pos < len(words) else None
         if got is None or got[0] != kind:
             seen = f"'{words[pos]}'" if pos < len(words) else "the end"
-            raise UserError(f"expected a {kind} ({', '.join(choices)}) in prompt {prompt!r}, got {seen}")
+            raise UserError(
+                f"expected a {kind} ({', '.join(choices)}) in prompt {shorten(prompt)!r}, got {shorten(seen)}"
+            )
         pos += 1
         return got[1]
 

@@ -35,7 +35,7 @@ from ...errors import UserError
 from ...io import atomic_path, contact_sheet, save_image, write_text
 from ...loop import Interrupted
 from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
-from ..args import add_budget_argument
+from ..args import add_budget_argument, int_in, positive_int
 from ..generate import GenerateConfig, run_config, run_one, slug
 
 if TYPE_CHECKING:
@@ -348,8 +348,6 @@ def _csv(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1 or args.threads < 1 or (args.steps is not None and args.steps < 1):
-        raise UserError("--workers, --threads and --steps must be positive integers")
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError:
@@ -387,12 +385,17 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     add_budget_argument(p)
-    p.add_argument("--steps", type=int, help="steps for every preset, its schedules rescaled (default: its own)")
-    p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
-    p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads per worker (default 2)")
     p.add_argument(
-        "--evolution-every", type=int, default=0, help="snapshot period of the evolution figure (default steps / 6)"
+        "--steps", type=positive_int, help="steps for every preset, its schedules rescaled (default: its own)"
+    )
+    p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
+    p.add_argument("--workers", type=positive_int, default=1, help="cells run in parallel processes (default 1)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads per worker (default 2)")
+    p.add_argument(
+        "--evolution-every",
+        type=int_in(0),
+        default=0,
+        help="snapshot period of the evolution figure (default steps / 6)",
     )
     p.add_argument("--evolution-prompt", default="", help="prompt of the evolution figure (default the first)")
     p.add_argument(
