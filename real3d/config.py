@@ -278,10 +278,15 @@ def _preset_path(name_or_path: str) -> Path:
     )
 
 
-def _layers(name_or_path: str) -> list[dict[str, Any]]:
-    """The raw dicts of a preset and the presets it is based on (`base:`), the root first."""
-    data = read_yaml(_preset_path(name_or_path))
+def _layers(name_or_path: str, default_base: str | None = None) -> list[dict[str, Any]]:
+    """The raw dicts of a preset and the presets it is based on (`base:`), the root first. A YAML file of the
+    user's without `base:` is based on `default_base` (the job's default preset), so an empty or partial file
+    changes that preset instead of falling back to the dataclass defaults."""
+    path = _preset_path(name_or_path)
+    data = read_yaml(path)
     base = data.pop("base", None)
+    if base is None and default_base is not None and path.parent != CONFIG_DIR:
+        base = default_base
     return [*(_layers(base) if base else []), data]
 
 
@@ -293,7 +298,9 @@ def _split_budget(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def resolve_preset(name_or_path: str, budget: str | None = None) -> tuple[dict[str, Any], int | None]:
+def resolve_preset(
+    name_or_path: str, budget: str | None = None, default_base: str | None = None
+) -> tuple[dict[str, Any], int | None]:
     """The raw dict of a preset (name, NAME-BUDGET or YAML path) with `base:` inheritance and its budget
     resolved, and the budget's step count (None: the steps as written).
 
@@ -301,7 +308,7 @@ def resolve_preset(name_or_path: str, budget: str | None = None) -> tuple[dict[s
     preset) is what a longer run changes in the root method preset: its body is merged right above the root
     (so presets built on it keep their own changes), and its `steps` rescale every step-valued field."""
     name, named = _split_budget(name_or_path)
-    layers = _layers(name)
+    layers = _layers(name, default_base)
     in_files = [b for b in (layer.pop("budget", None) for layer in layers) if b is not None]
     chosen = budget or named or (in_files[-1] if in_files else None)
     steps = None
@@ -318,8 +325,12 @@ def resolve_preset(name_or_path: str, budget: str | None = None) -> tuple[dict[s
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge: values of `over` win, nested mappings merge."""
+    """Recursive dict merge: values of `over` win, nested mappings merge; where `over` picks another
+    component (`X_type`), the base's section `X` is dropped (it configured the other component)."""
     out = dict(base)
+    for k, v in over.items():
+        if k.endswith("_type") and k in out and out[k] != v:
+            out.pop(k[: -len("_type")], None)
     for k, v in over.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
@@ -352,10 +363,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load(cls: type, preset: str | None, overrides: list[str] | None = None, budget: str | None = None) -> Any:
+def load(
+    cls: type,
+    preset: str | None,
+    overrides: list[str] | None = None,
+    budget: str | None = None,
+    default_base: str | None = None,
+) -> Any:
     """Preset (name, NAME-BUDGET or file; None: the dataclass defaults) at a budget (configs/budgets/; None: the
     preset's own) + dotted overrides, applied last → a checked config of dataclass `cls`."""
-    raw, steps = resolve_preset(preset, budget) if preset else ({}, None)
+    raw, steps = resolve_preset(preset, budget, default_base) if preset else ({}, None)
     if steps is None:
         return parse(cls, apply_overrides(raw, overrides or []))
     cfg = rescale_steps(parse(cls, raw), steps)

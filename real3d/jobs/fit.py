@@ -122,7 +122,7 @@ def write_outputs(
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_lib.load(FitConfig, args.preset, args.overrides)
+    cfg = config_lib.load(FitConfig, args.preset, args.overrides, default_base="fit")
     out_dir = prepare_out_dir(args.out, args.overwrite)
     metrics = fit(cfg, out_dir)
     discard_replaced(out_dir)

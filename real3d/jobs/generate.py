@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+import yaml
 from tqdm import tqdm
 
 from .. import config as config_lib
@@ -274,8 +275,19 @@ def run_one(
 
 def run_config(preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None) -> GenerateConfig:
     """The resolved config of a run: preset at its budget, dotted overrides, and the prompt as a value."""
-    cfg = config_lib.load(GenerateConfig, preset, list(overrides), budget)
+    cfg = config_lib.load(GenerateConfig, preset, list(overrides), budget, default_base="real3d")
     return dataclasses.replace(cfg, prompt=prompt)
+
+
+def checked_config(
+    preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None
+) -> GenerateConfig:
+    """run_config, with the prompt checked and the prior loaded: everything that can fail on the user's input
+    fails here, before anything is written (the prior is kept for the run)."""
+    cfg = run_config(preset, prompt, overrides, budget)
+    check_prompt(cfg)
+    build_prior(cfg)
+    return cfg
 
 
 def generate(
@@ -292,9 +304,7 @@ def generate(
     for one or several seeds; the metrics of the best (by judge score where the toy-world judge applies, else
     the first seed)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
-    cfg = run_config(preset, prompt, overrides, budget)
-    check_prompt(cfg)
-    build_prior(cfg)  # missing weights fail here, before anything is written (the prior is kept for the run)
+    cfg = checked_config(preset, prompt, overrides, budget)
     out_dir = prepare_out_dir(Path(out) if out else Path("outputs") / f"{slug(prompt)}-seed{seeds[0]}", overwrite)
     if len(seeds) == 1:
         return run_one(dataclasses.replace(cfg, seed=seeds[0]), out_dir, False, progress, out_dir)
@@ -315,6 +325,8 @@ def resume(out_dir: Path | str, progress: bool = True) -> dict[str, Any]:
     out_dir = Path(out_dir)
     if not (out_dir / "config.yaml").exists():
         raise UserError(f"{out_dir} holds no config.yaml of a real3d run; give the folder a run wrote")
+    if not (out_dir / "checkpoint.pt").exists():
+        raise UserError(f"{out_dir} holds no checkpoint.pt to continue from; start the run again without --resume")
     cfg = config_lib.load(GenerateConfig, str(out_dir / "config.yaml"))
     return run_one(cfg, out_dir, True, progress)
 
@@ -328,6 +340,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.prompt is None:
             raise UserError('give a prompt, e.g. real3d generate "a red cube on top of a blue sphere"')
+        if args.print_config:
+            cfg = checked_config(args.preset, args.prompt, args.overrides, args.budget)
+            print(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False, allow_unicode=True), end="")
+            return 0
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         out = args.out or Path("outputs") / f"{slug(args.prompt)}-seed{seeds[0]}"
         result = generate(args.prompt, args.preset, seeds, out, args.overrides, args.overwrite, budget=args.budget)
@@ -352,4 +368,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default outputs/<prompt>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the stopped run in DIR")
+    p.add_argument(
+        "--print-config", action="store_true", help="check the prompt, config and weights, print the resolved config"
+    )
     p.set_defaults(func=run)

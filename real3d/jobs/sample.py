@@ -16,6 +16,7 @@ import torch
 
 from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
+from ..toyworld.scene import check_prompt
 from .args import add_precision_argument, finite_float, in_precision, int_in, positive_int, seed_int
 
 VIEWS = ("front", "side", "back", "overhead")
@@ -71,6 +72,7 @@ def judge_samples(
 
 @in_precision
 def _sample(args: argparse.Namespace) -> int:
+    check_prompt(args.prompt)  # the words the embedded prior was trained on, as generate checks them
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
     out = prepare_out_dir(args.out, overwrite=True)

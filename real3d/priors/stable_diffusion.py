@@ -63,7 +63,12 @@ class StableDiffusionPrior(DiffusionPrior):
     def __init__(self, cfg: StableDiffusionPrior.Config, device: str | torch.device = "cpu") -> None:
         super().__init__()
         from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+        from diffusers.utils import logging as diffusers_logging
         from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.set_verbosity_error()  # their advice (install accelerate, …) is not ours: one line
+        transformers_logging.set_verbosity_error()
 
         self.cfg = cfg
         self.folder = resolve_folder(cfg.path, cfg.model_id)
