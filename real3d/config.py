@@ -249,9 +249,11 @@ def budgets() -> list[str]:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; unreadable files raise ConfigError naming file and line."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start}); give a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -263,7 +265,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    _check_keys(data, str(path))
     return data
+
+
+def _check_keys(data: dict[Any, Any], where: str) -> None:
+    """Every key of a YAML mapping, at any depth, is a name (YAML also allows numbers, null and lists)."""
+    for k, v in data.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"{where}: key {k!r} is not a name; keys are words like renderer or num_samples")
+        if isinstance(v, dict):
+            _check_keys(v, where)
 
 
 def _preset_path(name_or_path: str) -> Path:
@@ -329,7 +341,7 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     component (`X_type`), the base's section `X` is dropped (it configured the other component)."""
     out = dict(base)
     for k, v in over.items():
-        if k.endswith("_type") and k in out and out[k] != v:
+        if isinstance(k, str) and k.endswith("_type") and k in out and out[k] != v:
             out.pop(k[: -len("_type")], None)
     for k, v in over.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import resource
 import shutil
 import sys
@@ -63,13 +64,15 @@ def _write_error(path: Path, code: int | None) -> Exception:
     return UserError(f"cannot write {path}: {os.strerror(code or errno.EIO)}; choose another output folder")
 
 
-def stale_temp_files(path: Path | str) -> list[Path]:
-    """Temp files that atomic_path left beside `path` in a process that no longer runs (killed mid-write)."""
-    path = Path(path)
+_TEMP_NAME = re.compile(r"\.(?P<stem>.+)\.(?P<pid>[0-9]+)\.tmp(?P<suffix>\.[^.]*)?")  # atomic_path's names
+
+
+def stale_temp_files(folder: Path | str) -> list[Path]:
+    """Temp files that atomic_path left in `folder` in a process that no longer runs (killed mid-write)."""
     found = []
-    for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
-        pid = tmp.name[len(path.stem) + 2 : -len(f".tmp{path.suffix}")]
-        if pid.isdigit() and not _alive(int(pid)):
+    for tmp in Path(folder).glob(".*.tmp*"):
+        m = _TEMP_NAME.fullmatch(tmp.name)
+        if m is not None and tmp.is_file() and not _alive(int(m["pid"])):
             found.append(tmp)
     return found
 

@@ -102,10 +102,10 @@ class Loop:
     on_rollback: Callable[[int], None] = lambda step: None  # after a rollback to `step` (e.g. halve the lr)
 
     def begin(self, resume: bool) -> int:
-        """Remove temp files that an interrupted write left; the step to start from: that of the checkpoint
-        when resuming, else 0, with the fresh state checkpointed at once (it replaces an older run's, and a
-        rollback in the first interval goes back to it)."""
-        for tmp in stale_temp_files(self.path):
+        """Remove the temp files that interrupted writes left in the checkpoint's folder; the step to start
+        from: that of the checkpoint when resuming, else 0, with the fresh state checkpointed at once (it
+        replaces an older run's, and a rollback in the first interval goes back to it)."""
+        for tmp in stale_temp_files(self.path.parent):  # the run's folder: checkpoints and exports alike
             tmp.unlink(missing_ok=True)
         if resume:
             return self.restore("start without resuming")

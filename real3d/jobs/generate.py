@@ -33,7 +33,7 @@ from ..cameras import orbit
 from ..errors import UserError, shorten
 from ..export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
 from ..io import contact_sheet, discard_replaced, peak_rss_mb, prepare_out_dir, save_image, write_text
-from ..loop import Loop, halve_learning_rate
+from ..loop import Loop, halve_learning_rate, load
 from ..render.dmtet import Mesh
 from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
 from ..toyworld.runs import VIEW_SIZE, VIEWS
@@ -328,6 +328,7 @@ def resume(out_dir: Path | str, progress: bool = True) -> dict[str, Any]:
     if not (out_dir / "checkpoint.pt").exists():
         raise UserError(f"{out_dir} holds no checkpoint.pt to continue from; start the run again without --resume")
     cfg = config_lib.load(GenerateConfig, str(out_dir / "config.yaml"))
+    load(out_dir / "checkpoint.pt", "start the run again without --resume")  # unreadable: fail before building
     return run_one(cfg, out_dir, True, progress)
 
 
