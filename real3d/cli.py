@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from .jobs import export, fit, generate, info, sample, toyworld, train_prior
+    from .jobs import batch, export, fit, generate, info, sample, toyworld, train_prior
     from .jobs.bench import cli as bench_cli
 
     return [
@@ -35,6 +35,7 @@ def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
         train_prior.add_cli,
         sample.add_cli,
         bench_cli.add_cli,
+        batch.add_cli,
         info.add_cli,
     ]
 

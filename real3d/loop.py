@@ -100,6 +100,7 @@ class Loop:
     resume_hint: str  # the command that continues a stopped run, for the Interrupted message
     max_rollbacks: int = MAX_ROLLBACKS
     on_rollback: Callable[[int], None] = lambda step: None  # after a rollback to `step` (e.g. halve the lr)
+    on_save: Callable[[int], None] = lambda step: None  # after each checkpoint (e.g. send it to a batch's driver)
 
     def begin(self, resume: bool) -> int:
         """Remove the temp files that interrupted writes left in the checkpoint's folder; the step to start
@@ -114,6 +115,7 @@ class Loop:
 
     def save(self, step: int) -> None:
         save_torch(self.path, {**self.state.state_dict(), "step": step})
+        self.on_save(step)
 
     def restore(self, remedy: str = "delete it and start again") -> int:
         """Load the checkpoint into `state`; its step."""

@@ -62,8 +62,10 @@ def test_results_are_complete(finished):
 def test_rerun_skips_finished_cells_and_resumes_unfinished(finished, monkeypatch):
     settings, root, _ = finished
     ran = []
-    real_run_cell = quality.run_cell
-    monkeypatch.setattr(quality, "run_cell", lambda cfg, folder: ran.append(folder) or real_run_cell(cfg, folder))
+    from real3d.jobs import batch
+
+    real_run_job = batch.run_job
+    monkeypatch.setattr(batch, "run_job", lambda job, *a: ran.append(job.cell.folder(root)) or real_run_job(job, *a))
     bench(settings, root)
     assert ran == []
     unfinished = root / "cells/dreamfusion/a-blue-sphere-with-a-face/seed-0"

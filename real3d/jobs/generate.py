@@ -18,7 +18,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -147,10 +147,12 @@ def train(
     generator: torch.Generator,
     progress: bool,
     replaced: Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> dict[str, float]:
     """Steps of Eq. 11 up to cfg.steps (from the checkpoint when resuming) through real3d.loop: checkpoints,
     Ctrl-C / SIGTERM, NaN rollback with half the learning rate; a JSON-lines log. Mean ms per part.
-    `replaced`: the output folder whose old run (moved aside by --overwrite) goes once this one has a checkpoint."""
+    `replaced`: the output folder whose old run (moved aside by --overwrite) goes once this one has a checkpoint;
+    `on_checkpoint(path)` after each checkpoint written (a batch task sends it to its driver)."""
     cfg, settings = system.cfg, run_settings(system)
     log_path = out_dir / "train.log"
     loop = Loop(
@@ -160,6 +162,8 @@ def train(
         settings.checkpoint_every,
         f"real3d generate --resume {out_dir}",
     )
+    if on_checkpoint is not None:
+        loop.on_save = lambda step: on_checkpoint(loop.path)
     start = loop.begin(resume)
     if replaced is not None:
         discard_replaced(replaced)
@@ -260,7 +264,12 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
 
 
 def run_one(
-    cfg: GenerateConfig, out_dir: Path, resume: bool, progress: bool = True, replaced: Path | None = None
+    cfg: GenerateConfig,
+    out_dir: Path,
+    resume: bool,
+    progress: bool = True,
+    replaced: Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """One seed: build (or restore) the system, train, export. Ctrl-C leaves a checkpoint to resume from;
     `replaced` (see train) is the folder whose old run --overwrite moved aside."""
@@ -269,7 +278,7 @@ def run_one(
     with deterministic(), precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), progress)
         config_lib.save(cfg, out_dir / "config.yaml")
-        timing = train(system, out_dir, resume, generator, progress, replaced)
+        timing = train(system, out_dir, resume, generator, progress, replaced, on_checkpoint)
         return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
 

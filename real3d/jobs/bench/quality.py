@@ -3,7 +3,8 @@
 Every (preset, prompt, seed) is a *cell*: one `real3d generate` run in OUT/cells/PRESET/PROMPT/seed-S (its
 config.yaml, checkpoint.pt, views.png, metrics.json). A cell with metrics.json is finished and skipped; one
 with only a checkpoint resumes from it; so the bench runs in parts, survives Ctrl-C and grows when presets,
-prompts or seeds are added. `--workers N` runs cells in N processes. The summary (results.json, results.md,
+prompts or seeds are added. Cells run on the batch machinery (`real3d batch`): in this process, or as Ray
+tasks with `--ray [ADDRESS]` or `--workers N` (a local Ray). The summary (results.json, results.md,
 a contact sheet per preset and the evolution figure) is written from whatever cells are finished.
 
     real3d bench quality --steps 150 optimizer.lr=2e-2 --workers 2   # the budget of docs/results.md
@@ -15,12 +16,8 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing
-import os
 import statistics
-import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,15 +25,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from ... import config as config_lib
 from ...errors import UserError
 from ...io import atomic_path, contact_sheet, save_image, write_text
-from ...loop import Interrupted
 from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
 from ..args import add_budget_argument, int_in, positive_int
-from ..generate import GenerateConfig, run_config, run_one, slug
+from ..batch import Cell, Store, execute
+from ..generate import GenerateConfig, run_config
 
 if TYPE_CHECKING:
     pass
@@ -44,16 +40,6 @@ if TYPE_CHECKING:
 PROMPTS_FILE = Path(__file__).resolve().parents[3] / "benchmarks" / "prompts.txt"
 PRESETS = ["dreamfusion", "dreamfusion-d", "dreamfusion-explicit", "real3d", "magic3d"]
 BENCH_RUN = ["run.export_files=false", "run.checkpoint_every=50"]  # metrics only; resumable in parts
-
-
-@dataclass(frozen=True)
-class Cell:
-    preset: str
-    prompt: str
-    seed: int
-
-    def folder(self, root: Path) -> Path:
-        return root / "cells" / self.preset / slug(self.prompt) / f"seed-{self.seed}"
 
 
 @dataclass
@@ -121,49 +107,6 @@ def plan(settings: BenchSettings, root: Path) -> tuple[dict[Cell, GenerateConfig
         if not (cell.folder(root) / "metrics.json").exists():
             todo.append(cell)
     return configs, todo
-
-
-def run_cell(cfg: GenerateConfig, folder: Path) -> dict[str, Any]:
-    """One cell: a generate run in `folder`, resumed from its checkpoint when it has one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return run_one(cfg, folder, resume=(folder / "checkpoint.pt").exists(), progress=False)
-
-
-def _init_worker(threads: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(threads)
-
-
-def run_cells(configs: dict[Cell, GenerateConfig], todo: list[Cell], root: Path, workers: int, threads: int) -> None:
-    """Run the unfinished cells, in this process (workers=1) or in a pool of `workers` processes with
-    `threads` torch threads each. Ctrl-C keeps finished cells and checkpoints; a rerun continues."""
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="bench cells", dynamic_ncols=True)
-    try:
-        if workers == 1:
-            _init_worker(threads)
-            for cell in todo:
-                bar.set_postfix_str(f"{cell.preset} | {cell.prompt} | seed {cell.seed}")
-                run_cell(configs[cell], cell.folder(root))
-                bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
-            try:
-                pending: set[Future] = {pool.submit(run_cell, configs[c], c.folder(root)) for c in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()
-                        bar.update(1)
-            finally:  # on Ctrl-C or a failed cell: no new cells; running ones stop after a step (checkpoint)
-                pool.shutdown(wait=True, cancel_futures=True)
-    except (KeyboardInterrupt, Interrupted):
-        raise Interrupted(
-            f"bench interrupted: finished cells and checkpoints are kept in {root}; run the same "
-            "command again to continue"
-        ) from None
-    finally:
-        bar.close()
 
 
 # --------------------------------------------------------------------------------------------- summary
@@ -332,14 +275,16 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-def bench(settings: BenchSettings, root: Path, workers: int = 1, threads: int = 2) -> dict[str, Any]:
-    """Run (or continue) the bench in `root` and write its summary; the results."""
-    configs, todo = plan(settings, root)
-    root.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    run_cells(configs, todo, root, workers, threads)
+def bench(
+    settings: BenchSettings, root: Path, workers: int = 1, threads: int = 2, ray_address: str | None = None
+) -> dict[str, Any]:
+    """Run (or continue) the bench in `root` on the batch machinery (real3d.jobs.batch: in this process, or
+    as Ray tasks; `workers` > 1 starts a local Ray of that many cells at once) and write its summary."""
+    configs, _ = plan(settings, root)
+    address = ray_address or ("auto" if workers > 1 else None)
+    seconds = execute(Store(root), configs, address, threads, desc="bench cells", local_cpus=workers * threads)
     results = summarize(settings, root)
-    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["seconds"] = round(seconds, 1)
     return results
 
 
@@ -368,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.rescore:
         print(f"rescored {rescore(settings, args.out)} finished cells with the current judge")
-    results = bench(settings, args.out, args.workers, args.threads)
+    results = bench(settings, args.out, args.workers, args.threads, args.ray)
     print(
         f"bench done in {results['seconds']:.0f} s: {args.out}/results.md, results.json, contact-*.png, evolution.png"
     )
@@ -389,7 +334,17 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         "--steps", type=positive_int, help="steps for every preset, its schedules rescaled (default: its own)"
     )
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="bench folder (default outputs/bench)")
-    p.add_argument("--workers", type=positive_int, default=1, help="cells run in parallel processes (default 1)")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="cells at once on a local Ray (default 1: in this process)"
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="ADDRESS",
+        help="cells as Ray tasks: alone, start or join a local Ray; with an address, join that cluster",
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="torch threads per worker (default 2)")
     p.add_argument(
         "--evolution-every",

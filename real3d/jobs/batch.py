@@ -1,0 +1,366 @@
+"""`real3d batch PROMPTS.txt`: every (preset, prompt, seed) is a cell, run in this process or as Ray tasks.
+
+    real3d batch prompts.txt --presets real3d,dreamfusion --seeds 0,1,2 --out outputs/batch [overrides]
+    real3d batch prompts.txt --ray                 # start (or join) a local Ray; --ray ADDRESS joins a cluster
+
+A cell runs in a temp folder of whatever machine runs it and comes back as bytes (metrics, GLB, OBJ/MTL/PNG,
+turntable, views, log): the driver writes them atomically into OUT/cells/PRESET/PROMPT/seed-S, metrics.json
+last, so a cell folder with metrics.json is finished and one without holds nothing half-written. Nothing
+assumes a shared filesystem: the x̃ cache (OUT/cache) and the prior's weights go to the tasks as data. A
+task sends each checkpoint back as it is written; a task whose worker dies is retried (Ray) from the last
+one, and the same command again skips finished cells and resumes the others. A cell that fails for a
+user reason (an unknown word) is recorded with its one-line error and does not stop the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from .. import config as config_lib
+from ..errors import UserError, one_line
+from ..io import atomic_path, contact_sheet, save_image, write_text
+from ..loop import Interrupted
+from .args import add_budget_argument, positive_int
+from .generate import GenerateConfig, check_prompt, run_config, run_one, slug
+
+SKIP_FILES = {"config.yaml"}  # the worker's own (temp paths); the driver writes the cell's
+
+
+@dataclass(frozen=True)
+class Cell:
+    preset: str
+    prompt: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.preset}/{slug(self.prompt)}/seed-{self.seed}"
+
+    def folder(self, root: Path) -> Path:
+        return root / "cells" / self.key
+
+
+@dataclass
+class Job:
+    """What a task needs to run one cell, as plain data (it travels to another machine)."""
+
+    cell: Cell
+    config: dict[str, Any]  # the resolved GenerateConfig (config.to_dict)
+    checkpoint: bytes | None = None  # the cell's last checkpoint, to resume from
+
+
+@dataclass
+class Result:
+    """What a task sends back: the cell's files (relative path → bytes), or the one-line error of a cell that
+    failed for a user reason; new x̃ cache files."""
+
+    cell: Cell
+    files: dict[str, bytes] = field(default_factory=dict)
+    cache: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- one cell
+
+
+def _materialize(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if not (folder / name).exists():
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
+
+
+def run_job(
+    job: Job,
+    cache: dict[str, bytes],
+    prior_files: dict[str, bytes] | None,
+    send_checkpoint: Callable[[bytes], None],
+    threads: int,
+) -> Result:
+    """Run one cell in a temp folder of this machine (resumed from job.checkpoint when given): its files."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="real3d-cell-") as tmp:
+        root = Path(tmp)
+        _materialize(root / "cache", cache)
+        cfg_dict = config_lib.merge(job.config, {"reference": {"cache_dir": str(root / "cache")}})
+        if prior_files is not None:
+            _materialize(root / "prior", prior_files)
+            cfg_dict = config_lib.merge(cfg_dict, {"prior": {"path": str(root / "prior")}})
+        try:
+            cfg = config_lib.parse(GenerateConfig, cfg_dict)
+            check_prompt(cfg)
+            run = root / "run"
+            run.mkdir()
+            if job.checkpoint is not None:
+                (run / "checkpoint.pt").write_bytes(job.checkpoint)
+            run_one(cfg, run, job.checkpoint is not None, False, None, lambda p: send_checkpoint(p.read_bytes()))
+        except UserError as e:
+            return Result(job.cell, error=one_line(str(e)))
+        files = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        made = {p.name: p.read_bytes() for p in (root / "cache").iterdir() if p.name not in cache}
+    return Result(job.cell, {k: v for k, v in files.items() if k not in SKIP_FILES}, made)
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Batch:
+    """The grid: cells = presets × prompts × seeds, each preset at `budget` with the dotted overrides."""
+
+    prompts: list[str]
+    presets: list[str]
+    seeds: list[int]
+    overrides: list[str] = field(default_factory=list)
+    budget: str | None = None
+
+    def cells(self) -> list[Cell]:
+        """Seed-major, presets innermost (a batch stopped part way has comparable rows for every preset)."""
+        return [Cell(p, q, s) for s in self.seeds for q in self.prompts for p in self.presets]
+
+    def configs(self) -> dict[Cell, GenerateConfig]:
+        return {
+            c: dataclasses.replace(run_config(c.preset, c.prompt, self.overrides, self.budget), seed=c.seed)
+            for c in self.cells()
+        }
+
+
+@dataclass
+class Store:
+    """The driver's side of a batch folder: cell folders, the x̃ cache, streamed checkpoints, results."""
+
+    root: Path
+
+    def job(self, cell: Cell, cfg: GenerateConfig) -> Job:
+        """The cell's job, with its checkpoint when an earlier run left one; its config.yaml written (a folder
+        run with another config is an error: its results would mix two grids)."""
+        folder = cell.folder(self.root)
+        saved, text = folder / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
+        if saved.exists() and saved.read_text() != text:
+            raise UserError(
+                f"{folder} was run with another config (steps, overrides or budget changed); give another --out, "
+                "or delete that folder"
+            )
+        write_text(saved, text)
+        ckpt = folder / "checkpoint.pt"
+        return Job(cell, config_lib.to_dict(cfg), ckpt.read_bytes() if ckpt.exists() else None)
+
+    def cache(self) -> dict[str, bytes]:
+        folder = self.root / "cache"
+        return {p.name: p.read_bytes() for p in folder.glob("*.npz")} if folder.exists() else {}
+
+    def finished(self, cell: Cell) -> bool:
+        return (cell.folder(self.root) / "metrics.json").exists()
+
+    def save_checkpoint(self, cell: Cell, data: bytes) -> None:
+        with atomic_path(cell.folder(self.root) / "checkpoint.pt") as tmp:
+            tmp.write_bytes(data)
+
+    def save(self, result: Result) -> None:
+        """Write a finished cell atomically, metrics.json last (the mark of a finished cell), or its error."""
+        folder = result.cell.folder(self.root)
+        for name, data in result.cache.items():
+            with atomic_path(self.root / "cache" / name) as tmp:
+                tmp.write_bytes(data)
+        if result.error is not None:
+            write_text(folder / "failed.json", json.dumps({"error": result.error}))
+            return
+        (folder / "failed.json").unlink(missing_ok=True)
+        for name, data in sorted(result.files.items(), key=lambda kv: kv[0] == "metrics.json"):
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
+
+
+class Progress:
+    """One bar for the batch: cells done, running and failed; ETA by tqdm."""
+
+    def __init__(self, total: int, done: int, desc: str = "batch cells") -> None:
+        self.bar = tqdm(total=total, initial=done, desc=desc, dynamic_ncols=True)
+        self.running = self.failed = 0
+
+    def update(self, running: int, finished: Result | None = None) -> None:
+        self.running = running
+        if finished is not None:
+            self.failed += finished.error is not None
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def prior_files(cfg: GenerateConfig) -> dict[str, bytes] | None:
+    """The prior's weights folder as data, for tasks on machines that lack it (None: the embedded prior that
+    ships with real3d, or the offline Hugging Face cache on each machine)."""
+    from ..priors.embedded import SHIPPED
+
+    path = getattr(cfg.prior, "path", None)
+    if path is None or Path(path).resolve() == SHIPPED.resolve():
+        return None
+    return {str(p.relative_to(path)): p.read_bytes() for p in Path(path).rglob("*") if p.is_file()}
+
+
+def run_in_process(store: Store, configs: dict[Cell, GenerateConfig], todo: list[Cell], threads: int,
+                   progress: Progress) -> None:  # fmt: skip
+    """The cells one after another in this process (the default: no Ray needed)."""
+    for cell in todo:
+        job, prior = store.job(cell, configs[cell]), prior_files(configs[cell])
+        progress.update(1)
+        result = run_job(job, store.cache(), prior, functools.partial(store.save_checkpoint, cell), threads)
+        store.save(result)
+        progress.update(0, result)
+
+
+def execute(
+    store: Store,
+    configs: dict[Cell, GenerateConfig],
+    ray_address: str | None = None,
+    threads: int = 2,
+    retries: int = 3,
+    desc: str = "batch cells",
+    local_cpus: int | None = None,
+) -> float:
+    """Run (or continue) every unfinished cell of `configs`, in process or on Ray (`ray_address`: "auto" joins
+    or starts a local one of `local_cpus` CPUs, else a cluster's address), with one progress bar; the seconds. A cell
+    whose prompt the prior cannot make is recorded as failed at once; Ctrl-C keeps what is done."""
+    todo = [c for c in configs if not store.finished(c)]
+    store.root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    progress = Progress(len(configs), len(configs) - len(todo), desc)
+    for cell in list(todo):  # a prompt the prior cannot make fails its cells here, before any task starts
+        try:
+            check_prompt(configs[cell])
+        except UserError as e:
+            failed = Result(cell, error=one_line(str(e)))
+            store.save(failed)
+            progress.update(0, failed)
+            todo.remove(cell)
+    try:
+        if ray_address is None:
+            run_in_process(store, configs, todo, threads, progress)
+        else:
+            from .batch_ray import run_on_ray  # Ray only where asked for
+
+            run_on_ray(store, configs, todo, ray_address, threads, retries, progress, local_cpus)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(
+            f"interrupted: finished cells and checkpoints are kept in {store.root}; run the same command again "
+            "to continue"
+        ) from None
+    finally:
+        progress.close()
+    return time.perf_counter() - start
+
+
+# -------------------------------------------------------------------------------------------- summary
+
+
+def summarize(batch: Batch, root: Path, seconds: float) -> dict[str, Any]:
+    """results.json (every cell: metrics or error), results.md (a table), contact-PRESET.png (views)."""
+    from ..toyworld.runs import VIEW_SIZE, load_views
+
+    rows = []
+    for cell in batch.cells():
+        folder = cell.folder(root)
+        row: dict[str, Any] = {"preset": cell.preset, "prompt": cell.prompt, "seed": cell.seed}
+        if (folder / "metrics.json").exists():
+            row |= {"status": "done", **json.loads((folder / "metrics.json").read_text())}
+        elif (folder / "failed.json").exists():
+            row |= {"status": "failed", **json.loads((folder / "failed.json").read_text())}
+        else:
+            row["status"] = "todo"
+        rows.append(row)
+    for preset in batch.presets:
+        tiles = []
+        for cell in [Cell(preset, q, s) for q in batch.prompts for s in batch.seeds]:
+            views = cell.folder(root) / "views.png"
+            tiles.append(load_views(cell.folder(root))[1] if views.exists() else torch.ones(VIEW_SIZE, VIEW_SIZE, 3))
+        save_image(root / f"contact-{preset}.png", contact_sheet(tiles, len(batch.seeds)))
+    results = {"seconds": round(seconds, 1), "cells": rows}
+    write_text(root / "results.json", json.dumps(results, indent=2))
+    write_text(root / "results.md", markdown(rows))
+    return results
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    def fmt(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.3f}" if isinstance(row.get(key), float) else "–"
+
+    done = sum(r["status"] == "done" for r in rows)
+    failed = sum(r["status"] == "failed" for r in rows)
+    lines = [
+        f"Cells: {done} done, {failed} failed, {len(rows) - done - failed} to do.",
+        "",
+        "| preset | prompt | seed | status | judge ↑ | mesh IoU ↑ | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        status = r["status"] if r["status"] != "failed" else f"failed: {r['error']}"
+        seconds = f"{r['seconds']:.0f}" if "seconds" in r else "–"
+        lines.append(f"| {r['preset']} | {r['prompt']} | {r['seed']} | {status} | {fmt(r, 'judge_score')} | "
+                     f"{fmt(r, 'mesh_iou')} | {seconds} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def read_prompt_list(path: Path) -> list[str]:
+    """Prompts of a text file, one per line; blank lines and # comments skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read the prompt list {path}: {getattr(e, 'strerror', None) or 'not UTF-8'}") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not prompts:
+        raise UserError(f"{path} holds no prompts (one per line; # starts a comment)")
+    return list(dict.fromkeys(prompts))
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers like 0,1,2, got {args.seeds!r}") from None
+    batch = Batch(read_prompt_list(args.prompts), _csv(args.presets), seeds, list(args.overrides), args.budget)
+    configs = batch.configs()  # a bad preset, budget or override: one line, before anything runs
+    seconds = execute(Store(args.out), configs, args.ray, args.threads, args.retries)
+    results = summarize(batch, args.out, seconds)
+    failed = [c for c in results["cells"] if c["status"] == "failed"]
+    print(f"batch done in {results['seconds']:.0f} s: {len(results['cells']) - len(failed)} cells finished, "
+          f"{len(failed)} failed; {args.out}/results.md, results.json, contact-*.png")  # fmt: skip
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="presets × prompts × seeds, in this process or on Ray (resumable)")
+    p.add_argument("prompts", type=Path, help="prompt list, one per line (# comments)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="dotted overrides for every cell")
+    p.add_argument("--presets", default="real3d", help="comma-separated presets (default real3d)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--out", type=Path, default=Path("outputs/batch"), help="batch folder (default outputs/batch)")
+    add_budget_argument(p)
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="run the cells as Ray tasks: alone, start or join a local Ray; with an address, join that "
+                        "cluster (default: in this process, no Ray)")  # fmt: skip
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per cell (and CPUs asked of Ray)")
+    p.add_argument("--retries", type=int, default=3, help="Ray retries of a cell whose worker died (default 3)")
+    p.set_defaults(func=run)

@@ -1,0 +1,105 @@
+"""`real3d batch` in process and on a local Ray cluster started by the test (issue #21)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from real3d.cli import main
+from real3d.jobs import batch as batch_lib
+from tests.test_generate import tiny
+
+PROMPTS = "a red cube\n# a comment\na majestic dragon\na blue sphere\n"
+VOLATILE = {"seconds", "ms_per_step", "peak_rss_mb"}  # timings; everything else must match
+
+
+def numbers(root: Path) -> dict[str, dict]:
+    out = {}
+    for f in sorted(root.glob("cells/*/*/*/metrics.json")):
+        out[str(f.parent.relative_to(root))] = {k: v for k, v in json.loads(f.read_text()).items() if k not in VOLATILE}
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("batch")
+    (tmp / "prompts.txt").write_text(PROMPTS)
+    return tmp / "prompts.txt", [*tiny(tmp), "steps=6", "run.checkpoint_every=2"]
+
+
+@pytest.fixture(scope="module")
+def in_process(grid: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    prompts, settings = grid
+    out = tmp_path_factory.mktemp("in-process")
+    assert main(["batch", str(prompts), "--seeds", "0,1", "--out", str(out), "--threads", "1", *settings]) == 0
+    return out
+
+
+def test_a_bad_prompt_fails_only_its_cells(in_process: Path) -> None:
+    cells = json.loads((in_process / "results.json").read_text())["cells"]
+    assert [(c["prompt"], c["status"]) for c in cells if c["seed"] == 0] == [
+        ("a red cube", "done"), ("a majestic dragon", "failed"), ("a blue sphere", "done")]  # fmt: skip
+    failed = next(c for c in cells if c["status"] == "failed")
+    assert "unknown word 'majestic'" in failed["error"]
+    assert (in_process / "cells/real3d/a-red-cube/seed-1/model.glb").stat().st_size > 0
+    assert "| real3d | a blue sphere | 1 | done |" in (in_process / "results.md").read_text()
+    assert (in_process / "contact-real3d.png").exists() and list((in_process / "cache").glob("*.npz"))
+
+
+def test_a_rerun_skips_finished_cells(grid: tuple[Path, list[str]], in_process: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ran: list[object] = []
+    monkeypatch.setattr(batch_lib, "run_job", lambda *a, **k: ran.append(a) or pytest.fail("a finished cell ran"))
+    prompts, settings = grid
+    assert main(["batch", str(prompts), "--seeds", "0,1", "--out", str(in_process), "--threads", "1", *settings]) == 0
+    assert ran == []
+
+
+def test_the_in_process_path_does_not_import_ray() -> None:
+    code = "import sys, real3d.cli; real3d.cli.build_parser(); import real3d.jobs.batch; print('ray' in sys.modules)"
+    assert subprocess.run([".venv/bin/python", "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_metrics_as_in_process(ray_cluster, grid: tuple[Path, list[str]], in_process: Path,
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    prompts, settings = grid
+    out = tmp_path / "ray"
+    args = ["batch", str(prompts), "--seeds", "0,1", "--out", str(out), "--threads", "1", "--ray", *settings]
+    assert main(args) == 0
+    assert numbers(out) == numbers(in_process) and len(numbers(out)) == 4
+
+
+def test_a_worker_killed_mid_task_is_retried_from_its_checkpoint(ray_cluster, grid: tuple[Path, list[str]],
+                                                                 in_process: Path, tmp_path: Path) -> None:  # fmt: skip
+    prompts, settings = grid
+    out, killed = tmp_path / "killed", list[bool]()
+
+    def kill_a_worker_after_a_checkpoint() -> None:
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            if list(out.glob("cells/*/*/*/checkpoint.pt")):  # a checkpoint streamed back: the task is mid-run
+                done = subprocess.run(["pkill", "-9", "-f", "ray::execute_cell"], capture_output=True)
+                killed.append(done.returncode == 0)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=kill_a_worker_after_a_checkpoint, daemon=True)
+    watcher.start()
+    args = ["batch", str(prompts), "--seeds", "0,1", "--out", str(out), "--threads", "1", "--ray", *settings]
+    assert main(args) == 0
+    watcher.join()
+    assert killed == [True]
+    assert numbers(out) == numbers(in_process)  # every cell finished, as if nothing happened
+    assert not [p.name for p in out.rglob("*") if ".tmp" in p.name]  # nothing half-written
