@@ -362,5 +362,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                    help="run the cells as Ray tasks: alone, start or join a local Ray; with an address, join that "
                         "cluster (default: in this process, no Ray)")  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per cell (and CPUs asked of Ray)")
-    p.add_argument("--retries", type=int, default=3, help="Ray retries of a cell whose worker died (default 3)")
+    p.add_argument(
+        "--retries", type=int, default=3, help="times a cell whose Ray worker or node died is sent again (default 3)"
+    )
     p.set_defaults(func=run)
