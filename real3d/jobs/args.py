@@ -7,6 +7,7 @@ import functools
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import precision
 from ..errors import UserError, shorten
@@ -50,6 +51,34 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {shorten(text)!r}")
     return value
+
+
+def csv(text: str) -> list[str]:
+    """The items of a comma-separated option (blanks dropped)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def csv_seeds(text: str) -> list[int]:
+    """The seeds of a comma-separated option, e.g. 0,1,2 (anything else is one line)."""
+    try:
+        seeds = [int(s) for s in csv(text)]
+    except ValueError:
+        seeds = []
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise UserError(f"--seeds expects comma-separated integers like 0,1,2, got {shorten(text)!r}")
+    return seeds
+
+
+def read_prompt_list(path: Path) -> list[str]:
+    """Prompts of a text file, one per line; blank lines and # comments skipped, repeats dropped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read the prompt list {path}: {getattr(e, 'strerror', None) or 'not UTF-8'}") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not prompts:
+        raise UserError(f"{path} holds no prompts (one per line; # starts a comment)")
+    return list(dict.fromkeys(prompts))
 
 
 def add_config_arguments(p: argparse.ArgumentParser, default_preset: str, budget: bool = False) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from ..errors import UserError
-from .batch import Cell, Job, Progress, Result, Store, prior_files, run_job
+from .cells import Cell, Job, Progress, Result, Store, prior_files, run_job
 from .generate import GenerateConfig
 
 

@@ -30,8 +30,9 @@ from ... import config as config_lib
 from ...errors import UserError
 from ...io import atomic_path, contact_sheet, save_image, write_text
 from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
-from ..args import add_budget_argument, int_in, positive_int
-from ..batch import Cell, Store, execute
+from ..args import add_budget_argument, csv, csv_seeds, int_in, positive_int, read_prompt_list
+from ..batch import execute
+from ..cells import Cell, Store
 from ..generate import GenerateConfig, run_config
 
 if TYPE_CHECKING:
@@ -64,16 +65,10 @@ class BenchSettings:
 
 
 def read_prompts(path: Path) -> list[str]:
-    """Prompts of a text file, one per line; blank lines and # comments skipped; each must parse."""
+    """The prompt list (read_prompt_list), each prompt one the toy world can parse (its judge scores them)."""
     from ...toyworld.scene import parse
 
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        raise UserError(f"cannot read the prompt list {path}: {e.strerror}") from None
-    prompts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    if not prompts:
-        raise UserError(f"{path} holds no prompts (one per line; # starts a comment)")
+    prompts = read_prompt_list(path)
     for p in prompts:
         parse(p)  # an unknown word is one line naming the nearest known words
     return prompts
@@ -288,21 +283,14 @@ def bench(
     return results
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)]
-    except ValueError:
-        raise UserError(f"--seeds expects comma-separated integers like 0,1,2, got {args.seeds!r}") from None
+    seeds = csv_seeds(args.seeds)
     prompts = read_prompts(args.prompts)
     if args.evolution_prompt and args.evolution_prompt not in prompts:
         raise UserError(f"--evolution-prompt {args.evolution_prompt!r} is not in the prompt list {args.prompts}")
     torch.set_num_threads(args.threads)
     settings = BenchSettings(
-        _csv(args.presets),
+        csv(args.presets),
         prompts,
         seeds,
         args.steps,

@@ -1,0 +1,177 @@
+"""A batch's cells: what one (preset, prompt, seed) run needs and gives back as plain data, run anywhere
+(`run_job`), and the driver's side of the batch folder (`Store`). Used by `real3d batch` in this process
+and by its Ray tasks (batch_ray.py) alike."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from .. import config as config_lib
+from ..errors import UserError, one_line
+from ..io import atomic_path, write_text
+from .generate import GenerateConfig, check_prompt, run_one, slug
+
+SKIP_FILES = {"config.yaml"}  # the worker's own (temp paths); the driver writes the cell's
+
+
+@dataclass(frozen=True)
+class Cell:
+    preset: str
+    prompt: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.preset}/{slug(self.prompt)}/seed-{self.seed}"
+
+    def folder(self, root: Path) -> Path:
+        return root / "cells" / self.key
+
+
+@dataclass
+class Job:
+    """What a task needs to run one cell, as plain data (it travels to another machine)."""
+
+    cell: Cell
+    config: dict[str, Any]  # the resolved GenerateConfig (config.to_dict)
+    checkpoint: bytes | None = None  # the cell's last checkpoint, to resume from
+
+
+@dataclass
+class Result:
+    """What a task sends back: the cell's files (relative path → bytes), or the one-line error of a cell that
+    failed for a user reason; new x̃ cache files."""
+
+    cell: Cell
+    files: dict[str, bytes] = field(default_factory=dict)
+    cache: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- one cell
+
+
+def _materialize(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if not (folder / name).exists():
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
+
+
+def run_job(
+    job: Job,
+    cache: dict[str, bytes],
+    prior_files: dict[str, bytes] | None,
+    send_checkpoint: Callable[[bytes], None],
+    threads: int,
+) -> Result:
+    """Run one cell in a temp folder of this machine (resumed from job.checkpoint when given): its files."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="real3d-cell-") as tmp:
+        root = Path(tmp)
+        _materialize(root / "cache", cache)
+        cfg_dict = config_lib.merge(job.config, {"reference": {"cache_dir": str(root / "cache")}})
+        if prior_files is not None:
+            _materialize(root / "prior", prior_files)
+            cfg_dict = config_lib.merge(cfg_dict, {"prior": {"path": str(root / "prior")}})
+        try:
+            cfg = config_lib.parse(GenerateConfig, cfg_dict)
+            check_prompt(cfg)
+            run = root / "run"
+            run.mkdir()
+            if job.checkpoint is not None:
+                (run / "checkpoint.pt").write_bytes(job.checkpoint)
+            run_one(cfg, run, job.checkpoint is not None, False, None, lambda p: send_checkpoint(p.read_bytes()))
+        except UserError as e:
+            return Result(job.cell, error=one_line(str(e)))
+        files = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        made = {p.name: p.read_bytes() for p in (root / "cache").iterdir() if p.name not in cache}
+    return Result(job.cell, {k: v for k, v in files.items() if k not in SKIP_FILES}, made)
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Store:
+    """The driver's side of a batch folder: cell folders, the x̃ cache, streamed checkpoints, results."""
+
+    root: Path
+
+    def job(self, cell: Cell, cfg: GenerateConfig) -> Job:
+        """The cell's job, with its checkpoint when an earlier run left one; its config.yaml written (a folder
+        run with another config is an error: its results would mix two grids)."""
+        folder = cell.folder(self.root)
+        saved, text = folder / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
+        if saved.exists() and saved.read_text() != text:
+            raise UserError(
+                f"{folder} was run with another config (steps, overrides or budget changed); give another --out, "
+                "or delete that folder"
+            )
+        write_text(saved, text)
+        ckpt = folder / "checkpoint.pt"
+        return Job(cell, config_lib.to_dict(cfg), ckpt.read_bytes() if ckpt.exists() else None)
+
+    def cache(self) -> dict[str, bytes]:
+        folder = self.root / "cache"
+        return {p.name: p.read_bytes() for p in folder.glob("*.npz")} if folder.exists() else {}
+
+    def finished(self, cell: Cell) -> bool:
+        return (cell.folder(self.root) / "metrics.json").exists()
+
+    def save_checkpoint(self, cell: Cell, data: bytes) -> None:
+        with atomic_path(cell.folder(self.root) / "checkpoint.pt") as tmp:
+            tmp.write_bytes(data)
+
+    def save(self, result: Result) -> None:
+        """Write a finished cell atomically, metrics.json last (the mark of a finished cell), or its error."""
+        folder = result.cell.folder(self.root)
+        for name, data in result.cache.items():
+            with atomic_path(self.root / "cache" / name) as tmp:
+                tmp.write_bytes(data)
+        if result.error is not None:
+            write_text(folder / "failed.json", json.dumps({"error": result.error}))
+            return
+        (folder / "failed.json").unlink(missing_ok=True)
+        for name, data in sorted(result.files.items(), key=lambda kv: kv[0] == "metrics.json"):
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
+
+
+class Progress:
+    """One bar for the batch: cells done, running and failed; ETA by tqdm."""
+
+    def __init__(self, total: int, done: int, desc: str = "batch cells") -> None:
+        self.bar = tqdm(total=total, initial=done, desc=desc, dynamic_ncols=True)
+        self.running = self.failed = 0
+
+    def update(self, running: int, finished: Result | None = None) -> None:
+        self.running = running
+        if finished is not None:
+            self.failed += finished.error is not None
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def prior_files(cfg: GenerateConfig) -> dict[str, bytes] | None:
+    """The prior's weights folder as data, for tasks on machines that lack it (None: the embedded prior that
+    ships with real3d, or the offline Hugging Face cache on each machine)."""
+    from ..priors.embedded import SHIPPED
+
+    path = getattr(cfg.prior, "path", None)
+    if path is None or Path(path).resolve() == SHIPPED.resolve():
+        return None
+    return {str(p.relative_to(path)): p.read_bytes() for p in Path(path).rglob("*") if p.is_file()}
