@@ -74,12 +74,18 @@ def ray_cluster():
 
 
 def test_ray_gives_the_same_metrics_as_in_process(ray_cluster, grid: tuple[Path, list[str]], in_process: Path,
-                                                  tmp_path: Path) -> None:  # fmt: skip
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     prompts, settings = grid
     out = tmp_path / "ray"
     args = ["batch", str(prompts), "--seeds", "0,1", "--out", str(out), "--threads", "1", "--ray", *settings]
     assert main(args) == 0
     assert numbers(out) == numbers(in_process) and len(numbers(out)) == 4
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert sorted(c["prompt"] for c in cells if c["status"] == "failed") == ["a majestic dragon"] * 2
+    from real3d.jobs import batch_ray
+
+    monkeypatch.setattr(batch_ray, "execute_cell", None)  # a rerun on Ray submits nothing: every cell is done
+    assert main(args) == 0
 
 
 def test_a_worker_killed_mid_task_is_retried_from_its_checkpoint(ray_cluster, grid: tuple[Path, list[str]],
