@@ -29,7 +29,7 @@ from ..errors import UserError, one_line
 from ..io import contact_sheet, save_image, write_text
 from ..loop import Interrupted
 from .args import add_budget_argument, csv, csv_seeds, positive_int, read_prompt_list
-from .cells import Cell, Progress, Result, Store, prior_files, run_job
+from .cells import Cell, Progress, Result, Store, run_job
 from .generate import GenerateConfig, check_prompt, run_config
 
 # --------------------------------------------------------------------------------------------- driver
@@ -59,10 +59,11 @@ class Batch:
 def run_in_process(store: Store, configs: dict[Cell, GenerateConfig], todo: list[Cell], threads: int,
                    progress: Progress) -> None:  # fmt: skip
     """The cells one after another in this process (the default: no Ray needed)."""
+    cache = store.root / "cache"  # x̃ read and written in place, the prior from its own folder: no copies here
     for cell in todo:
-        job, prior = store.job(cell, configs[cell]), prior_files(configs[cell])
+        job = store.job(cell, configs[cell])
         progress.update(1)
-        result = run_job(job, store.cache(), prior, functools.partial(store.save_checkpoint, cell), threads)
+        result = run_job(job, cache, None, functools.partial(store.save_checkpoint, cell), threads)
         store.save(result)
         progress.update(0, result)
 

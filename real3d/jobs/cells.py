@@ -70,17 +70,21 @@ def _materialize(folder: Path, files: dict[str, bytes]) -> None:
 
 def run_job(
     job: Job,
-    cache: dict[str, bytes],
+    cache: dict[str, bytes] | Path,
     prior_files: dict[str, bytes] | None,
     send_checkpoint: Callable[[bytes], None],
     threads: int,
 ) -> Result:
-    """Run one cell in a temp folder of this machine (resumed from job.checkpoint when given): its files."""
+    """Run one cell in a temp folder of this machine (resumed from job.checkpoint when given): its files.
+    `cache`: the x̃ cache files as data (a task elsewhere), or the driver's cache folder (in its process);
+    `prior_files`: the prior's weights folder as data, None where the config's path is at hand."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="real3d-cell-") as tmp:
         root = Path(tmp)
-        _materialize(root / "cache", cache)
-        cfg_dict = config_lib.merge(job.config, {"reference": {"cache_dir": str(root / "cache")}})
+        cache_dir = cache if isinstance(cache, Path) else root / "cache"
+        if not isinstance(cache, Path):
+            _materialize(cache_dir, cache)
+        cfg_dict = config_lib.merge(job.config, {"reference": {"cache_dir": str(cache_dir)}})
         if prior_files is not None:
             _materialize(root / "prior", prior_files)
             cfg_dict = config_lib.merge(cfg_dict, {"prior": {"path": str(root / "prior")}})
@@ -95,7 +99,11 @@ def run_job(
         except UserError as e:
             return Result(job.cell, error=one_line(str(e)))
         files = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-        made = {p.name: p.read_bytes() for p in (root / "cache").iterdir() if p.name not in cache}
+        made = (
+            {}
+            if isinstance(cache, Path)
+            else {p.name: p.read_bytes() for p in cache_dir.iterdir() if p.name not in cache}
+        )
     return Result(job.cell, {k: v for k, v in files.items() if k not in SKIP_FILES}, made)
 
 
@@ -108,17 +116,21 @@ class Store:
 
     root: Path
 
-    def job(self, cell: Cell, cfg: GenerateConfig) -> Job:
-        """The cell's job, with its checkpoint when an earlier run left one; its config.yaml written (a folder
-        run with another config is an error: its results would mix two grids)."""
-        folder = cell.folder(self.root)
-        saved, text = folder / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
+    def check_config(self, cell: Cell, cfg: GenerateConfig) -> str:
+        """The cell's config as YAML; a folder already run with another config is an error (its results would
+        mix two grids)."""
+        saved, text = cell.folder(self.root) / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
         if saved.exists() and saved.read_text() != text:
             raise UserError(
-                f"{folder} was run with another config (steps, overrides or budget changed); give another --out, "
-                "or delete that folder"
+                f"{saved.parent} was run with another config (steps, overrides, budget or snapshots changed); give "
+                "another --out, or delete that folder"
             )
-        write_text(saved, text)
+        return text
+
+    def job(self, cell: Cell, cfg: GenerateConfig) -> Job:
+        """The cell's job, with its checkpoint when an earlier run left one; its config.yaml written."""
+        folder = cell.folder(self.root)
+        write_text(folder / "config.yaml", self.check_config(cell, cfg))
         ckpt = folder / "checkpoint.pt"
         return Job(cell, config_lib.to_dict(cfg), ckpt.read_bytes() if ckpt.exists() else None)
 

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import yaml
 
 from ... import config as config_lib
 from ...errors import UserError
@@ -86,22 +85,13 @@ def cell_config(cell: Cell, settings: BenchSettings) -> GenerateConfig:
     return cfg
 
 
-def plan(settings: BenchSettings, root: Path) -> tuple[dict[Cell, GenerateConfig], list[Cell]]:
-    """Configs of all cells and the cells still to run. A cell folder run with another config is an error
-    (its results would mix two benches)."""
+def plan(settings: BenchSettings, root: Path) -> dict[Cell, GenerateConfig]:
+    """Configs of all cells; a cell folder run with another config, finished or not, is an error (its results
+    would mix two benches)."""
     configs = {cell: cell_config(cell, settings) for cell in settings.cells()}
-    todo = []
     for cell, cfg in configs.items():
-        saved = cell.folder(root) / "config.yaml"
-        if saved.exists() and saved.read_text() != yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False):
-            raise UserError(
-                f"{saved.parent} was run with another config (--steps, overrides or --evolution-every "
-                "changed); give the "
-                "bench another --out, or delete that folder"
-            )
-        if not (cell.folder(root) / "metrics.json").exists():
-            todo.append(cell)
-    return configs, todo
+        Store(root).check_config(cell, cfg)
+    return configs
 
 
 # --------------------------------------------------------------------------------------------- summary
@@ -275,7 +265,7 @@ def bench(
 ) -> dict[str, Any]:
     """Run (or continue) the bench in `root` on the batch machinery (real3d.jobs.batch: in this process, or
     as Ray tasks; `workers` > 1 starts a local Ray of that many cells at once) and write its summary."""
-    configs, _ = plan(settings, root)
+    configs = plan(settings, root)
     address = ray_address or ("auto" if workers > 1 else None)
     seconds = execute(Store(root), configs, address, threads, desc="bench cells", local_cpus=workers * threads)
     results = summarize(settings, root)
