@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test bench bench-quality clean
+.PHONY: demo test browser bench bench-quality screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	.venv/bin/real3d generate "a red cube" --out outputs/demo --overwrite
 
+# Debian's chromium for the browser tests of `real3d serve` / `real3d report` (tests/test_web.py); installed
+# when missing and this is root (CI); elsewhere those tests skip without it
+browser:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
 # the linter, the formatter's check and the type checker on the whole tree, then the tests
-test: $(STAMP)
+test: $(STAMP) browser
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy

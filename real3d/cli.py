@@ -26,6 +26,8 @@ class Parser(argparse.ArgumentParser):
 def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .jobs import batch, export, fit, generate, info, sample, toyworld, train_prior
     from .jobs.bench import cli as bench_cli
+    from .jobs.web import app as web_app
+    from .jobs.web import report
 
     return [
         generate.add_cli,
@@ -37,6 +39,8 @@ def _subcommands() -> list[Callable[[argparse._SubParsersAction], None]]:
         bench_cli.add_cli,
         batch.add_cli,
         info.add_cli,
+        web_app.add_cli,
+        report.add_cli,
     ]
 
 

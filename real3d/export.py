@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -151,10 +152,25 @@ def _trimesh(mesh: TexturedMesh):  # -> trimesh.Trimesh
     return trimesh.Trimesh(mesh.verts[:, Y_UP].numpy(), mesh.faces.numpy(), visual=visual, process=False)
 
 
+def _save_glb(path: Path, tm: Any) -> None:  # tm: trimesh.Trimesh
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(tm.export(file_type="glb"))
+
+
 def write_glb(path: Path, mesh: TexturedMesh) -> None:
     """Binary glTF with the texture embedded."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(_trimesh(mesh).export(file_type="glb"))
+    _save_glb(path, _trimesh(mesh))
+
+
+@torch.no_grad()
+def write_coloured_glb(path: Path, mesh: Mesh, colour: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Binary glTF with one colour per vertex (`colour`: points [V,3] → RGB [V,3] ∈ [0,1]) and no texture: the
+    model of a metrics-only run (no UV atlas to bake), small enough for a report to embed many."""
+    import trimesh
+
+    rgb = to_uint8(colour(mesh.verts))
+    rgba = np.concatenate([rgb, np.full((rgb.shape[0], 1), 255, np.uint8)], 1)
+    _save_glb(path, trimesh.Trimesh(mesh.verts[:, Y_UP].numpy(), mesh.faces.numpy(), vertex_colors=rgba, process=False))
 
 
 def write_obj(path: Path, mesh: TexturedMesh) -> None:

@@ -51,6 +51,16 @@ def test_a_bad_prompt_fails_only_its_cells(in_process: Path) -> None:
     assert (in_process / "contact-real3d.png").exists() and list((in_process / "cache").glob("*.npz"))
 
 
+def test_the_report_of_a_batch_embeds_its_finished_models(in_process: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert main(["report", str(in_process), "--out", str(out), "--max-models", "3"]) == 0
+    page = out.read_text()
+    assert (
+        page.count('<model-viewer class="model"') == 3 and "the first 3 are in this file" in page
+    )  # of 4 finished cells
+    assert "<td>a majestic dragon</td>" in page and "<td>failed: unknown word &#x27;majestic&#x27;" in page
+
+
 def test_a_rerun_skips_finished_cells(grid: tuple[Path, list[str]], in_process: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     ran: list[object] = []

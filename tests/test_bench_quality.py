@@ -10,6 +10,7 @@ from real3d.cli import main
 from real3d.errors import UserError
 from real3d.jobs.bench import quality
 from real3d.jobs.bench.quality import BenchSettings, bench, plan
+from real3d.jobs.web import report
 from tests.test_generate import TINY, one_line
 
 PROMPTS = ["a red cube", "a blue sphere with a face"]
@@ -122,3 +123,12 @@ def test_prompt_file_with_unknown_word(capsys, tmp_path):
     (tmp_path / "p.txt").write_text("# mine\na red cube\na red cub\n")
     code = main(["bench", "quality", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "b")])
     assert code == 2 and "'cub'" in one_line(capsys.readouterr().err)
+
+
+def test_a_report_of_the_bench_holds_its_tables_figures_and_every_model(finished):
+    settings, root, _ = finished
+    page = report.build(root)
+    assert page.count('<model-viewer class="model"') == 4  # every cell wrote a vertex-coloured model.glb
+    assert "<th>judge ↑</th>" in page and "<td>a blue sphere with a face</td>" in page
+    for figure in ("contact-real3d", "contact-gt", "evolution"):
+        assert f'alt="{figure}' in page, figure

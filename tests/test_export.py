@@ -7,7 +7,7 @@ import trimesh
 
 from real3d.cli import main
 from real3d.config import parse
-from real3d.export import Y_UP, bake_texture, export, unwrap
+from real3d.export import Y_UP, bake_texture, export, unwrap, write_coloured_glb
 from real3d.model import SceneConfig, SceneModel, save_checkpoint
 from real3d.render.dmtet import marching_tets, tet_grid
 from tests.analytic_fields import BLUE, RED, SphereField
@@ -118,3 +118,17 @@ def test_export_of_an_empty_field_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="no surface"):
         export(SphereField(-0.5), tmp_path, grid=32)
+
+
+def test_a_metrics_only_glb_has_the_fields_colour_at_each_vertex(tmp_path):
+    """write_coloured_glb (the model.glb of a run with run.export_files=false): red front, blue back."""
+    grid, field = tet_grid(32, 1.0), SphereField(0.55)
+    write_coloured_glb(
+        tmp_path / "m.glb", marching_tets(grid.verts, field.tau(grid.verts) - 0.1, grid.all_tets()), field.albedo
+    )
+    mesh = trimesh.load(tmp_path / "m.glb", force="mesh", process=False)
+    colour = mesh.visual.vertex_colors[:, :3] / 255
+    world_x = mesh.vertices[:, Y_UP.index(0)]
+    front, back = world_x > 0.1, world_x < -0.1
+    assert front.sum() > 100 and back.sum() > 100
+    assert np.abs(colour[front] - RED).max(1).mean() < 0.05 and np.abs(colour[back] - BLUE).max(1).mean() < 0.05

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "real3d"
-JOBS = ("real3d.jobs", "real3d.cli")  # the job layer: subcommands, argparse, the dispatcher
+JOBS = ("real3d.jobs", "real3d.cli", "real3d.__main__")  # the job layer: subcommands, argparse, dispatch
 API = ("real3d",)  # the package's lazy `real3d.generate` entry point may name a job
 METHOD = ("real3d.jobs", "real3d.system", "real3d.guidance", "real3d.render.nerf", "real3d.render.dmtet")
 

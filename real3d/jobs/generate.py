@@ -31,7 +31,15 @@ from .. import config as config_lib
 from .. import precision
 from ..cameras import orbit
 from ..errors import UserError, shorten
-from ..export import MAX_FACES, extract_mesh, orbit_frames, texture_mesh, turntable, write_exports
+from ..export import (
+    MAX_FACES,
+    extract_mesh,
+    orbit_frames,
+    texture_mesh,
+    turntable,
+    write_coloured_glb,
+    write_exports,
+)
 from ..io import contact_sheet, discard_replaced, peak_rss_mb, prepare_out_dir, save_image, write_text
 from ..loop import Loop, halve_learning_rate, load
 from ..render.dmtet import Mesh
@@ -225,8 +233,8 @@ def toy_metrics(
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:
     """Mesh + texture + turntable from θ through the explicit renderer's grid, the 12 views the judge sees
-    (views.png), then metrics.json. With run.export_files off (benchmarks), no UV atlas, texture or files:
-    the views are rasterized from the same mesh with θ's albedo."""
+    (views.png), then metrics.json. With run.export_files off (benchmarks), no UV atlas, texture, OBJ or
+    turntable: model.glb has θ's albedo per vertex, and the views are rasterized from that mesh."""
     system.eval()
     settings, explicit, field = run_settings(system), system.model.explicit, system.model.field
     if settings.export_files:
@@ -242,6 +250,7 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
         plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, VIEWS, VIEW_SIZE)
     else:
         plain = extract_mesh(field, settings.export_grid, explicit.cfg.eps, explicit.geometry, settings.export_faces)
+        write_coloured_glb(out_dir / "model.glb", plain, field.albedo)  # for reports: vertex colours, no atlas
         views = orbit_frames(plain, field.albedo, None, VIEWS, VIEW_SIZE)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {
