@@ -45,6 +45,9 @@ def test_results_are_complete(finished):
             "seconds",
             "judge_single",
             "judge_front",
+            "front_feature",
+            "silhouette_iou",
+            "colour_error",
         ):
             assert row[key] is not None, key
         assert 0 <= row["judge"] <= 1 and 0 <= row["mesh_iou"] <= 1 and row["chamfer"] > 0

@@ -219,13 +219,15 @@ def train(
 def toy_metrics(
     system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
 ) -> dict[str, float]:
-    """Judge score, R-precision, Janus and mesh IoU / Chamfer against the toy world's ground truth."""
+    """The views against the toy world (judge against the camera, silhouette IoU, colour error) and the mesh
+    against its ground truth (mesh IoU, Chamfer)."""
     from ..toyworld import metrics
     from ..toyworld.judge import load_judge
+    from ..toyworld.runs import view_metrics
     from ..toyworld.scene import parse
 
     scene = parse(system.cfg.prompt)
-    return metrics.judge_metrics(load_judge(), frames, scene) | {
+    return view_metrics(load_judge(), frames, system.cfg.prompt) | {
         "mesh_iou": metrics.mesh_iou(verts, faces, scene),
         "chamfer": metrics.chamfer(verts, faces, scene),
     }

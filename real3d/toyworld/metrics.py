@@ -2,7 +2,8 @@
 
 * judge_score     probability that views show their prompt, mean ± std (the CLIP score of the paper's Table 2)
 * r_precision     how often the prompt beats distractor prompts (R@1)
-* janus_rate      share of turntables whose front is seen from more than one side
+* camera_janus    a front feature seen from behind (the camera's azimuth is known: the front faces +x)
+* silhouette_iou / colour_error   views against GT views, without the judge (object pixels, palette shares)
 * mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF (voxelize: inside test)
 * kid / image_kid kernel inception distance on EfficientNet-Lite0 features (realism)
 """
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .judge import HEADS, SLOT_ATTRS, Judge
+from .judge import HEADS, SLOT_ATTRS, Judge, off_front
 from .scene import COLOURS, FEATURE_SHAPES, RELATIONS, SHAPES, Scene, compose, parse
 
 # ------------------------------------------------------------------------------------------ judge-based
@@ -26,21 +27,48 @@ def _as_scene(prompt: str | Scene) -> Scene:
     return parse(prompt) if isinstance(prompt, str) else prompt
 
 
-def prompt_probability(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Tensor:
+FRONT_VIEW, BACK_VIEW = 45.0, 135.0  # degrees off the scene's front: the camera sees its front / only its back
+
+
+def view_sides(azimuths: torch.Tensor, scene: Scene) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views [V] (camera azimuths in degrees) that see the scene's front, and those that see only its back."""
+    angle = torch.as_tensor(off_front(azimuths, scene.yaw))
+    return angle < FRONT_VIEW, angle > BACK_VIEW
+
+
+def _feature_term(
+    probs: dict[str, torch.Tensor], slot: str, feature: str | None, scene: Scene, azimuths: torch.Tensor | None
+) -> torch.Tensor:
+    """The feature factor [V] of one object in prompt_probability.
+
+    Without cameras, as far as the judge sees the front (a face seen from behind is a plain ball). With the
+    views' azimuths, against the camera: a view that sees the front must show the prompt's feature (or none),
+    a view from behind must show none (a feature there is Janus), and side views count as the judge sees."""
+    p = probs[f"feature_{slot}"]
+    wanted, none = p[:, SLOT_ATTRS["feature"].index(feature or "none")], p[:, SLOT_ATTRS["feature"].index("none")]
+    seen = 1 - probs["facing"][:, HEADS["facing"].index("back")]
+    judged = seen * wanted + 1 - seen
+    if azimuths is None:
+        return judged
+    front, back = view_sides(azimuths, scene)
+    return torch.where(front, wanted, torch.where(back, none, judged))
+
+
+def prompt_probability(
+    probs: dict[str, torch.Tensor], scene: Scene, azimuths: torch.Tensor | None = None
+) -> torch.Tensor:
     """Probability [B] that each view shows the scene's prompt, from judge probabilities {head: [B,C]}.
 
     The product of the relation and of each object's shape, colour and feature; "next to" takes the
-    better of the two assignments of objects to slots (the relation is symmetric). A feature counts only
-    as far as the judge sees the front (a face seen from behind is a plain ball)."""
+    better of the two assignments of objects to slots (the relation is symmetric). The feature factor is
+    _feature_term's: against the camera where the views' azimuths [B] are given, else as the judge sees."""
     relation = probs["relation"][:, HEADS["relation"].index(scene.relation or "single")]
-    seen = 1 - probs["facing"][:, HEADS["facing"].index("back")]  # the front feature in view
 
     def slots(order: tuple[int, ...]) -> torch.Tensor:
         p = torch.ones_like(relation)
         for slot, i in zip("ab", order):
             obj = scene.objects[i]
-            feature = probs[f"feature_{slot}"][:, SLOT_ATTRS["feature"].index(obj.feature or "none")]
-            p = p * (seen * feature + 1 - seen)
+            p = p * _feature_term(probs, slot, obj.feature, scene, azimuths)
             for attr, value in (("shape", obj.shape), ("colour", obj.colour)):
                 p = p * probs[f"{attr}_{slot}"][:, SLOT_ATTRS[attr].index(value)]
         return p
@@ -51,9 +79,12 @@ def prompt_probability(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Te
     return relation * p
 
 
-def judge_score(judge: Judge, rgb: torch.Tensor, prompt: str | Scene) -> tuple[float, float]:
-    """Mean and std over views rgb [V,H,W,3] of the probability that a view shows `prompt`."""
-    p = prompt_probability(judge.probs(rgb), _as_scene(prompt))
+def judge_score(
+    judge: Judge, rgb: torch.Tensor, prompt: str | Scene, azimuths: torch.Tensor | None = None
+) -> tuple[float, float]:
+    """Mean and std over views rgb [V,H,W,3] of the probability that a view shows `prompt` (against the
+    camera where the views' azimuths [V] are given)."""
+    p = prompt_probability(judge.probs(rgb), _as_scene(prompt), azimuths)
     return float(p.mean()), float(p.std()) if p.numel() > 1 else 0.0
 
 
@@ -91,51 +122,104 @@ def distractors(prompt: str | Scene, n: int = 15, seed: int = 0) -> list[str]:
 
 
 def r_precision(
-    judge: Judge, rgb: torch.Tensor, prompt: str | Scene, distractor_prompts: list[str] | None = None
+    judge: Judge,
+    rgb: torch.Tensor,
+    prompt: str | Scene,
+    distractor_prompts: list[str] | None = None,
+    azimuths: torch.Tensor | None = None,
 ) -> float:
-    """Share of views rgb [V,H,W,3] whose most probable prompt, among the prompt and distractors, is it.
+    """Share of views rgb [V,H,W,3] whose most probable prompt, among the prompt and distractors, is it
+    (each scored against the camera where the views' azimuths [V] are given).
 
     A view from behind cannot tell "a ball with a face" from "a ball": such prompts rank first at most in
     the views that see the front."""
     scene = _as_scene(prompt)
     others = distractor_prompts if distractor_prompts is not None else distractors(scene)
     probs = judge.probs(rgb)
-    p = torch.stack([prompt_probability(probs, s) for s in [scene] + [parse(t) for t in others]], -1)  # [V,1+D]
+    scenes = [scene] + [parse(t) for t in others]
+    p = torch.stack([prompt_probability(probs, s, azimuths) for s in scenes], -1)  # [V,1+D]
     return float((p.argmax(-1) == 0).float().mean())
 
 
-def front_probability(judge: Judge, rgb: torch.Tensor) -> torch.Tensor:
-    """Probability [V] that each view rgb [V,H,W,3] sees the scene's front."""
-    return judge.probs(rgb)["facing"][:, HEADS["facing"].index("front")]
+def turntable_azimuths(views: int) -> torch.Tensor:
+    """Azimuths [V] (degrees) of V evenly spaced turntable views from azimuth 0 (the front), as cameras.orbit."""
+    return torch.arange(views, dtype=torch.float32) * (360.0 / views)
 
 
-def is_janus(front: torch.Tensor, threshold: float = 0.5) -> bool:
-    """Janus test of one turntable: front probability [V] of V evenly spaced views in azimuth order.
-
-    Janus if the views that see a front form more than one arc of the circle, or one arc over half of it.
-    """
-    seen = (front > threshold).tolist()
-    if all(seen):
-        return True
-    runs = sum(1 for i in range(len(seen)) if seen[i] and not seen[i - 1])  # arc starts (circular)
-    return runs > 1 or sum(seen) > len(seen) / 2
+def feature_seen(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Tensor:
+    """Probability [V] that a view shows one of the prompt's front features (either slot), 0 without one."""
+    features = [SLOT_ATTRS["feature"].index(o.feature) for o in scene.objects if o.feature]
+    shown = [probs[f"feature_{slot}"][:, f] for slot in "ab" for f in features]
+    return torch.stack(shown).amax(0) if shown else torch.zeros_like(probs["relation"][:, 0])
 
 
-def janus_rate(judge: Judge, turntables: list[torch.Tensor], threshold: float = 0.5) -> float:
-    """Share of turntables (each rgb [V,H,W,3], evenly spaced azimuths) judged Janus (see is_janus)."""
-    return sum(is_janus(front_probability(judge, t), threshold) for t in turntables) / len(turntables)
+def camera_janus(probs: dict[str, torch.Tensor], scene: Scene, azimuths: torch.Tensor, threshold: float = 0.5) -> float:
+    """Janus against the camera: 1.0 where a view from behind shows the prompt's front feature (a second
+    face), else 0.0; a prompt without a feature has no front and cannot be Janus."""
+    _, back = view_sides(azimuths, scene)
+    return float(bool((feature_seen(probs, scene)[back] > threshold).any()))
 
 
-def judge_metrics(judge: Judge, turntable: torch.Tensor, prompt: str | Scene) -> dict[str, float]:
-    """Judge score (mean, std), R-precision and Janus (0/1) of one turntable rgb [V,H,W,3] (evenly spaced)."""
+def judge_metrics(
+    judge: Judge, turntable: torch.Tensor, prompt: str | Scene, azimuths: torch.Tensor | None = None
+) -> dict[str, float]:
+    """Judge score (mean, std), R-precision and Janus (0/1) of one turntable rgb [V,H,W,3] against the camera
+    (azimuths [V]; default: evenly spaced from the front). For a prompt with a front feature also
+    front_feature: how surely the views that see the front show it (a featureless render scores ~0)."""
     scene = _as_scene(prompt)
-    mean, std = judge_score(judge, turntable, scene)
-    return {
-        "judge_score": mean,
-        "judge_score_std": std,
-        "r_precision": r_precision(judge, turntable, scene),
-        "janus": float(is_janus(front_probability(judge, turntable))),
+    azimuths = turntable_azimuths(turntable.shape[0]) if azimuths is None else azimuths
+    probs = judge.probs(turntable)
+    p = prompt_probability(probs, scene, azimuths)
+    out = {
+        "judge_score": float(p.mean()),
+        "judge_score_std": float(p.std()) if p.numel() > 1 else 0.0,
+        "r_precision": r_precision(judge, turntable, scene, azimuths=azimuths),
+        "janus": camera_janus(probs, scene, azimuths),
     }
+    if any(o.feature for o in scene.objects):
+        front, _ = view_sides(azimuths, scene)
+        out["front_feature"] = float(feature_seen(probs, scene)[front].mean())
+    return out
+
+
+# ------------------------------------------------------------------------------- views vs GT, no judge
+
+BACKGROUND_CONTRAST = 0.1  # a pixel this far from the white background in some channel shows the object
+BLACK_BELOW = (
+    0.15  # an object pixel whose brightest channel is below this is black (any shading of a colour is brighter)
+)
+
+
+def object_masks(rgb: torch.Tensor) -> torch.Tensor:
+    """Object pixels [V,H,W] (bool) of views rgb [V,H,W,3] on white."""
+    return (1 - rgb).amax(-1) > BACKGROUND_CONTRAST
+
+
+def silhouette_iou(rgb: torch.Tensor, gt: torch.Tensor) -> float:
+    """Mean over views of the IoU of the object pixels of rgb [V,H,W,3] and of the GT views gt [V,H,W,3]."""
+    a, b = object_masks(rgb), object_masks(gt)
+    inter, union = (a & b).flatten(1).sum(1).float(), (a | b).flatten(1).sum(1).float()
+    return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
+
+
+def palette_shares(rgb: torch.Tensor) -> torch.Tensor:
+    """Share [C] of the object pixels of views rgb [V,H,W,3] nearest to each palette colour of the toy world
+    (scene.COLOURS): black by brightness, the others by direction in RGB, which Lambertian shading keeps."""
+    pixels = rgb[object_masks(rgb)]  # [P,3]
+    if pixels.shape[0] == 0:
+        return torch.zeros(len(COLOURS))
+    names = list(COLOURS)
+    palette = F.normalize(torch.tensor([COLOURS[n] for n in names]), dim=-1)  # [C,3]
+    nearest = (F.normalize(pixels, dim=-1) @ palette.T).argmax(-1)
+    nearest[pixels.amax(-1) < BLACK_BELOW] = names.index("black")
+    return torch.bincount(nearest, minlength=len(names)).float() / pixels.shape[0]
+
+
+def colour_error(rgb: torch.Tensor, gt: torch.Tensor) -> float:
+    """Total-variation distance in [0,1] between the palette shares (palette_shares) of rgb and of the GT
+    views: 0 when the object's colours cover it as in the GT, 1 when no colour is right; one colour for a
+    two-coloured prompt costs the other colour's share."""
+    return float((palette_shares(rgb) - palette_shares(gt)).abs().sum() / 2)
 
 
 # --------------------------------------------------------------------------------------- mesh vs the GT

@@ -1,7 +1,8 @@
 """A finished run's folder seen by the toy world: its views.png read back and scored again with a judge.
 
 A generate run writes views.png: the 12 turntable views (azimuth 0, 30, …, elevation 15°) of 64² that the
-judge scores, in one row, and metrics.json naming the prompt. Nothing here knows how the views were made.
+judge scores, in one row, and metrics.json naming the prompt. Nothing here knows how the views were made;
+the azimuth of each is known, so features and Janus are scored against the camera (the front faces +x).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..cameras import orbit
 from ..errors import UserError
 from ..io import write_text
 from .judge import Judge
-from .metrics import judge_metrics
+from .metrics import colour_error, judge_metrics, silhouette_iou, turntable_azimuths
 from .render import render
 from .scene import parse
 
@@ -41,6 +42,16 @@ def gt_views(prompt: str) -> torch.Tensor:
     return render(parse(prompt), orbit(VIEWS, 15.0, 2.5, 45.0), VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
 
 
+def view_metrics(judge: Judge, views: torch.Tensor, prompt: str) -> dict[str, float]:
+    """What the toy world says of a run's 12 views [12,64,64,3]: the judge against the camera (score, R-precision,
+    Janus, front feature) and, without the judge, silhouette IoU and colour error against the GT views."""
+    gt = gt_views(prompt)
+    return judge_metrics(judge, views, prompt, turntable_azimuths(VIEWS)) | {
+        "silhouette_iou": silhouette_iou(views, gt),
+        "colour_error": colour_error(views, gt),
+    }
+
+
 def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[str, Any]:
     """Judge metrics of a finished run again from its views.png, merged into (and written to) its
     metrics.json, which names the prompt. `remedy`: what the error says to do where views.png is missing."""
@@ -50,6 +61,6 @@ def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[
     if not (folder / "views.png").exists():
         raise UserError(f"{folder} has no views.png to score again (run before views.png existed): {remedy}")
     metrics = json.loads(path.read_text())
-    metrics |= judge_metrics(judge, load_views(folder), metrics["prompt"])
+    metrics |= view_metrics(judge, load_views(folder), metrics["prompt"])
     write_text(path, json.dumps(metrics, indent=2))
     return metrics

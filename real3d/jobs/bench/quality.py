@@ -129,6 +129,9 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
         "judge_seed_std": _mean(seed_std),
         "r_precision": _mean(r["r_precision"] for r in rows),
         "janus": _mean(r["janus"] for r in rows if r["category"] == "front"),
+        "front_feature": _mean(r["front_feature"] for r in rows if "front_feature" in r),
+        "silhouette_iou": _mean(r["silhouette_iou"] for r in rows if "silhouette_iou" in r),
+        "colour_error": _mean(r["colour_error"] for r in rows if "colour_error" in r),
         "mesh_iou": _mean(r["mesh_iou"] for r in rows),
         "chamfer": _mean(r["chamfer"] for r in rows),
         "kid": round(kid(efficientnet_features(views), gt_features), 4),
@@ -164,9 +167,21 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells:
             f"{_fmt(p['mesh_iou'])} | {_fmt(p['chamfer'])} | {_fmt(p['kid'], '.4f')} | "
             f"{_fmt(p['seconds'], '.0f')} |"
         )
-    lines += ["", "| preset | judge: single objects | objects with a front | two objects |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Judge-independent, against the GT views: silhouette IoU (object pixels) and colour error (palette "
+        "shares, total variation); front feature: how surely the views that see the front show the prompt's "
+        "feature (objects with a front).",
+        "",
+        "| preset | judge: single objects | objects with a front | two objects | front feature ↑ "
+        "| silhouette IoU ↑ | colour error ↓ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, p in presets.items():
-        lines.append(f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} |")
+        lines.append(
+            f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} | "
+            f"{_fmt(p['front_feature'])} | {_fmt(p['silhouette_iou'])} | {_fmt(p['colour_error'])} |"
+        )
     lines += [
         "",
         "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |",
