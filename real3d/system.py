@@ -136,7 +136,7 @@ class Real3DSystem(nn.Module):
         x = torch.cat([self.prior.encode_images(out.rgb) for out, _ in renders])  # [K,C,h,w] model space
         azimuth = torch.cat([cams.azimuth for _, cams in renders])
         elevation = torch.cat([cams.elevation for _, cams in renders])
-        emb = self.prompt(azimuth, elevation)
+        emb = self.prompt(azimuth, elevation, self.cfg.sds.perp_neg)
         return sds(self.prior, x, emb, self.cfg.sds, step, generator).loss * len(renders)  # sds() means over K
 
     def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from real3d import precision
 from real3d.cli import main
 from real3d.errors import UserError
-from real3d.priors.base import Prior, cfg_combine
+from real3d.priors.base import Prior, cfg_combine, perp_neg_combine
 from real3d.priors.embedded import SHIPPED, EmbeddedPrior
 
 
@@ -64,6 +64,35 @@ def test_classifier_free_guidance_combines_conditional_and_unconditional() -> No
             prior.predict_noise(x, t, emb, 3.0), cfg_combine(eps_u, eps_c, 3.0), atol=1e-5, rtol=1e-5
         )
         torch.testing.assert_close(prior.predict_noise(x, t, emb, 1.0), eps_c)
+
+
+def test_perp_neg_pushes_away_only_what_a_negative_does_not_share_with_the_prompt() -> None:
+    """perp_neg_combine: a negative along δ = ε_y − ε_∅ changes nothing; one orthogonal to δ is subtracted whole;
+    weight 0 is plain CFG. The prior's batched call equals the combination of its separate calls."""
+    torch.manual_seed(0)
+    u, d = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    ortho = torch.randn(2, 3, 4, 4)
+    ortho -= (ortho * d).sum((1, 2, 3), keepdim=True) / d.pow(2).sum((1, 2, 3), keepdim=True) * d
+    negatives = torch.stack([u + 2 * d, u + ortho], 1)  # [B,2,...]: along δ, orthogonal to δ
+    w = torch.tensor([[1.0, 0.0], [0.0, 0.5]])
+    out = perp_neg_combine(u, u + d, negatives, w, 3.0)
+    torch.testing.assert_close(out[0], cfg_combine(u, u + d, 3.0)[0])
+    torch.testing.assert_close(out[1], cfg_combine(u, u + d, 3.0)[1] - 3.0 * 0.5 * ortho[1])
+    torch.testing.assert_close(
+        perp_neg_combine(u, u + d, negatives, torch.zeros(2, 2), 3.0), cfg_combine(u, u + d, 3.0)
+    )
+
+    prior = tiny_prior()
+    for p in prior.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    emb = prior.encode_text(["a red cube, front view", "a red cube, side view"])
+    back = prior.encode_text(["a red cube, back view"] * 2).cond
+    emb.negative, emb.negative_weight = back[:, None], torch.tensor([[1.0], [0.25]])
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([500, 300])
+    with torch.no_grad():
+        eps_u, eps_c, eps_n = (prior.denoiser(x, t, c) for c in (emb.uncond, emb.cond, back))
+        expected = perp_neg_combine(eps_u, eps_c, eps_n[:, None], emb.negative_weight, 4.0)
+        torch.testing.assert_close(prior.predict_noise(x, t, emb, 4.0), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_images_round_trip_through_model_space() -> None:

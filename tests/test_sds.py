@@ -137,6 +137,21 @@ def test_positional_prompt_interpolates_view_embeddings() -> None:
     assert emb.uncond.shape == emb.cond.shape and emb.uncond.abs().sum() == 0
 
 
+def test_perp_neg_negatives_are_the_opposite_views() -> None:
+    """sds.perp_neg = λ: a front view gets "…, back view" as its negative (weight λ), a back view "…, front
+    view", a side view half of each; λ = 0 adds no negatives (plain CFG)."""
+    prior = LinearPrior()
+    pp = PositionalPrompt(prior, "a red cube")
+    az, el = torch.tensor([0.0, 90.0, 180.0, -90.0]), torch.zeros(4)
+    assert pp(az, el).negative is None
+    emb = pp(az, el, perp_neg=2.0)
+    front, back = (len(f"a red cube, {v} view") for v in ("front", "back"))
+    assert emb.negative is not None and emb.negative.shape == (4, 2, 2, 4)
+    assert emb.negative[:, 0, 0, 0].tolist() == [front] * 4 and emb.negative[:, 1, 0, 0].tolist() == [back] * 4
+    torch.testing.assert_close(emb.negative_weight, torch.tensor([[0.0, 2.0], [1.0, 1.0], [2.0, 0.0], [1.0, 1.0]]))
+    assert len(emb.repeat(3)) == 12 and emb.repeat(3).negative_weight.shape == (12, 2)
+
+
 def test_reference_images_are_cached_and_reused(tmp_path: Path) -> None:
     prior = LinearPrior()
     cfg = ReferenceConfig(count=20, batch=8, cache_dir=str(tmp_path), overhead_fraction=0.1)

@@ -10,6 +10,11 @@ front), a view at |azimuth| = a ∈ [0°, 180°] gets
 
 and, looking down, is blended towards the overhead embedding: weight clamp((elevation − 45°) / 30°, 0, 1)
 (one half at DreamFusion's 60° overhead border).
+
+Against the Janus problem, `perp_neg` > 0 adds the opposite views as negative prompts for Perp-Neg guidance
+(priors.base.perp_neg_combine, as threestudio offers): "…, back view" with weight λ (1 − a/180°) and
+"…, front view" with weight λ a/180°, so a view near the front is pushed away from looking like a back and
+the other way round.
 """
 
 from __future__ import annotations
@@ -45,8 +50,14 @@ class PositionalPrompt:
         emb = prior.encode_text([view_prompt(prompt, v) for v in VIEWS])
         self.views, self.uncond = emb.cond, emb.uncond[:1]  # [4,L,D], [1,L,D]
 
-    def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor) -> TextEmbedding:
-        """Embeddings for views (degrees, [B]): cond [B,L,D] interpolated, uncond [B,L,D]."""
+    def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor, perp_neg: float = 0.0) -> TextEmbedding:
+        """Embeddings for views (degrees, [B]): cond [B,L,D] interpolated, uncond [B,L,D]; with perp_neg > 0
+        also the front and back view prompts as negatives [B,2,L,D] and their weights [B,2]."""
         w = view_weights(azimuth.float(), elevation.float()).to(self.views.device, self.views.dtype)  # [B,4]
         cond = torch.einsum("bv,vld->bld", w, self.views)
-        return TextEmbedding(cond, self.uncond.expand_as(cond))
+        emb = TextEmbedding(cond, self.uncond.expand_as(cond))
+        if perp_neg > 0:
+            behind = (azimuth.float() + 180.0).remainder(360.0).sub(180.0).abs() / 180.0  # [B] 0 front … 1 back
+            emb.negative = self.views[[0, 2]][None].expand(len(cond), -1, -1, -1)  # front, back
+            emb.negative_weight = perp_neg * torch.stack([behind, 1 - behind], -1).to(self.views.device)
+        return emb

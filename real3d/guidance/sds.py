@@ -33,6 +33,7 @@ class SDSConfig:
     t_window: float | None = bounded(None, 0.0, 1.0)  # t ~ U(t_max(step) − window, t_max(step)); None: t_min
     weighting: Literal["sigma2", "uniform", "snr"] = "sigma2"  # w(t) = σ_t², 1, or σ_t/α_t (Eq. 3's factor)
     grad_clip: float | None = None  # clip the per-pixel gradient g to [−c, c]
+    perp_neg: float = bounded(0.0, 0.0)  # weight λ of the opposite view prompts (Perp-Neg, against Janus); 0: off
 
     def check(self, where: str) -> None:
         from ..errors import ConfigError

@@ -21,20 +21,27 @@ from torch import nn
 
 @dataclass
 class TextEmbedding:
-    """Conditional and unconditional text embeddings for classifier-free guidance, both [B,L,D]."""
+    """Conditional and unconditional text embeddings for classifier-free guidance, both [B,L,D]; with
+    `negative` [B,K,L,D] and `negative_weight` [B,K], negative prompts for Perp-Neg guidance (perp_neg_combine)."""
 
     cond: torch.Tensor
     uncond: torch.Tensor
+    negative: torch.Tensor | None = None
+    negative_weight: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.cond.shape[0]
 
     def repeat(self, n: int) -> TextEmbedding:
         """Each embedding repeated n times along the batch (row i → rows i*n .. i*n+n−1)."""
-        return TextEmbedding(self.cond.repeat_interleave(n, 0), self.uncond.repeat_interleave(n, 0))
+        return self._map(lambda x: x.repeat_interleave(n, 0))
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> TextEmbedding:
-        return TextEmbedding(self.cond.to(device, dtype), self.uncond.to(device, dtype))
+        return self._map(lambda x: x.to(device, dtype))
+
+    def _map(self, f: Any) -> TextEmbedding:  # f: tensor → tensor, applied to each batch-first field
+        neg, w = self.negative, self.negative_weight
+        return TextEmbedding(f(self.cond), f(self.uncond), None if neg is None else f(neg), None if w is None else f(w))
 
 
 @runtime_checkable
@@ -83,6 +90,22 @@ class Prior(Protocol):
 def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """Classifier-free guidance: ε_∅ + s (ε_y − ε_∅)."""
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+
+def perp_neg_combine(
+    eps_uncond: torch.Tensor, eps_cond: torch.Tensor, eps_negative: torch.Tensor, weight: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Perp-Neg guidance (Armandpour et al. 2023): ε_∅ + s (δ − Σ_k w_k δ_k^⊥), with δ = ε_y − ε_∅ and δ_k^⊥ the
+    part of δ_k = ε_k − ε_∅ orthogonal to δ (per image), so a negative prompt ("…, back view" for a front
+    view) is pushed away without cancelling what it shares with the prompt. eps_* [B,C,h,w], eps_negative
+    [B,K,C,h,w], weight [B,K]."""
+    d = eps_cond - eps_uncond  # [B,C,h,w]
+    dk = eps_negative - eps_uncond[:, None]  # [B,K,C,h,w]
+    flat = d.flatten(1)  # [B,N]
+    along = (dk.flatten(2) * flat[:, None]).sum(-1) / flat.pow(2).sum(-1).clamp_min(1e-12)[:, None]  # [B,K]
+    shape = (*weight.shape, *([1] * (d.dim() - 1)))
+    perp = dk - along.view(shape) * d[:, None]
+    return eps_uncond + scale * (d - (weight.view(shape).to(d.dtype) * perp).sum(1))
 
 
 class DiffusionPrior(nn.Module):
@@ -135,8 +158,16 @@ class DiffusionPrior(nn.Module):
     def predict_noise(
         self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, guidance_scale: float
     ) -> torch.Tensor:
-        """ε̂ with classifier-free guidance; one batched network call over [uncond; cond]. x_t [B,C,h,w], t [B]."""
+        """ε̂ with classifier-free guidance; one batched network call over [uncond; cond] (and the negative
+        prompts of Perp-Neg, where emb has them). x_t [B,C,h,w], t [B]."""
         assert len(emb) == x_t.shape[0], f"{len(emb)} embeddings for {x_t.shape[0]} images"
+        if emb.negative is not None and emb.negative_weight is not None:
+            b, k = emb.negative.shape[:2]
+            negatives = emb.negative.transpose(0, 1).reshape(k * b, *emb.negative.shape[2:])  # negative-major
+            context = torch.cat([emb.uncond, emb.cond, negatives])
+            eps = self.denoiser(x_t.repeat(2 + k, 1, 1, 1), t.repeat(2 + k), context)
+            eps_negative = eps[2 * b :].reshape(k, b, *x_t.shape[1:]).transpose(0, 1)
+            return perp_neg_combine(eps[:b], eps[b : 2 * b], eps_negative, emb.negative_weight, guidance_scale)
         if guidance_scale == 1.0:
             return self.denoiser(x_t, t, emb.cond)
         eps = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([emb.uncond, emb.cond]))

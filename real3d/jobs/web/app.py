@@ -55,8 +55,9 @@ def create_app(outputs: Path, runs: Runs | None = None) -> Any:
     def error(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": one_line(message)}, status_code=status)
 
-    def page(name: str) -> Callable[[Request], Response]:
-        return lambda request: FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+    def page(request: Request) -> Response:
+        """The one page of the app: its script shows the form, queue and gallery at /, a run at /run/NAME."""
+        return FileResponse(STATIC / "app.html", headers={"Cache-Control": "no-store"})
 
     async def start(request: Request) -> Response:
         try:
@@ -109,8 +110,8 @@ def create_app(outputs: Path, runs: Runs | None = None) -> Any:
         return Response(buffer.getvalue(), media_type="application/zip", headers={"Content-Disposition": disposition})
 
     routes = [
-        Route("/", page("index.html")),
-        Route("/run/{name}", page("run.html")),
+        Route("/", page),
+        Route("/run/{name}", page),
         Route("/api/presets", lambda r: JSONResponse({"presets": generate_presets(), "budgets": config_lib.budgets()})),
         Route("/api/runs", start, methods=["POST"]),
         Route("/api/queue", lambda r: JSONResponse({"queue": queue.queue()})),

@@ -95,11 +95,11 @@ async function runPage() {
   const name = decodeURIComponent(window.location.pathname.split("/").pop());
   let shown = null;
   const act = (what) => async () => {
-    $("error").textContent = "";
+    $("run-error").textContent = "";
     try {
       await post(`/api/runs/${encodeURIComponent(name)}/${what}`);
     } catch (error) {
-      $("error").textContent = error.message;
+      $("run-error").textContent = error.message;
     }
     refresh();
   };
@@ -112,7 +112,7 @@ async function runPage() {
     try {
       run = await api(`/api/runs/${encodeURIComponent(name)}`);
     } catch (error) {
-      $("error").textContent = error.message;
+      $("run-error").textContent = error.message;
       return;
     }
     document.title = `real3d: ${run.prompt}`;
@@ -124,7 +124,7 @@ async function runPage() {
     $("bar").value = run.total ? run.step / run.total : 0;
     $("cancel").disabled = !["queued", "running"].includes(run.state);
     $("resume").disabled = !(run.resumable || (run.state === "stopped" && run.step === 0));
-    if (run.error) $("error").textContent = run.error;
+    if (run.error) $("run-error").textContent = run.error;
     fillTable($("losses"), Object.entries(run.losses));
     if (run.snapshot && $("snapshot").dataset.file !== run.snapshot) {
       $("snapshot").dataset.file = run.snapshot;
@@ -158,5 +158,8 @@ function showResult(name, run) {
   fillTable($("metrics"), rows);
 }
 
-if (document.body.dataset.page === "index") indexPage();
-if (document.body.dataset.page === "run") runPage();
+// one page for both views: /run/NAME shows a run, / the form, queue and gallery
+const page = window.location.pathname.startsWith("/run/") ? "run" : "index";
+$(`${page}-page`).hidden = false;
+if (page === "index") indexPage();
+else runPage();
