@@ -149,6 +149,18 @@ def test_bad_requests_are_one_line_json_errors(server: Server) -> None:
     assert get(f"{server.url}/api/runs/no-such-run")[0] == 404
 
 
+def test_a_run_whose_weights_fail_shows_their_one_line_error(server: Server) -> None:
+    form = {"prompt": "a ripe strawberry", "preset": "real3d-sd", "overrides": "prior.path=/nonexistent/sd"}
+    status, body = get(f"{server.url}/api/runs", form)
+    assert status == 200, body
+    name = json.loads(body)["runs"][0]
+    deadline = time.time() + 120
+    while (run := json.loads(get(f"{server.url}/api/runs/{name}")[1]))["state"] in ("queued", "running"):
+        assert time.time() < deadline, run
+        time.sleep(0.5)
+    assert run["state"] == "failed" and "/nonexistent/sd" in run["error"] and "\n" not in run["error"], run
+
+
 # -------------------------------------------------------------------------------------------- browser
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from ... import config as config_lib
 from ...errors import UserError, one_line, shorten
-from ..generate import checked_config, slug
+from ..generate import check_prompt, run_config, slug
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")  # a run folder name a URL may carry
 MAX_SEEDS = 8  # one form submits at most this many runs
@@ -82,8 +82,10 @@ class Runs:
     # ---------------------------------------------------------------------------------------- requests
 
     def submit(self, prompt: str, preset: str, seeds: str, overrides: str, budget: str = "") -> list[str]:
-        """Check everything as `real3d generate` would (prompt, preset, budget, overrides, weights), then queue
-        one run per seed; their names. Nothing is queued when anything is wrong (UserError, one line)."""
+        """Check the prompt, preset, budget and overrides as `real3d generate` would, then queue one run per seed;
+        their names. Nothing is queued when anything is wrong (UserError, one line). The weights are not loaded
+        here (a Stable Diffusion prior would stay in the server's memory): a run whose weights fail to load
+        fails at its start, with its one-line error on its page."""
         if not isinstance(prompt, str) or not isinstance(preset, str):
             raise UserError("give a prompt and a preset")
         extra = overrides.split() if overrides else []
@@ -93,7 +95,8 @@ class Runs:
         if preset not in presets:  # only the shipped presets: a page never names a file on the server
             raise UserError(f"unknown preset {shorten(preset)!r}; presets: {', '.join(presets)}")
         seed_list = parse_seeds(seeds)
-        cfg = checked_config(preset, prompt, extra, budget or None)
+        cfg = run_config(preset, prompt, extra, budget or None)
+        check_prompt(cfg)
         every = {"run.log_every": max(1, cfg.steps // 100), "run.snapshot_every": max(1, cfg.steps // 20)}
         shown = [f"{k}={v}" for k, v in every.items() if not any(o.startswith(k + "=") for o in extra)]
         names = []
