@@ -14,6 +14,7 @@ The one camera convention of real3d (every renderer, the toy world and the promp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,11 +44,16 @@ class CameraConfig:
             raise ConfigError(f"{where}.near must be smaller than {where}.far")
 
 
+def off_front(azimuth: Any) -> Any:
+    """|azimuth| folded into [0°, 180°] (a float or a tensor of degrees): how far a view is from the front."""
+    return abs((azimuth + 180.0) % 360.0 - 180.0)
+
+
 def view_direction(azimuth: float, elevation: float) -> str:
     """DreamFusion's view word for a camera: 'overhead' above 60°, else front / side / back by azimuth."""
     if elevation > 60.0:
         return "overhead"
-    a = abs((azimuth + 180.0) % 360.0 - 180.0)  # |azimuth| folded into [0, 180]
+    a = off_front(azimuth)
     return "front" if a < 45.0 else "back" if a > 135.0 else "side"
 
 

@@ -321,7 +321,7 @@ FEATURE_PROMPTS = [
 def test_the_score_knows_the_camera_a_featureless_render_fails_its_front_views(judge, prompt, plain) -> None:
     """Issue #19: the judge alone reads every view of a featureless cube as 'back' and scores it 1.0 for
     'a yellow cube with a face'; against the camera, the views that see the front must show the face."""
-    azimuths, scene = metrics.turntable_azimuths(12), parse(prompt)
+    azimuths, scene = orbit(12).azimuth, parse(prompt)
     front, back = metrics.view_sides(azimuths, scene)
     assert front.tolist() == [a in (0, 30, 330) for a in range(0, 360, 30)] and int(back.sum()) == 3
     gt, featureless = gt_views(prompt), gt_views(plain)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ..cameras import off_front
 from ..priors.base import Prior, TextEmbedding
 
 VIEWS = ("front", "side", "back", "overhead")
@@ -34,7 +35,7 @@ def view_prompt(prompt: str, view: str) -> str:
 
 def view_weights(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
     """Interpolation weights [B,4] over (front, side, back, overhead) for views in degrees [B]; rows sum to 1."""
-    a = (azimuth + 180.0).remainder(360.0).sub(180.0).abs()  # |azimuth| folded into [0,180]
+    a = off_front(azimuth)
     to_side = (a / 90.0).clamp(max=1.0)
     to_back = ((a - 90.0) / 90.0).clamp(min=0.0)
     around = torch.stack([1 - to_side, to_side - to_back, to_back], -1)  # [B,3]
@@ -57,7 +58,7 @@ class PositionalPrompt:
         cond = torch.einsum("bv,vld->bld", w, self.views)
         emb = TextEmbedding(cond, self.uncond.expand_as(cond))
         if perp_neg > 0:
-            behind = (azimuth.float() + 180.0).remainder(360.0).sub(180.0).abs() / 180.0  # [B] 0 front … 1 back
+            behind = off_front(azimuth.float()) / 180.0  # [B] 0 front … 1 back
             emb.negative = self.views[[0, 2]][None].expand(len(cond), -1, -1, -1)  # front, back
             emb.negative_weight = perp_neg * torch.stack([behind, 1 - behind], -1).to(self.views.device)
         return emb

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import precision
+from .. import cameras, precision
 from ..config import bounded
 from ..errors import UserError
 from ..io import atomic_path, write_text
@@ -49,7 +49,7 @@ MIN_OBJECT_SHOWN, MIN_FEATURE_SHOWN = 0.01, 0.002  # share of a view's pixels (4
 
 def off_front(azimuth: float | torch.Tensor, yaw: float | torch.Tensor) -> float | torch.Tensor:
     """Angle in [0,180] between a camera's azimuth and the front of a scene turned by `yaw` (floats or tensors)."""
-    return abs((azimuth - yaw + 180.0) % 360.0 - 180.0)  # type: ignore[return-value]
+    return cast(float | torch.Tensor, cameras.off_front(azimuth - yaw))
 
 
 FRONT_SIDE_BORDER = 45.0  # degrees off the front

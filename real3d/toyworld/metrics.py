@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..cameras import orbit
 from .judge import HEADS, SLOT_ATTRS, Judge, off_front
 from .scene import COLOURS, FEATURE_SHAPES, RELATIONS, SHAPES, Scene, compose, parse
 
@@ -133,17 +134,16 @@ def r_precision(
 
     A view from behind cannot tell "a ball with a face" from "a ball": such prompts rank first at most in
     the views that see the front."""
-    scene = _as_scene(prompt)
+    return _r_precision(judge.probs(rgb), _as_scene(prompt), distractor_prompts, azimuths)
+
+
+def _r_precision(
+    probs: dict[str, torch.Tensor], scene: Scene, distractor_prompts: list[str] | None, azimuths: torch.Tensor | None
+) -> float:
     others = distractor_prompts if distractor_prompts is not None else distractors(scene)
-    probs = judge.probs(rgb)
     scenes = [scene] + [parse(t) for t in others]
     p = torch.stack([prompt_probability(probs, s, azimuths) for s in scenes], -1)  # [V,1+D]
     return float((p.argmax(-1) == 0).float().mean())
-
-
-def turntable_azimuths(views: int) -> torch.Tensor:
-    """Azimuths [V] (degrees) of V evenly spaced turntable views from azimuth 0 (the front), as cameras.orbit."""
-    return torch.arange(views, dtype=torch.float32) * (360.0 / views)
 
 
 def feature_seen(probs: dict[str, torch.Tensor], scene: Scene) -> torch.Tensor:
@@ -167,13 +167,13 @@ def judge_metrics(
     (azimuths [V]; default: evenly spaced from the front). For a prompt with a front feature also
     front_feature: how surely the views that see the front show it (a featureless render scores ~0)."""
     scene = _as_scene(prompt)
-    azimuths = turntable_azimuths(turntable.shape[0]) if azimuths is None else azimuths
+    azimuths = orbit(turntable.shape[0]).azimuth if azimuths is None else azimuths
     probs = judge.probs(turntable)
     p = prompt_probability(probs, scene, azimuths)
     out = {
         "judge_score": float(p.mean()),
         "judge_score_std": float(p.std()) if p.numel() > 1 else 0.0,
-        "r_precision": r_precision(judge, turntable, scene, azimuths=azimuths),
+        "r_precision": _r_precision(probs, scene, None, azimuths),
         "janus": camera_janus(probs, scene, azimuths),
     }
     if any(o.feature for o in scene.objects):
@@ -185,9 +185,7 @@ def judge_metrics(
 # ------------------------------------------------------------------------------- views vs GT, no judge
 
 BACKGROUND_CONTRAST = 0.1  # a pixel this far from the white background in some channel shows the object
-BLACK_BELOW = (
-    0.15  # an object pixel whose brightest channel is below this is black (any shading of a colour is brighter)
-)
+BLACK_BELOW = 0.15  # an object pixel whose brightest channel is below this is black (shaded colours are brighter)
 
 
 def object_masks(rgb: torch.Tensor) -> torch.Tensor:

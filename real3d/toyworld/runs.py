@@ -18,11 +18,12 @@ from ..cameras import orbit
 from ..errors import UserError
 from ..io import write_text
 from .judge import Judge
-from .metrics import colour_error, judge_metrics, silhouette_iou, turntable_azimuths
+from .metrics import colour_error, judge_metrics, silhouette_iou
 from .render import render
 from .scene import parse
 
 VIEWS, VIEW_SIZE = 12, 64
+CAMERAS = orbit(VIEWS, 15.0, 2.5, 45.0)  # the judge's turntable: azimuth 0 (the front), 30, …, 330°
 
 
 def load_views(folder: Path) -> torch.Tensor:
@@ -39,14 +40,14 @@ def load_views(folder: Path) -> torch.Tensor:
 
 def gt_views(prompt: str) -> torch.Tensor:
     """Ground-truth renders [12,64,64,3] of a prompt at the judge's 12 turntable views."""
-    return render(parse(prompt), orbit(VIEWS, 15.0, 2.5, 45.0), VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
+    return render(parse(prompt), CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
 
 
 def view_metrics(judge: Judge, views: torch.Tensor, prompt: str) -> dict[str, float]:
     """What the toy world says of a run's 12 views [12,64,64,3]: the judge against the camera (score, R-precision,
     Janus, front feature) and, without the judge, silhouette IoU and colour error against the GT views."""
     gt = gt_views(prompt)
-    return judge_metrics(judge, views, prompt, turntable_azimuths(VIEWS)) | {
+    return judge_metrics(judge, views, prompt, CAMERAS.azimuth) | {
         "silhouette_iou": silhouette_iou(views, gt),
         "colour_error": colour_error(views, gt),
     }

@@ -24,7 +24,7 @@ from typing import Any
 from ... import config as config_lib
 from ...errors import UserError, one_line
 from ..args import int_in
-from .runs import Runs
+from .runs import Runs, generate_presets
 
 STATIC = Path(__file__).resolve().parent / "static"
 ZIP_FILES = ("model.obj", "model.mtl", "model.png")  # what Blender's OBJ import needs
@@ -34,11 +34,6 @@ CSP = (
     "img-src 'self' data: blob:; media-src 'self'; connect-src 'self' data: blob:; worker-src 'self' blob:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-
-
-def generate_presets() -> list[str]:
-    """The presets a page offers: every shipped one but `fit` (the preset of `real3d fit`, not of generate)."""
-    return [p for p in config_lib.presets() if p != "fit"]
 
 
 def create_app(outputs: Path, runs: Runs | None = None) -> Any:
@@ -83,7 +78,7 @@ def create_app(outputs: Path, runs: Runs | None = None) -> Any:
         return FileResponse(path, headers={"Cache-Control": "no-store"})
 
     def thumbnail(request: Request) -> Response:
-        """The first of the 12 judge views (views.png is a 12 × 1 contact sheet of square views)."""
+        """The second of the 12 judge views, azimuth 30° (views.png is a 12 × 1 contact sheet of square views)."""
         from PIL import Image
 
         path = queue.folder(request.path_params["name"]) / "views.png"
@@ -92,7 +87,7 @@ def create_app(outputs: Path, runs: Runs | None = None) -> Any:
         image = Image.open(path)
         side = image.height
         buffer = io.BytesIO()
-        image.crop((side, 0, 2 * side, side)).save(buffer, "PNG")  # the second view: azimuth 30°
+        image.crop((side, 0, 2 * side, side)).save(buffer, "PNG")
         return Response(buffer.getvalue(), media_type="image/png")
 
     def download(request: Request) -> Response:

@@ -92,8 +92,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def run_section(folder: Path, title: str) -> tuple[str, bool]:
-    """One run: its metrics, its model, the 12 judge views, its snapshots. (html, whether a model is in it)"""
+def run_section(folder: Path, title: str) -> str:
+    """One run: its metrics, its model, the 12 judge views, its snapshots."""
     metrics = _read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
     rows: list[tuple[str, Any]] = []
     for key, value in metrics.items():
@@ -115,7 +115,7 @@ def run_section(folder: Path, title: str) -> tuple[str, bool]:
             for s in snaps
         )
         parts.append(f'<h3>Evolution</h3><div class="row strip">{strip}</div>')
-    return "<section>" + "\n".join(parts) + "</section>", model.is_file()
+    return "<section>" + "\n".join(parts) + "</section>"
 
 
 def prompt_of(folder: Path) -> str:
@@ -147,7 +147,7 @@ def collection_sections(folder: Path, max_models: int) -> list[str]:
     parts.append(".</p></section>")
     for cell in shown:
         relative = cell.relative_to(folder / "cells").as_posix()
-        parts.append(run_section(cell, f"{prompt_of(cell)} · {relative}")[0])
+        parts.append(run_section(cell, f"{prompt_of(cell)} · {relative}"))
     return parts
 
 
@@ -159,9 +159,9 @@ def build(folder: Path, max_models: int = 24) -> str:
         title, sections = f"real3d report: {folder.name}", collection_sections(folder, max_models)
     elif (folder / "config.yaml").is_file():
         title = f"real3d: {prompt_of(folder)}"
-        sections = [run_section(folder, prompt_of(folder))[0]]
+        sections = [run_section(folder, prompt_of(folder))]
         seeds = sorted(folder.glob("seed-*/config.yaml"))  # a multi-seed run: each seed under its own folder
-        sections += [run_section(s.parent, f"{prompt_of(s.parent)} · {s.parent.name}")[0] for s in seeds]
+        sections += [run_section(s.parent, f"{prompt_of(s.parent)} · {s.parent.name}") for s in seeds]
     else:
         raise UserError(
             f"{folder} holds neither a run (config.yaml) nor a bench or batch summary (results.json); "

@@ -32,6 +32,11 @@ MAX_SEEDS = 8  # one form submits at most this many runs
 LOG_DIR = ".web"  # the runs' console logs, hidden from the gallery
 
 
+def generate_presets() -> list[str]:
+    """The presets a run may name: every shipped one but `fit` (the preset of `real3d fit`, not of generate)."""
+    return [p for p in config_lib.presets() if p != "fit"]
+
+
 def check_name(name: str) -> str:
     """A run name from a URL: one plain folder name (no separator, no '..', no leading dot), else UserError."""
     if not NAME.fullmatch(name) or ".." in name:
@@ -86,12 +91,10 @@ class Runs:
         their names. Nothing is queued when anything is wrong (UserError, one line). The weights are not loaded
         here (a Stable Diffusion prior would stay in the server's memory): a run whose weights fail to load
         fails at its start, with its one-line error on its page."""
-        if not isinstance(prompt, str) or not isinstance(preset, str):
-            raise UserError("give a prompt and a preset")
         extra = overrides.split() if overrides else []
         if any("=" not in o or o.startswith("-") for o in extra):
             raise UserError("overrides are dotted key=value pairs separated by spaces, like steps=300 field.bf16=false")
-        presets = config_lib.presets()
+        presets = generate_presets()
         if preset not in presets:  # only the shipped presets: a page never names a file on the server
             raise UserError(f"unknown preset {shorten(preset)!r}; presets: {', '.join(presets)}")
         seed_list = parse_seeds(seeds)
@@ -173,13 +176,13 @@ class Runs:
     def summary(self, name: str) -> dict[str, Any]:
         """What a gallery card shows: prompt, seed, state, judge score."""
         folder = self.outputs / name
-        cfg = _read_yaml(folder / "config.yaml")
-        metrics = _read_json(folder / "metrics.json")
+        return self._summary(name, folder, _read_yaml(folder / "config.yaml"), _read_json(folder / "metrics.json"))
+
+    def _summary(self, name: str, folder: Path, cfg: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(name)
-        prompt = cfg.get("prompt", job.argv[1] if job and len(job.argv) > 1 else "")
         return {
             "name": name,
-            "prompt": prompt,
+            "prompt": cfg.get("prompt", job.argv[1] if job and len(job.argv) > 1 else ""),
             "seed": cfg.get("seed"),
             "state": self._state(name, folder),
             "judge_score": metrics.get("judge_score"),
@@ -187,33 +190,35 @@ class Runs:
         }
 
     def status(self, name: str) -> dict[str, Any]:
-        """What a run's page shows: state, step / total, ETA, the latest losses and snapshot, metrics, files."""
+        """What a run's page shows: state, step / total, ETA, the latest losses and snapshot, metrics, files,
+        and whether Resume can continue it (from its checkpoint, or from the start with this server's job)."""
         folder = self.folder(name)
-        cfg = _read_yaml(folder / "config.yaml")
+        cfg, metrics = _read_yaml(folder / "config.yaml"), _read_json(folder / "metrics.json")
         last = _last_log_line(folder / "train.log")
         step, total = int(last.get("step", 0)), int(cfg.get("steps", 0) or 0)
         snaps = sorted((folder / "snapshots").glob("step-*.png")) if (folder / "snapshots").is_dir() else []
         job = self.jobs.get(name)
-        state = self._state(name, folder)
+        summary = self._summary(name, folder, cfg, metrics)
         eta = None
-        if job is not None and state == "running" and step:
+        if job is not None and summary["state"] == "running" and step:
             if job.rate is None:
                 job.rate = (time.time(), step)
             t0, s0 = job.rate
             if step > s0:
                 eta = round((time.time() - t0) / (step - s0) * (total - step))
         files = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        restartable = (folder / "checkpoint.pt").exists() or job is not None
         return {
-            **self.summary(name),
+            **summary,
             "step": step,
             "total": total,
             "eta_s": eta,
             "losses": {k: v for k, v in last.items() if k == "loss" or k.startswith(("loss_", "d_"))},
             "snapshot": f"snapshots/{snaps[-1].name}" if snaps else None,
-            "metrics": _read_json(folder / "metrics.json"),
+            "metrics": metrics,
             "files": [f for f in files if f != "checkpoint.pt" and not f.startswith(".")],
             "error": job.error if job else "",
-            "resumable": state in ("stopped", "failed", "incomplete") and (folder / "checkpoint.pt").exists(),
+            "resumable": summary["state"] in ("stopped", "failed", "incomplete") and restartable,
         }
 
     def _state(self, name: str, folder: Path) -> str:

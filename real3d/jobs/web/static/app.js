@@ -123,7 +123,7 @@ async function runPage() {
     $("eta").textContent = run.eta_s !== null ? `· about ${duration(run.eta_s)} left` : "";
     $("bar").value = run.total ? run.step / run.total : 0;
     $("cancel").disabled = !["queued", "running"].includes(run.state);
-    $("resume").disabled = !(run.resumable || (run.state === "stopped" && run.step === 0));
+    $("resume").disabled = !run.resumable;
     if (run.error) $("run-error").textContent = run.error;
     fillTable($("losses"), Object.entries(run.losses));
     if (run.snapshot && $("snapshot").dataset.file !== run.snapshot) {
