@@ -41,6 +41,9 @@ def variants(system: Real3DSystem) -> dict[str, Callable[[], AbstractContextMana
         "as shipped": nullcontext,
         "UNet eager (no traced graph)": lambda: eager(system.prior),
         "normals at every NeRF sample": lambda: setting(system.model.renderer.cfg, "normal_weight_min", 0.0),
+        "normals above w = 1e-4 (the default before 1e-3)": lambda: setting(
+            system.model.renderer.cfg, "normal_weight_min", 1e-4
+        ),
         "NaN fill of new tensors (deterministic mode's default)": lambda: setting(
             torch.utils.deterministic, "fill_uninitialized_memory", True
         ),

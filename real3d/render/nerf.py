@@ -84,7 +84,7 @@ class NeRFRenderer(nn.Module):
         grid_threshold: float = bounded(0.1, 0.0)  # density under which a cell counts as empty
         grid_decay: float = bounded(0.95, 0.0, 1.0)  # EMA decay of the cell densities per update
         grid_update_every: int = bounded(16, 1)  # steps between occupancy updates while training
-        normal_weight_min: float = bounded(1e-4, 0.0, 1.0)  # normals only at samples of larger weight w_i (0: all)
+        normal_weight_min: float = bounded(1e-3, 0.0, 1.0)  # normals only at samples of larger weight w_i (0: all)
 
     def __init__(
         self, cfg: NeRFRenderer.Config, field: TriplaneField, background: nn.Module, shading: ShadingConfig
