@@ -35,6 +35,16 @@ def setting(obj: object, attr: str, value: object) -> Iterator[None]:
         setattr(obj, attr, before)
 
 
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def variants(system: Real3DSystem) -> dict[str, Callable[[], AbstractContextManager[None]]]:
     """Each lever off, one at a time (`as shipped` first)."""
     return {
@@ -47,6 +57,7 @@ def variants(system: Real3DSystem) -> dict[str, Callable[[], AbstractContextMana
         "NaN fill of new tensors (deterministic mode's default)": lambda: setting(
             torch.utils.deterministic, "fill_uninitialized_memory", True
         ),
+        "1 torch thread (how much the second core gives)": lambda: threads(1),
     }
 
 
