@@ -22,6 +22,7 @@ import torch
 
 from real3d import precision
 from real3d.jobs.bench.speed import _generator, build_system, eager
+from real3d.loop import load
 from real3d.system import Real3DSystem, deterministic
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     with deterministic():
         system = build_system("real3d")
         if args.checkpoint is not None:
-            system.model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True)["model"])
+            system.model.load_state_dict(load(args.checkpoint, "give a real3d run's checkpoint.pt")["model"])
             system.training_step(0, _generator(0))  # occupancy grid and DMTet band of the loaded shape
         if system.discriminator is not None:
             system.discriminator.steps.fill_(1)  # D's lazy R1 off, as in bench speed's step row

@@ -15,6 +15,7 @@ where w_P = 1 (`--weights`: the terms are added on top, the total guidance grows
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -22,7 +23,7 @@ from real3d import precision
 from real3d.priors.embedded import EmbeddedPrior
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.metrics import prompt_probability
-from real3d.toyworld.scene import parse
+from real3d.toyworld.scene import caption, parse
 
 PAIRS = (
     "a red cube on top of a blue sphere",
@@ -36,7 +37,8 @@ SUFFIX = ", front view"
 
 def object_prompts(prompt: str) -> list[str]:
     """The prompts of the scene's objects alone ("a red cube", "a blue sphere")."""
-    return [f"a {o.colour} {o.shape}" for o in parse(prompt).objects]
+    scene = parse(prompt)
+    return [caption(dataclasses.replace(scene, objects=(o,), relation=None)) for o in scene.objects]
 
 
 @torch.no_grad()

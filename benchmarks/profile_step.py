@@ -20,6 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 from real3d import precision
 from real3d.jobs.bench.speed import _generator
 from real3d.jobs.generate import run_config
+from real3d.loop import load
 from real3d.system import Real3DSystem, build_prior, deterministic
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
@@ -39,7 +40,7 @@ def main() -> None:
     with deterministic():
         system = Real3DSystem(cfg, build_prior(cfg))
         system.train()
-        system.model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True)["model"])
+        system.model.load_state_dict(load(args.checkpoint, "give a real3d run's checkpoint.pt")["model"])
         gen = _generator(0)
         for _ in range(5):  # warm-up: occupancy grid and DMTet band of the loaded shape, traced UNet
             system.training_step(args.step, gen)
