@@ -13,6 +13,7 @@ The one camera convention of real3d (every renderer, the toy world and the promp
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,12 +70,14 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
 
 @dataclass
 class Cameras:
-    """A batch of B look-at-origin cameras. All fields [B], angles in degrees."""
+    """A batch of B look-at cameras. Angles [B] in degrees, radius [B], fovy [B]; `target` [B,3] is the point
+    they orbit and look at (None: the origin, as the convention above; one object of a scene, real3d/system.py)."""
 
     azimuth: torch.Tensor
     elevation: torch.Tensor
     radius: torch.Tensor
     fovy: torch.Tensor
+    target: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.azimuth.shape[0]
@@ -83,24 +86,32 @@ class Cameras:
     def position(self) -> torch.Tensor:
         """Camera centres [B,3]."""
         az, el = torch.deg2rad(self.azimuth), torch.deg2rad(self.elevation)
-        return self.radius[:, None] * torch.stack(
+        eye = self.radius[:, None] * torch.stack(
             [torch.cos(el) * torch.cos(az), torch.cos(el) * torch.sin(az), torch.sin(el)], dim=-1
         )
+        return eye if self.target is None else eye + self.target
 
     @property
     def c2w(self) -> torch.Tensor:
         """Camera-to-world [B,4,4]."""
         eye = self.position
         up = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype)
-        return look_at(eye, torch.zeros_like(eye), up)
+        return look_at(eye, torch.zeros_like(eye) if self.target is None else self.target, up)
 
     def offset(self, azimuth_deg: float) -> Cameras:
         """The same cameras turned by `azimuth_deg` around the up axis (the paper's v2 = v1 + offset)."""
-        return Cameras(self.azimuth + azimuth_deg, self.elevation, self.radius, self.fovy)
+        return dataclasses.replace(self, azimuth=self.azimuth + azimuth_deg)
+
+    def focus(self, target: torch.Tensor, zoom: float) -> Cameras:
+        """The same views of the point target [3] instead of the origin, the field of view narrowed by `zoom`
+        (tan(fovy/2) / zoom): what they saw of a ball of radius r at the origin, they see of one of r / zoom."""
+        fovy = torch.rad2deg(2 * torch.atan(torch.tan(torch.deg2rad(self.fovy) / 2) / zoom))
+        return dataclasses.replace(self, fovy=fovy, target=target.expand(len(self), 3))
 
     def index(self, i: int | slice) -> Cameras:
         sl = slice(i, i + 1) if isinstance(i, int) else i
-        return Cameras(self.azimuth[sl], self.elevation[sl], self.radius[sl], self.fovy[sl])
+        target = None if self.target is None else self.target[sl]
+        return Cameras(self.azimuth[sl], self.elevation[sl], self.radius[sl], self.fovy[sl], target)
 
     def directions(self) -> list[str]:
         """DreamFusion view word per camera (see view_direction)."""

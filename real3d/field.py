@@ -15,6 +15,8 @@ level set τ = ε and "inside" is τ > ε (Eq. 9, ε = 0.1).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +41,8 @@ def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
 class TriplaneField(nn.Module):
     """θ = (three feature planes, MLP). Points are world coordinates inside the cube [−bound, bound]³."""
 
+    blobs: torch.Tensor  # [K,4] centre and radius of each density blob (a buffer built from the config)
+
     @dataclass
     class Config:
         bound: float = bounded(1.0, 0.1)  # scene cube half-size
@@ -49,8 +53,15 @@ class TriplaneField(nn.Module):
         layers: int = bounded(2, 1, 8)
         blob_density: float = bounded(10.0, 0.0)  # Magic3D/DreamFusion density blob λ(1 − |x|/r) at init
         blob_radius: float = bounded(0.5, 0.01)
+        blobs: list[list[float]] | None = None  # [[x, y, z, r], …] in place of the one blob (real3d/scene_layout.py)
         tau_step: float = bounded(0.05, 1e-4)  # reference sample length of τ (see module docstring)
         normal_eps: float = bounded(0.01, 1e-5)  # finite-difference step of normals
+
+        def check(self, where: str) -> None:
+            from .errors import ConfigError
+
+            if self.blobs is not None and (not self.blobs or any(len(b) != 4 or b[3] <= 0 for b in self.blobs)):
+                raise ConfigError(f"{where}.blobs: expected a list of [x, y, z, radius > 0], got {self.blobs}")
 
     def __init__(self, cfg: TriplaneField.Config) -> None:
         super().__init__()
@@ -58,6 +69,9 @@ class TriplaneField(nn.Module):
         r, c = cfg.resolution, cfg.channels
         self.planes = nn.Parameter(torch.randn(3, c, r, r) * cfg.init_std)  # xy, xz, yz planes
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
+        blobs = cfg.blobs if cfg.blobs is not None else [[0.0, 0.0, 0.0, cfg.blob_radius]]
+        self.register_buffer("blobs", torch.tensor(blobs), persistent=False)  # [K,4] centre, radius (from config)
+        self.alone: int | None = None  # see `only`
 
     @property
     def bound(self) -> float:
@@ -68,20 +82,43 @@ class TriplaneField(nn.Module):
         u = (x / self.cfg.bound).float()
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
         feats = F.grid_sample(self.planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return feats[:, :, 0].permute(2, 0, 1).reshape(x.shape[0], -1)  # [N,3C]
+        return feats[:, :, 0].permute(2, 0, 1).reshape(x.shape[0], 3 * self.cfg.channels)  # [N,3C]
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
-        """Density bias [N] that starts the scene as a soft ball: λ(1 − |x|/r)."""
-        return self.cfg.blob_density * (1 - x.norm(dim=-1) / self.cfg.blob_radius)
+        """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
+        radius `blob_radius` at the origin unless `blobs` places several (one per object, real3d/scene_layout.py)."""
+        return self.cfg.blob_density * (1 - self._blob_distance(x)).amax(dim=-1)
+
+    def _blob_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """|x − c_k| / r_k [N,K] of points x [N,3] to each blob."""
+        return (x[:, None, :] - self.blobs[:, :3]).norm(dim=-1) / self.blobs[:, 3]
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
             return self.net(self.encode(x)).float()  # [N,4]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3]."""
+        """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of
+        object k alone)."""
         raw = self._raw(x)
-        return F.softplus(raw[:, 0] + self.blob(x)), torch.sigmoid(raw[:, 1:])
+        sigma = F.softplus(raw[:, 0] + self.blob(x))
+        if self.alone is not None:
+            sigma = sigma * (self.nearest_blob(x) == self.alone)
+        return sigma, torch.sigmoid(raw[:, 1:])
+
+    def nearest_blob(self, x: torch.Tensor) -> torch.Tensor:
+        """Index [N] of the blob whose centre is nearest to each point x [N,3], in units of its radius."""
+        return self._blob_distance(x).argmin(dim=-1)
+
+    @contextmanager
+    def only(self, k: int) -> Iterator[None]:
+        """Inside the block θ is object k of a laid-out scene alone: zero density wherever another blob's
+        centre is nearer (so a renderer draws that object by itself, for its own prompt)."""
+        self.alone = k
+        try:
+            yield
+        finally:
+            self.alone = None
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """σ [N] at x [N,3]."""

@@ -13,14 +13,14 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
 
-from . import precision, registry
+from . import precision, registry, scene_layout
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
 from .guidance.discriminator import ConvDiscriminator  # (and registers it)
@@ -44,6 +44,7 @@ class SystemConfig:
     lambda_adv: float = bounded(1e-2, 0.0)  # 0 switches the discriminator off (no x̃ is sampled)
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
+    p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
     nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
     dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
 
@@ -60,6 +61,7 @@ class Real3DConfig(SceneConfig):
     prompt: str = ""
     seed: int = 0
     steps: int = bounded(1000, 1)
+    layout: Literal["prompt", "none"] = "prompt"  # θ's start: a density blob per object of "A on B" (scene_layout.py)
     prior_type: str = "embedded"
     prior: Any = component("prior")
     discriminator_type: str = "conv"
@@ -108,6 +110,10 @@ class Real3DSystem(nn.Module):
         super().__init__()
         self.cfg, self.prior = cfg, prior
         self.prompt = PositionalPrompt(prior, cfg.prompt)
+        # local guidance: each object of a laid-out prompt "A <relation> B" with its own prompt (`local_views`)
+        objects = scene_layout.objects(cfg.prompt) or []
+        blobs = getattr(cfg.field, "blobs", None) or []
+        self.object_prompts = [PositionalPrompt(prior, o) for o in objects] if len(blobs) == len(objects) else []
         torch.manual_seed(cfg.seed)  # θ and D start from the seed alone (not from what loading consumed)
         self.model = SceneModel(cfg)
         self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
@@ -123,20 +129,32 @@ class Real3DSystem(nn.Module):
         v1 = sample_views(self.cfg.camera, 1, generator)
         return v1, v1.offset(self.cfg.camera.view_offset)
 
+    def local_views(self, k: int, generator: torch.Generator) -> tuple[Cameras, Cameras]:
+        """The views of `views`, centred on object k's blob and zoomed so that it fills them as a single
+        object's blob (field.blob_radius) would: what its own prompt's samples show."""
+        blob = self.model.field.blobs[k]
+        zoom = self.cfg.field.blob_radius / float(blob[3])
+        v1, v2 = self.views(generator)
+        return v1.focus(blob[:3], zoom), v2.focus(blob[:3], zoom)
+
     def render(self, renderer: nn.Module, cams: Cameras, size: int, generator: torch.Generator) -> RenderOutput:
         mode = sample_mode(self.cfg.shading, generator)
         light = sample_light(cams.position, self.cfg.shading, generator)
         return renderer(cams, size, size, mode, light, generator)
 
     def score_distillation(
-        self, renders: list[tuple[RenderOutput, Cameras]], step: int, generator: torch.Generator
+        self,
+        renders: list[tuple[RenderOutput, Cameras]],
+        step: int,
+        generator: torch.Generator,
+        prompt: PositionalPrompt | None = None,
     ) -> torch.Tensor:
-        """Σ_k L_SDS(x'_k): Eq. 2 for each render with the positional prompt of its view, all renders in
-        one batched call of the prior."""
+        """Σ_k L_SDS(x'_k): Eq. 2 for each render with the positional prompt of its view (the run's, or
+        `prompt`), all renders in one batched call of the prior."""
         x = torch.cat([self.prior.encode_images(out.rgb) for out, _ in renders])  # [K,C,h,w] model space
         azimuth = torch.cat([cams.azimuth for _, cams in renders])
         elevation = torch.cat([cams.elevation for _, cams in renders])
-        emb = self.prompt(azimuth, elevation, self.cfg.sds.perp_neg)
+        emb = (prompt or self.prompt)(azimuth, elevation, self.cfg.sds.perp_neg)
         return sds(self.prior, x, emb, self.cfg.sds, step, generator).loss * len(renders)  # sds() means over K
 
     def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator) -> torch.Tensor:
@@ -150,12 +168,22 @@ class Real3DSystem(nn.Module):
         with precision.use(self.cfg.precision):
             return self._training_step(step, generator)
 
+    def local_object(self, step: int, generator: torch.Generator) -> int | None:
+        """Which object of a laid-out scene this step draws alone (probability p_local), or None: the scene."""
+        p = scheduled(self.cfg.system.p_local, step)
+        if not self.object_prompts or p <= 0 or float(torch.rand(1, generator=generator)) >= p:
+            return None
+        return int(torch.randint(len(self.object_prompts), (1,), generator=generator))
+
     def _training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
-        """Eq. 11 on θ, Eq. 4 on D. Returns losses and per-part milliseconds."""
+        """Eq. 11 on θ, Eq. 4 on D; or, on a local step, Eq. 2 alone on one object of the scene drawn by
+        itself with its own prompt (D, which knows x̃ of the whole scene, sits it out). Returns losses and
+        per-part milliseconds."""
         cfg, sys_cfg, clock = self.cfg, self.cfg.system, StepClock()
         self.model.renderer.update_step(step, generator)
         self.model.explicit.update_step(step, generator)
-        v1, v2 = self.views(generator)
+        k = self.local_object(step, generator)
+        v1, v2 = self.views(generator) if k is None else self.local_views(k, generator)
         draws = torch.rand(2, generator=generator)
         candidates = [
             (self.model.renderer, v1, sys_cfg.nerf_resolution, "nerf", scheduled(sys_cfg.p_nerf, step)),
@@ -166,21 +194,24 @@ class Real3DSystem(nn.Module):
         renders: list[tuple[RenderOutput, Cameras]] = []
         losses: dict[str, torch.Tensor] = {}
         for renderer, cams, size, name, _ in passes:
-            with clock(name):
+            with clock(name), self.model.field.only(k) if k is not None else nullcontext():
                 renders.append((self.render(renderer, cams, size, generator), cams))
-            losses |= {f"{k}_{name}": v for k, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
+            losses |= {f"{n}_{name}": v for n, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
+        prompt = None if k is None else self.object_prompts[k]
         with clock("sds"):
-            losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator)
+            losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator, prompt)
         with clock("adv"):
-            losses["loss_adv"] = sys_cfg.lambda_adv * self.adversarial(renders, generator)
+            adv = self.adversarial(renders, generator) if k is None else renders[0][0].rgb.new_zeros(())
+            losses["loss_adv"] = sys_cfg.lambda_adv * adv
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if loss.requires_grad:  # else nothing drawn depends on θ (an empty mesh): no update this step
+                loss.backward()
+                self.optimizer.step()
             self.scheduler.step()
         stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
-        if self.discriminator is not None:
+        if self.discriminator is not None and k is None:
             with clock("d"):
                 real = self.reference[torch.randint(len(self.reference), (4,), generator=generator)].float() / 255
                 stats |= self.discriminator.update(real, [out.rgb for out, _ in renders], generator)

@@ -119,3 +119,16 @@ def test_dmtet_shape_moves_from_sphere_to_cube_silhouettes():
         end = silhouette_iou(renderer(cams, size, size).opacity, target)
     assert start < 0.6
     assert end.mean() > 0.9, end
+
+
+def test_dmtet_renders_an_empty_field_as_the_background():
+    """Nothing inside τ > ε (no blob, a flat field): the render is the background, and no field call fails on
+    zero points (one object alone of a laid-out scene can be empty in a band)."""
+    field = TriplaneField(TriplaneField.Config(resolution=16, init_std=0.0, blob_density=0.0))
+    renderer = make_renderer(field, grid_resolution=32)
+    assert (field.tau(renderer.geometry.grid.verts) < renderer.cfg.eps).all()
+    for band_step in (False, True):
+        renderer.train(band_step)
+        renderer.update_step(0)
+        out = renderer(orbit(1), 16, 16)
+        assert out.opacity.sum() == 0 and torch.allclose(out.rgb, torch.ones_like(out.rgb))

@@ -28,7 +28,7 @@ import yaml
 from tqdm import tqdm
 
 from .. import config as config_lib
-from .. import precision
+from .. import precision, scene_layout
 from ..cameras import orbit
 from ..errors import UserError, shorten
 from ..export import (
@@ -294,9 +294,14 @@ def run_one(
 
 
 def run_config(preset: str, prompt: str, overrides: Sequence[str] = (), budget: str | None = None) -> GenerateConfig:
-    """The resolved config of a run: preset at its budget, dotted overrides, and the prompt as a value."""
+    """The resolved config of a run: preset at its budget, dotted overrides, the prompt as a value, and the
+    field's start laid out from the prompt (`layout: prompt`, unless `field.blobs` is given)."""
     cfg = config_lib.load(GenerateConfig, preset, list(overrides), budget, default_base="real3d")
-    return dataclasses.replace(cfg, prompt=prompt)
+    cfg = dataclasses.replace(cfg, prompt=prompt)
+    placed = scene_layout.blobs(prompt) if cfg.layout == "prompt" else None
+    if placed is not None and getattr(cfg.field, "blobs", ()) is None:  # a field with blobs, none given
+        cfg = dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, blobs=placed))
+    return cfg
 
 
 def checked_config(

@@ -301,6 +301,8 @@ class DMTetRenderer(nn.Module):
             geo.measure(self.field)
             geo.recentre_band()
         elif geo.band is None or step % cfg.band_update_every == 0:
+            if geo.band is not None:  # the band's τ as θ is now (a render of one object alone measured it so)
+                geo.measure(self.field, geo.band[0])
             geo.recentre_band()
 
     def mesh(self) -> Mesh:
@@ -374,4 +376,5 @@ def render_mesh(
         blended = rasterizer.antialias(torch.cat([rgb, alpha], -1), raster, pos_clip, mesh.faces)
         rgb, alpha = blended[..., :3], blended[..., 3:]
     depth = (xyz - cams.position[:, None, None]).norm(dim=-1, keepdim=True) * mask[..., None]
-    return RenderOutput(rgb=rgb, opacity=alpha, depth=depth, normal=normal * mask[..., None])
+    normal = normal * mask[..., None]
+    return RenderOutput(rgb, alpha, depth, normal, mesh_verts=mesh.verts, mesh_faces=mesh.faces)

@@ -1,0 +1,125 @@
+"""The layout-aware start: a prompt "A <relation> B" places one density blob per object (real3d/scene_layout.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from real3d import scene_layout
+from real3d.cameras import orbit
+from real3d.errors import ConfigError
+from real3d.field import TriplaneField
+from real3d.jobs.generate import run_config
+from real3d.system import Real3DSystem, build_prior, deterministic
+from tests.test_generate import tiny
+
+
+def centres(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    placed = scene_layout.blobs(prompt)
+    assert placed is not None, prompt
+    a, b = torch.tensor(placed)[:, :3]
+    return a, b
+
+
+def test_on_top_of_stacks_the_first_object_above_the_second() -> None:
+    for prompt in ("a red cube on top of a blue sphere", "a red cube on a blue sphere", "a cube above a cone"):
+        a, b = centres(prompt)
+        assert a[2] > 0 > b[2] and a[:2].abs().max() == 0, prompt
+
+
+def test_under_swaps_the_stack() -> None:
+    a, b = centres("a red cube under a blue sphere")
+    assert a[2] < 0 < b[2]
+
+
+def test_next_to_puts_the_first_object_on_the_viewers_left() -> None:
+    a, b = centres("a pink sphere next to a cyan cone")  # seen from the front (+x), the viewer's left is −y
+    assert a[1] < 0 < b[1] and a[2] == b[2] == 0
+    a, b = centres("a cone to the right of a cube")
+    assert a[1] > 0 > b[1]
+
+
+def test_one_object_keeps_the_single_blob() -> None:
+    for prompt in ("a red cube", "a red sphere with a face", "on a cube", "a cube on", "an onion", "a bonnet"):
+        assert scene_layout.blobs(prompt) is None, prompt
+
+
+def test_two_blobs_start_two_separate_objects() -> None:
+    """Density is high at both centres and, for "next to", low in the gap between them."""
+    placed = scene_layout.blobs("a pink sphere next to a cyan cone")
+    field = TriplaneField(TriplaneField.Config(init_std=0.0, blobs=placed))
+    a, b = torch.tensor(placed)[:, :3]
+    eps = field.tau_threshold_density(0.1)
+    inside = field.density(torch.stack([a, b]))
+    assert (inside > eps).all()
+    assert field.density(torch.zeros(1, 3)) < eps  # the gap at the origin is empty
+
+
+def test_the_default_blob_is_the_single_ball() -> None:
+    field = TriplaneField(TriplaneField.Config(init_std=0.0))
+    x = torch.randn(64, 3)
+    expected = field.cfg.blob_density * (1 - x.norm(dim=-1) / field.cfg.blob_radius)
+    assert torch.allclose(field.blob(x), expected)
+
+
+def test_run_config_lays_out_the_prompt_and_keeps_what_the_user_gave() -> None:
+    pair = "a red cube on top of a blue sphere"
+    assert run_config("real3d", pair).field.blobs == scene_layout.blobs(pair)
+    assert run_config("real3d", "a red cube").field.blobs is None
+    assert run_config("real3d", pair, ["layout=none"]).field.blobs is None
+    given = run_config("real3d", pair, ["field.blobs=[[0,0,0,0.4]]"]).field.blobs
+    assert given == [[0.0, 0.0, 0.0, 0.4]]
+
+
+def test_bad_blobs_fail_with_their_message() -> None:
+    with pytest.raises(ConfigError, match=r"field.blobs: expected a list of \[x, y, z, radius > 0\]"):
+        run_config("real3d", "a red cube", ["field.blobs=[[0,0,0]]"])
+
+
+def test_objects_are_the_two_sides_of_the_relation() -> None:
+    assert scene_layout.objects("a red cube on top of a blue sphere") == ["a red cube", "a blue sphere"]
+    assert scene_layout.objects("A cube under a sphere.") == ["A cube", "a sphere"]  # blobs' order: A first
+    assert scene_layout.objects("a red cube") is None
+
+
+def test_focused_cameras_orbit_and_look_at_the_target() -> None:
+    cams = orbit(3, elevation=20.0)
+    target = torch.tensor([0.0, 0.2, 0.36])
+    near = cams.focus(target, 2.0)
+    assert torch.allclose((near.position - target).norm(dim=-1), cams.radius)
+    rays_o, rays_d = near.rays(1, 1)  # the one pixel's ray is the optical axis
+    to_target = torch.nn.functional.normalize(target - rays_o[:, 0], dim=-1)
+    assert torch.allclose(rays_d[:, 0], to_target, atol=1e-5)
+    half = torch.deg2rad(torch.stack([cams.fovy, near.fovy]) / 2).tan()
+    assert torch.allclose(half[0] / half[1], torch.tensor(2.0))
+    assert torch.allclose(near.offset(90.0).target, near.target) and near.index(0).target.shape == (1, 3)
+
+
+def test_only_draws_one_object_and_leaves_the_scene_after() -> None:
+    placed = scene_layout.blobs("a red cube on top of a blue sphere")
+    field = TriplaneField(TriplaneField.Config(init_std=0.0, blobs=placed))
+    a, b = torch.tensor(placed)[:, :3]
+    both = field.density(torch.stack([a, b]))
+    with field.only(0):
+        alone = field.density(torch.stack([a, b]))
+    assert alone[0] == both[0] > 0 and alone[1] == 0
+    assert torch.equal(field.density(torch.stack([a, b])), both)
+
+
+def test_a_local_step_draws_one_object_with_its_own_prompt(tmp_path: Path) -> None:
+    """p_local = 1: every step is one object alone (its prompt, no D); a single object never is."""
+    overrides = [*tiny(tmp_path), "system.p_local=1.0"]
+    cfg = run_config("real3d", "a red cube on top of a blue sphere", overrides)
+    system = Real3DSystem(cfg, build_prior(cfg))
+    assert [p.prompt for p in system.object_prompts] == ["a red cube", "a blue sphere"]
+    gen = torch.Generator().manual_seed(0)
+    drawn = {system.local_object(0, gen) for _ in range(32)}
+    assert drawn == {0, 1}
+    with deterministic():
+        stats = system.training_step(0, gen)
+    assert math.isfinite(stats["loss_sds"]) and stats["loss_adv"] == 0 and "d_loss" not in stats
+    single = Real3DSystem(cfg := run_config("real3d", "a red cube", overrides), build_prior(cfg))
+    assert single.object_prompts == [] and single.local_object(0, gen) is None
