@@ -1,10 +1,12 @@
-"""Geometry regularizers of DreamFusion, weighted by `lambda_*` config values (the paper keeps them, Eq. 11)."""
+"""Geometry regularizers, weighted by `lambda_*` config values and added to Eq. 11 (the paper keeps DreamFusion's):
+DreamFusion's on the NeRF render, Magic3D's normal consistency on the DMTet mesh."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .config import bounded
 from .render.base import RenderOutput
@@ -15,6 +17,7 @@ class RegularizerConfig:
     lambda_orient: float = bounded(0.0, 0.0)  # normals that face away from the camera (DreamFusion)
     lambda_sparsity: float = bounded(0.0, 0.0)  # mean opacity: discourages fog filling the views
     lambda_opacity_entropy: float = bounded(0.0, 0.0)  # binary entropy of opacity: masks become 0 or 1
+    lambda_normal_consistency: float = bounded(0.0, 0.0)  # bends between adjacent faces of the DMTet mesh
 
 
 def orientation_loss(out: RenderOutput) -> torch.Tensor:
@@ -36,11 +39,32 @@ def opacity_entropy_loss(out: RenderOutput) -> torch.Tensor:
     return -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
 
 
+def normal_consistency_loss(out: RenderOutput) -> torch.Tensor | None:
+    """Mean 1 − cos of the angle between the normals of the two faces at each edge of the explicit renderer's
+    mesh (Magic3D's mesh stage): bumps of one tet cell, finer than the prior's pixels, cost. None for a render
+    without a mesh (the NeRF's), 0 for an empty one."""
+    if out.mesh_verts is None or out.mesh_faces is None:
+        return None
+    if out.mesh_faces.shape[0] == 0:
+        return out.rgb.new_zeros(())
+    v = out.mesh_verts[out.mesh_faces]  # [F,3,3]
+    fn = F.normalize(torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), dim=-1, eps=1e-12)  # [F,3]
+    edges = out.mesh_faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).sort(-1).values  # [3F,2], face f's at 3f..3f+2
+    key, order = (edges[:, 0] * out.mesh_verts.shape[0] + edges[:, 1]).sort()
+    shared = key[1:] == key[:-1]  # an edge of a watertight mesh is in two faces
+    a, b = order[:-1][shared] // 3, order[1:][shared] // 3  # the face pair of each shared edge
+    if a.numel() == 0:
+        return out.rgb.new_zeros(())
+    return (1 - (fn[a] * fn[b]).sum(-1)).mean()
+
+
 def regularizer_losses(out: RenderOutput, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:
-    """The weighted terms that are switched on, by name (`lambda_X` → loss_X)."""
+    """The weighted terms that are switched on and apply to this render, by name (`lambda_X` → loss_X)."""
     terms = {
         "orient": (cfg.lambda_orient, orientation_loss),
         "sparsity": (cfg.lambda_sparsity, sparsity_loss),
         "opacity_entropy": (cfg.lambda_opacity_entropy, opacity_entropy_loss),
+        "normal_consistency": (cfg.lambda_normal_consistency, normal_consistency_loss),
     }
-    return {f"loss_{name}": lam * fn(out) for name, (lam, fn) in terms.items() if lam > 0}
+    values = {name: fn(out) for name, (lam, fn) in terms.items() if lam > 0}
+    return {f"loss_{name}": terms[name][0] * v for name, v in values.items() if v is not None}
