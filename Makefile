@@ -34,10 +34,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_prior.py
 	.venv/bin/real3d bench speed --out outputs/bench-speed
 
-# the quality table of docs/results.md: hours on 2 cores; resumable (run it again to continue)
+# issue #19's table of docs/results.md, each preset at its own fast budget: real3d and dreamfusion on 3 seeds,
+# the other two ablations on one; hours on 2 cores, resumable (run it again to continue)
 bench-quality: $(STAMP)
-	.venv/bin/real3d bench quality --presets dreamfusion,dreamfusion-d,dreamfusion-explicit,real3d \
-		--steps 200 --evolution-every 25 --out outputs/bench optimizer.lr=2e-2
+	.venv/bin/real3d bench quality --presets real3d,dreamfusion --seeds 0,1,2 --out outputs/bench-fast3
+	.venv/bin/real3d bench quality --presets dreamfusion-d,dreamfusion-explicit --seeds 0 --out outputs/bench-fast3
 
 clean:
 	rm -rf .venv outputs
