@@ -210,7 +210,7 @@ class Real3DSystem(nn.Module):
                 loss.backward()
                 self.optimizer.step()
             self.scheduler.step()
-        stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
+        stats = {"loss": loss.item(), **{n: v.item() for n, v in losses.items()}}
         if self.discriminator is not None and k is None:
             with clock("d"):
                 real = self.reference[torch.randint(len(self.reference), (4,), generator=generator)].float() / 255
