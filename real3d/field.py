@@ -87,11 +87,15 @@ class TriplaneField(nn.Module):
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
         radius `blob_radius` at the origin unless `blobs` places several (one per object, real3d/scene_layout.py)."""
-        return self.cfg.blob_density * (1 - self._blob_distance(x)).amax(dim=-1)
+        return self._blob_bias(self._blob_distance(x))
 
     def _blob_distance(self, x: torch.Tensor) -> torch.Tensor:
         """|x − c_k| / r_k [N,K] of points x [N,3] to each blob."""
         return (x[:, None, :] - self.blobs[:, :3]).norm(dim=-1) / self.blobs[:, 3]
+
+    def _blob_bias(self, dist: torch.Tensor) -> torch.Tensor:
+        """λ max_k (1 − dist_k) [N] from the scaled distances dist [N,K] (`blob`)."""
+        return self.cfg.blob_density * (1 - dist).amax(dim=-1)
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
@@ -100,15 +104,11 @@ class TriplaneField(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of
         object k alone)."""
-        raw = self._raw(x)
-        sigma = F.softplus(raw[:, 0] + self.blob(x))
-        if self.alone is not None:
-            sigma = sigma * (self.nearest_blob(x) == self.alone)
+        raw, dist = self._raw(x), self._blob_distance(x)  # dist [N,K]
+        sigma = F.softplus(raw[:, 0] + self._blob_bias(dist))
+        if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
+            sigma = sigma * (dist.argmin(dim=-1) == self.alone)
         return sigma, torch.sigmoid(raw[:, 1:])
-
-    def nearest_blob(self, x: torch.Tensor) -> torch.Tensor:
-        """Index [N] of the blob whose centre is nearest to each point x [N,3], in units of its radius."""
-        return self._blob_distance(x).argmin(dim=-1)
 
     @contextmanager
     def only(self, k: int) -> Iterator[None]:

@@ -51,6 +51,7 @@ class SystemConfig:
     def check(self, where: str) -> None:
         check_scheduled(self.p_nerf, f"{where}.p_nerf")
         check_scheduled(self.p_dmtet, f"{where}.p_dmtet")
+        check_scheduled(self.p_local, f"{where}.p_local")
 
 
 @dataclass

@@ -77,6 +77,8 @@ def test_run_config_lays_out_the_prompt_and_keeps_what_the_user_gave() -> None:
 def test_bad_blobs_fail_with_their_message() -> None:
     with pytest.raises(ConfigError, match=r"field.blobs: expected a list of \[x, y, z, radius > 0\]"):
         run_config("real3d", "a red cube", ["field.blobs=[[0,0,0]]"])
+    with pytest.raises(ConfigError, match=r"system.p_local: expected a number or \[start_step"):
+        run_config("real3d", "a red cube on a blue sphere", ["system.p_local=[0,1]"])
 
 
 def test_objects_are_the_two_sides_of_the_relation() -> None:
