@@ -2,8 +2,10 @@
 unfinished cell resumes, a changed config is refused, bad input is one line."""
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from real3d.cli import main
@@ -11,6 +13,7 @@ from real3d.errors import UserError
 from real3d.jobs.bench import quality
 from real3d.jobs.bench.quality import BenchSettings, bench, plan
 from real3d.jobs.web import report
+from real3d.toyworld.runs import gt_views
 from tests.test_generate import TINY, one_line
 
 PROMPTS = ["a red cube", "a blue sphere with a face"]
@@ -95,6 +98,22 @@ def test_rescore_reads_the_views_again(finished):
             quality.rescore(settings, root)
     finally:
         (folder / "views.moved.png").rename(folder / "views.png")
+
+
+def test_the_prior_row_scores_the_cached_x_tilde_and_fails_wrong_ones(finished, tmp_path):
+    settings, root, results = finished
+    assert set(results["prior_samples"]["by_prompt"]) == set(PROMPTS)  # real3d drew x̃ of both prompts
+    table = (root / "results.md").read_text()
+    assert "| x̃: the prior's own samples |" in table and "\n- real3d: " in table  # no share: a tiny prior scores 0
+    copy = tmp_path / "bench"
+    shutil.copytree(root / "cache", copy / "cache")
+    (cube,) = [f for f in (copy / "cache").glob("*.npz") if str(np.load(f)["prompts"][0]).startswith("a red cube,")]
+    scores = {}
+    for shown in ("a red cube", "a blue sphere"):  # x̃ that show the prompt, and x̃ of another object
+        images = (gt_views(shown) * 255 + 0.5).clamp(0, 255).byte().numpy()
+        np.savez_compressed(cube, images=images, prompts=np.array([f"{shown}, front view"] * len(images)))
+        scores[shown] = quality.prior_sample_scores(settings, copy)["a red cube"]
+    assert scores["a red cube"] >= 0.9 and scores["a blue sphere"] <= 0.1, scores
 
 
 def test_changed_config_is_refused(finished):

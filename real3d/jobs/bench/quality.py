@@ -142,12 +142,47 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
     return out
 
 
+def prior_sample_scores(settings: BenchSettings, root: Path) -> dict[str, float]:
+    """Judge score of the prior's own samples of each prompt: the x̃ that the bench's runs drew (OUT/cache), as
+    the judge sees them (a sample's view suffix names a range of azimuths, not a camera). What the 3D runs of
+    a prompt group are held against (issue #19: ≥ 0.9 × this). Prompts without x̃ in the cache are left out."""
+    from ...guidance.reference import cache_path
+    from ...system import build_prior
+    from ...toyworld.judge import load_judge
+    from ...toyworld.metrics import judge_score
+
+    judge, scores = load_judge(), {}
+    for prompt in settings.prompts:
+        for preset in settings.presets:
+            cfg = cell_config(Cell(preset, prompt, settings.seeds[0]), settings)
+            if cfg.system.lambda_adv <= 0:
+                continue  # a preset without D draws no x̃
+            path = root / "cache" / cache_path(build_prior(cfg), prompt, cfg.reference).name
+            if path.exists():
+                x_ref = torch.from_numpy(np.load(path)["images"]).float() / 255  # [N,h,w,3]
+                scores[prompt] = round(judge_score(judge, x_ref, prompt)[0], 4)
+                break
+    return scores
+
+
+def prior_groups(scores: dict[str, float]) -> dict[str, float | None]:
+    """The prior's sample score per prompt group (single, front, pair): the mean over its prompts."""
+    return {cat: _mean(v for q, v in scores.items() if category(q) == cat) for cat in ("single", "front", "pair")}
+
+
 def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
-def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells: list[dict[str, Any]]) -> str:
-    """results.md: how it was made, the main table, judge by prompt category and by prompt."""
+def markdown(
+    settings: BenchSettings,
+    presets: dict[str, dict[str, Any]],
+    cells: list[dict[str, Any]],
+    prior: dict[str, float] | None = None,
+) -> str:
+    """results.md: how it was made, the main table, judge by prompt category (beside the prior's own samples,
+    `prior`: judge score per prompt) and by prompt."""
+    prior = prior or {}
     total = len(settings.cells())
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
     lines = [
@@ -182,15 +217,31 @@ def markdown(settings: BenchSettings, presets: dict[str, dict[str, Any]], cells:
             f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} | "
             f"{_fmt(p['front_feature'])} | {_fmt(p['silhouette_iou'])} | {_fmt(p['colour_error'])} |"
         )
+    groups = prior_groups(prior)
+    if prior:
+        lines.append(
+            f"| x̃: the prior's own samples | {_fmt(groups['single'])} | {_fmt(groups['front'])} | "
+            f"{_fmt(groups['pair'])} | – | – | – |"
+        )
+        lines += ["", "Judge score per group as a share of the prior's own samples' (issue #19's target: ≥ 0.9):", ""]
+        for name, p in presets.items():
+            shares = [
+                f"{label} {p[f'judge_{cat}'] / groups[cat]:.2f}"
+                for cat, label in (("single", "single"), ("front", "with a front"), ("pair", "two objects"))
+                if p[f"judge_{cat}"] is not None and groups[cat]
+            ]
+            lines.append(f"- {name}: {', '.join(shares) or '–'}")
+    x_col = ["x̃"] if prior else []
     lines += [
         "",
-        "| prompt (judge, mean over seeds) | " + " | ".join(presets) + " |",
-        "|---" * (len(presets) + 1) + "|",
+        "| prompt (judge, mean over seeds) | " + " | ".join([*presets, *x_col]) + " |",
+        "|---" * (len(presets) + len(x_col) + 1) + "|",
     ]
     for prompt in settings.prompts:
         scores = [
             _mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt) for name in presets
         ]
+        scores += [prior.get(prompt)] if prior else []
         lines.append(f"| {prompt} | " + " | ".join(_fmt(v, ".2f") for v in scores) + " |")
     return "\n".join(lines) + "\n"
 
@@ -266,9 +317,15 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
         save_image(root / f"contact-{preset}.png", contact_sheet(tiles, len(settings.seeds)))
     save_image(root / "contact-gt.png", contact_sheet([v[1] for v in gt.values()], 1))
     evolution_figure(settings, root, root / "evolution.png")
-    results = {"settings": settings.__dict__, "presets": presets, "cells": cells}
+    prior = prior_sample_scores(settings, root)
+    results = {
+        "settings": settings.__dict__,
+        "presets": presets,
+        "prior_samples": {"by_prompt": prior, **prior_groups(prior)},
+        "cells": cells,
+    }
     write_text(root / "results.json", json.dumps(results, indent=2))
-    write_text(root / "results.md", markdown(settings, presets, cells))
+    write_text(root / "results.md", markdown(settings, presets, cells, prior))
     return results
 
 
