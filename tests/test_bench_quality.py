@@ -51,6 +51,7 @@ def test_results_are_complete(finished):
             "front_feature",
             "silhouette_iou",
             "colour_error",
+            "colour_accuracy",
         ):
             assert row[key] is not None, key
         assert 0 <= row["judge"] <= 1 and 0 <= row["mesh_iou"] <= 1 and row["chamfer"] > 0

@@ -130,7 +130,11 @@ def test_a_run_with_perp_neg_scores_its_front_against_the_camera(tmp_path):
     assert main(["generate", "a red cube with a face", "--out", str(out), *tiny(tmp_path), "sds.perp_neg=1.0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["janus"] in (0.0, 1.0) and 0 <= metrics["front_feature"] <= 1
-    assert 0 <= metrics["silhouette_iou"] <= 1 and 0 <= metrics["colour_error"] <= 1
+    assert (
+        0 <= metrics["silhouette_iou"] <= 1
+        and 0 <= metrics["colour_error"] <= 1
+        and 0 <= metrics["colour_accuracy"] <= 1
+    )
 
 
 def test_same_seed_same_result(tmp_path):

@@ -356,6 +356,17 @@ def test_silhouette_iou_and_colour_error_fail_wrong_views() -> None:
     assert metrics.silhouette_iou(torch.ones_like(cube), cube) == 0.0  # nothing drawn
 
 
+def test_colour_accuracy_fails_swapped_colours_that_colour_error_misses() -> None:
+    """The colour on the right object: 1 on the GT; a swap of the two objects' colours, which leaves the palette
+    shares (colour_error) nearly as they were, drops it; so does one colour for two objects."""
+    pair = gt_views("a green cylinder on top of a yellow cube")
+    swapped = gt_views("a yellow cylinder on top of a green cube")
+    assert metrics.colour_accuracy(pair, pair) == 1.0
+    assert metrics.colour_accuracy(swapped, pair) < 0.2 and metrics.colour_error(swapped, pair) < 0.2
+    assert metrics.colour_accuracy(gt_views("a green cylinder on top of a green cube"), pair) < 0.6
+    assert metrics.colour_accuracy(torch.ones_like(pair), pair) == 0.0  # nothing drawn
+
+
 def _uv_sphere(radius: float, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     """A closed triangle mesh of a sphere: verts [V,3], faces [F,3] (outward winding)."""
     theta = torch.linspace(0, math.pi, n + 1)[1:-1]

@@ -3,7 +3,8 @@
 * judge_score     probability that views show their prompt, mean ± std (the CLIP score of the paper's Table 2)
 * r_precision     how often the prompt beats distractor prompts (R@1)
 * camera_janus    a front feature seen from behind (the camera's azimuth is known: the front faces +x)
-* silhouette_iou / colour_error   views against GT views, without the judge (object pixels, palette shares)
+* silhouette_iou / colour_error / colour_accuracy   views against GT views, without the judge (object pixels,
+  palette shares, each pixel's palette colour)
 * mesh_iou / chamfer   a mesh (verts [V,3], faces [F,3]) against the scene's GT SDF (voxelize: inside test)
 * kid / image_kid kernel inception distance on EfficientNet-Lite0 features (realism)
 """
@@ -200,17 +201,22 @@ def silhouette_iou(rgb: torch.Tensor, gt: torch.Tensor) -> float:
     return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
 
 
-def palette_shares(rgb: torch.Tensor) -> torch.Tensor:
-    """Share [C] of the object pixels of views rgb [V,H,W,3] nearest to each palette colour of the toy world
-    (scene.COLOURS): black by brightness, the others by direction in RGB, which Lambertian shading keeps."""
-    pixels = rgb[object_masks(rgb)]  # [P,3]
-    if pixels.shape[0] == 0:
-        return torch.zeros(len(COLOURS))
+def palette_index(pixels: torch.Tensor) -> torch.Tensor:
+    """Index [P] into the toy world's palette (scene.COLOURS) of the colour nearest each pixel [P,3]: black by
+    brightness, the others by direction in RGB, which Lambertian shading keeps."""
     names = list(COLOURS)
     palette = F.normalize(torch.tensor([COLOURS[n] for n in names]), dim=-1)  # [C,3]
     nearest = (F.normalize(pixels, dim=-1) @ palette.T).argmax(-1)
     nearest[pixels.amax(-1) < BLACK_BELOW] = names.index("black")
-    return torch.bincount(nearest, minlength=len(names)).float() / pixels.shape[0]
+    return nearest
+
+
+def palette_shares(rgb: torch.Tensor) -> torch.Tensor:
+    """Share [C] of the object pixels of views rgb [V,H,W,3] nearest to each palette colour (palette_index)."""
+    pixels = rgb[object_masks(rgb)]  # [P,3]
+    if pixels.shape[0] == 0:
+        return torch.zeros(len(COLOURS))
+    return torch.bincount(palette_index(pixels), minlength=len(COLOURS)).float() / pixels.shape[0]
 
 
 def colour_error(rgb: torch.Tensor, gt: torch.Tensor) -> float:
@@ -218,6 +224,16 @@ def colour_error(rgb: torch.Tensor, gt: torch.Tensor) -> float:
     views: 0 when the object's colours cover it as in the GT, 1 when no colour is right; one colour for a
     two-coloured prompt costs the other colour's share."""
     return float((palette_shares(rgb) - palette_shares(gt)).abs().sum() / 2)
+
+
+def colour_accuracy(rgb: torch.Tensor, gt: torch.Tensor) -> float:
+    """Share of the pixels that show the object both in views rgb [V,H,W,3] and in the GT views gt whose palette
+    colour (palette_index) is the GT's there: the colour on the right object. Two objects' colours swapped
+    cost their pixels here, and nothing in colour_error's shares. 0 where the views and the GT share no pixel."""
+    both = object_masks(rgb) & object_masks(gt)  # [V,H,W]
+    if not both.any():
+        return 0.0
+    return float((palette_index(rgb[both]) == palette_index(gt[both])).float().mean())
 
 
 # --------------------------------------------------------------------------------------- mesh vs the GT

@@ -18,7 +18,7 @@ from ..cameras import orbit
 from ..errors import UserError
 from ..io import write_text
 from .judge import Judge
-from .metrics import colour_error, judge_metrics, silhouette_iou
+from .metrics import colour_accuracy, colour_error, judge_metrics, silhouette_iou
 from .render import render
 from .scene import parse
 
@@ -45,11 +45,13 @@ def gt_views(prompt: str) -> torch.Tensor:
 
 def view_metrics(judge: Judge, views: torch.Tensor, prompt: str) -> dict[str, float]:
     """What the toy world says of a run's 12 views [12,64,64,3]: the judge against the camera (score, R-precision,
-    Janus, front feature) and, without the judge, silhouette IoU and colour error against the GT views."""
+    Janus, front feature) and, without the judge, silhouette IoU, colour error and colour accuracy against the GT
+    views."""
     gt = gt_views(prompt)
     return judge_metrics(judge, views, prompt, CAMERAS.azimuth) | {
         "silhouette_iou": silhouette_iou(views, gt),
         "colour_error": colour_error(views, gt),
+        "colour_accuracy": colour_accuracy(views, gt),
     }
 
 

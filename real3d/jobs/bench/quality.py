@@ -132,6 +132,7 @@ def summarize_preset(rows: list[dict[str, Any]], gt_features: torch.Tensor, view
         "front_feature": _mean(r["front_feature"] for r in rows if "front_feature" in r),
         "silhouette_iou": _mean(r["silhouette_iou"] for r in rows if "silhouette_iou" in r),
         "colour_error": _mean(r["colour_error"] for r in rows if "colour_error" in r),
+        "colour_accuracy": _mean(r["colour_accuracy"] for r in rows if "colour_accuracy" in r),
         "mesh_iou": _mean(r["mesh_iou"] for r in rows),
         "chamfer": _mean(r["chamfer"] for r in rows),
         "kid": round(kid(efficientnet_features(views), gt_features), 4),
@@ -204,24 +205,26 @@ def markdown(
         )
     lines += [
         "",
-        "Judge-independent, against the GT views: silhouette IoU (object pixels) and colour error (palette "
-        "shares, total variation); front feature: how surely the views that see the front show the prompt's "
-        "feature (objects with a front).",
+        "Judge-independent, against the GT views: silhouette IoU (object pixels), colour error (palette "
+        "shares, total variation) and colour accuracy (pixels of the object in both whose palette colour is the "
+        "GT's: the colour on the right object); front feature: how surely the views that see the front show the "
+        "prompt's feature (objects with a front).",
         "",
         "| preset | judge: single objects | objects with a front | two objects | front feature ↑ "
-        "| silhouette IoU ↑ | colour error ↓ |",
-        "|---|---|---|---|---|---|---|",
+        "| silhouette IoU ↑ | colour error ↓ | colour accuracy ↑ |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, p in presets.items():
         lines.append(
             f"| {name} | {_fmt(p['judge_single'])} | {_fmt(p['judge_front'])} | {_fmt(p['judge_pair'])} | "
-            f"{_fmt(p['front_feature'])} | {_fmt(p['silhouette_iou'])} | {_fmt(p['colour_error'])} |"
+            f"{_fmt(p['front_feature'])} | {_fmt(p['silhouette_iou'])} | {_fmt(p['colour_error'])} | "
+            f"{_fmt(p['colour_accuracy'])} |"
         )
     groups = prior_groups(prior)
     if prior:
         lines.append(
             f"| x̃: the prior's own samples | {_fmt(groups['single'])} | {_fmt(groups['front'])} | "
-            f"{_fmt(groups['pair'])} | – | – | – |"
+            f"{_fmt(groups['pair'])} | – | – | – | – |"
         )
         lines += ["", "Judge score per group as a share of the prior's own samples' (issue #19's target: ≥ 0.9):", ""]
         for name, p in presets.items():
