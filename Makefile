@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # issue #19's table of docs/results.md, each preset at its own fast budget: real3d and dreamfusion on 3 seeds,
 # the other two ablations on one; hours on 2 cores, resumable (run it again to continue). Two cells at a time
-# with one thread each: a step is little faster on two threads than on one, so this does ~1.45x the cells
+# with one thread each: a step is little faster on two threads than on one, so this does 1.6x the cells
 # an hour of one cell on two threads. The folder is committed (its .gitignore): a fresh clone skips what is done.
 BENCH3 := --out docs/results/fast3 --workers 2 --threads 1
 bench-quality: $(STAMP)
