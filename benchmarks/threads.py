@@ -39,7 +39,7 @@ def runs(prompt: str, steps: int, parallel: int, threads: int, out: Path) -> flo
                 "--overwrite",
                 "--out",
                 str(out / f"run-{parallel}x{threads}-{i}"),
-            ],  # fmt: skip
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
