@@ -31,7 +31,7 @@ from .model import SceneConfig, SceneModel
 from .optim import OptimizerConfig, make_optimizer
 from .priors import load_prior
 from .priors.base import Prior
-from .regularizers import RegularizerConfig, regularizer_losses
+from .regularizers import RegularizerConfig, field_regularizer_losses, regularizer_losses
 from .render.base import RenderOutput
 from .render.shading import sample_light, sample_mode
 
@@ -198,6 +198,7 @@ class Real3DSystem(nn.Module):
             with clock(name), self.model.field.only(k) if k is not None else nullcontext():
                 renders.append((self.render(renderer, cams, size, generator), cams))
             losses |= {f"{n}_{name}": v for n, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
+        losses |= field_regularizer_losses(self.model.field, cfg.regularizers)
         prompt = None if k is None else self.object_prompts[k]
         with clock("sds"):
             losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator, prompt)

@@ -1,4 +1,5 @@
-"""The mesh regularizer of the explicit renderer: normal consistency (real3d/regularizers.py)."""
+"""The mesh regularizer of the explicit renderer (normal consistency) and the field's own (plane total variation),
+real3d/regularizers.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import torch
 
 from real3d.cameras import orbit
 from real3d.field import TriplaneField
-from real3d.regularizers import RegularizerConfig, normal_consistency_loss, regularizer_losses
+from real3d.regularizers import (
+    RegularizerConfig,
+    field_regularizer_losses,
+    normal_consistency_loss,
+    plane_tv_loss,
+    regularizer_losses,
+)
 from real3d.render.base import RenderOutput
 from real3d.render.dmtet import DMTetRenderer, marching_tets, tet_grid
 from real3d.render.nerf import NeRFRenderer
@@ -51,3 +58,21 @@ def test_the_term_applies_to_the_dmtet_render_only() -> None:
     losses["loss_normal_consistency"].backward()
     assert field.planes.grad is not None and field.planes.grad.abs().sum() > 0  # θ gets the gradient
     assert regularizer_losses(nerf(cams, 16, 16), cfg) == {}
+
+
+def test_plane_tv_is_zero_on_constant_planes_and_descent_takes_out_texel_noise() -> None:
+    torch.manual_seed(0)
+    field = TriplaneField(TriplaneField.Config(resolution=32))
+    smooth = torch.linspace(0, 1, 32).expand(3, 12, 32, 32)  # a ramp: steps of 1/31
+    assert plane_tv_loss(torch.ones(3, 12, 32, 32)) == 0
+    assert plane_tv_loss(smooth) < 2e-3 < 0.02 < plane_tv_loss(field.planes)  # ramp (1/31)², init noise 4·0.1²
+    assert field_regularizer_losses(field, RegularizerConfig()) == {}  # off by default
+    cfg = RegularizerConfig(lambda_plane_tv=1.0)
+    before = plane_tv_loss(field.planes).item()
+    opt = torch.optim.Adam([field.planes], lr=1e-2)
+    for _ in range(30):
+        loss = field_regularizer_losses(field, cfg)["loss_plane_tv"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert plane_tv_loss(field.planes) < before / 5
