@@ -64,7 +64,7 @@ def normal_consistency_loss(out: RenderOutput) -> torch.Tensor | None:
 def plane_tv_loss(planes: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of neighbouring texels of feature planes [P,C,r,r], along both axes (K-Planes'
     total variation). Wiggles one texel wide are finer than either renderer resolves (64² planes against
-    NeRF's 32 px and DMTet's 32³ grid), so SDS leaves them; the export's finer grid shows them as lumps."""
+    NeRF's 32 px and DMTet's 32³ grid), so SDS gets no say over them; this term makes them cost."""
     return planes.diff(dim=-1).square().mean() + planes.diff(dim=-2).square().mean()
 
 
