@@ -46,6 +46,7 @@ class TriplaneField(nn.Module):
     @dataclass
     class Config:
         bound: float = bounded(1.0, 0.1)  # scene cube half-size
+        ball: float = bounded(0.0, 0.0)  # if > 0: no density outside the ball of this radius (0 = the cube only)
         resolution: int = bounded(64, 8, 1024)  # triplane resolution per axis
         channels: int = bounded(12, 1, 64)  # features per plane (concatenated: 3·channels into the MLP)
         init_std: float = bounded(0.1, 0.0)
@@ -108,6 +109,8 @@ class TriplaneField(nn.Module):
         sigma = F.softplus(raw[:, 0] + self._blob_bias(dist))
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)
+        if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
+            sigma = sigma * (x.square().sum(-1) <= self.cfg.ball**2)
         return sigma, torch.sigmoid(raw[:, 1:])
 
     @contextmanager

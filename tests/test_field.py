@@ -5,6 +5,7 @@ from real3d.cameras import orbit
 from real3d.field import TriplaneField
 from real3d.model import SceneConfig, SceneModel
 from real3d.regularizers import RegularizerConfig, regularizer_losses
+from real3d.render.dmtet import marching_tets, tet_grid
 
 
 def make_model(**overrides) -> SceneModel:
@@ -59,6 +60,25 @@ def test_blob_and_tau_sign_convention():
     pts = torch.tensor([[0.3, 0.0, 0.0], [0.0, -0.3, 0.0], [0.0, 0.0, 0.3]])
     n = field.normals(pts)
     assert torch.allclose(n, pts / 0.3, atol=1e-3)
+
+
+def test_ball_bound_turns_a_box_filling_field_into_a_ball():
+    """A blob far larger than the cube fills it: with `ball` the surface is that sphere, not the cube's faces."""
+    grid = tet_grid(32, 1.0)
+
+    def surface_radii(ball: float) -> torch.Tensor:
+        field = TriplaneField(TriplaneField.Config(init_std=0.0, blob_radius=5.0, ball=ball))
+        mesh = marching_tets(grid.verts, field.tau(grid.verts).detach() - 0.1, grid.all_tets())
+        return mesh.verts.norm(dim=-1)
+
+    assert surface_radii(0.0).numel() == 0  # it fills the whole cube: no crossing inside the grid
+    r = surface_radii(0.8)
+    assert 0.8 - grid.cell_size < r.min() and r.max() < 0.8 + 2 * grid.cell_size  # a hard step: within a tet's edge
+    inside = TriplaneField(TriplaneField.Config(ball=0.8))
+    plain = TriplaneField(TriplaneField.Config())
+    plain.load_state_dict(inside.state_dict())
+    x = torch.tensor([[0.5, 0.2, 0.0], [0.7, 0.7, 0.0]])  # |x| 0.54 inside the ball, 0.99 outside it
+    assert torch.equal(inside.density(x)[0], plain.density(x)[0]) and inside.density(x)[1] == 0
 
 
 def test_normals_are_skipped_only_where_the_weight_is_negligible():
