@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
+from object_size import share  # benchmarks/object_size.py (scripts run from benchmarks/ on sys.path)
 
 from real3d.cameras import CameraConfig, sample_views
 from real3d.priors.embedded import EmbeddedPrior
-from real3d.toyworld.metrics import object_masks
 from real3d.toyworld.render import render
 from real3d.toyworld.scene import parse, view_caption
 
-PROMPTS = ["a blue sphere", "a red cube", "a green cylinder", "a yellow cone"]
-
-
-def share(rgb: torch.Tensor) -> float:
-    return float(object_masks(rgb).float().mean())
+PROMPTS = ["a blue sphere", "a red cube", "a green cylinder", "a yellow cone"]  # object_size.py's
 
 
 def sampler_table(prior: EmbeddedPrior) -> None:

@@ -36,23 +36,31 @@ def scaled(scene: Scene, k: float) -> Scene:
     return replace(scene, objects=objects)
 
 
-def size_force(
-    prior: EmbeddedPrior, prompt: str, k: float, band: tuple[float, float], views: int, draws: int, scale: float
-) -> float:
-    """F = ⟨−g, ∂I/∂k⟩, mean over `views` random training views and `draws` noise draws."""
+def size_forces(
+    prior: EmbeddedPrior, prompt: str, scales: list[float], views: int, draws: int, guidance: float
+) -> dict[tuple[float, float], list[float]]:
+    """{t band: [F per scale k]}, F = ⟨−g, ∂I/∂k⟩, mean over `views` random training views and `draws` noise
+    draws (the views, their captions and each scale's renders are made once and shared by the bands)."""
     cams = sample_views(CameraConfig(), views, torch.Generator().manual_seed(0))
     emb = prior.encode_text([view_caption(prompt, float(a), float(e)) for a, e in zip(cams.azimuth, cams.elevation)])
     scene, r = parse(prompt), prior.resolution
-    rgb = render(scaled(scene, k), cams, r, r, supersample=2).rgb  # [B,r,r,3]
-    d_rgb = (render(scaled(scene, 1.05 * k), cams, r, r, supersample=2).rgb - rgb) / 0.05  # ∂I/∂k per unit k
-    cfg = SDSConfig(guidance_scale=scale, t_min=band[0], t_max=[band[1], band[1]])
-    total = 0.0
-    for draw in range(draws):
-        x = rgb.clone().requires_grad_(True)
-        sds_rgb(prior, x, emb, cfg, 0, torch.Generator().manual_seed(draw)).loss.backward()
-        assert x.grad is not None
-        total += float(-(x.grad * d_rgb).sum())  # x.grad = g / B: the sum is the mean over the views
-    return total / draws
+    renders = []  # (rgb [B,r,r,3], ∂I/∂k per unit k by a 5 % step) per scale
+    for k in scales:
+        rgb = render(scaled(scene, k), cams, r, r, supersample=2).rgb
+        renders.append((rgb, (render(scaled(scene, 1.05 * k), cams, r, r, supersample=2).rgb - rgb) / 0.05))
+    out: dict[tuple[float, float], list[float]] = {}
+    for band in BANDS:
+        cfg = SDSConfig(guidance_scale=guidance, t_min=band[0], t_max=[band[1], band[1]])
+        out[band] = []
+        for rgb, d_rgb in renders:
+            total = 0.0
+            for draw in range(draws):
+                x = rgb.clone().requires_grad_(True)
+                sds_rgb(prior, x, emb, cfg, 0, torch.Generator().manual_seed(draw)).loss.backward()
+                assert x.grad is not None
+                total += float(-(x.grad * d_rgb).sum())  # x.grad = g / B: the sum is the mean over the views
+            out[band].append(total / draws)
+    return out
 
 
 def main() -> None:
@@ -70,8 +78,7 @@ def main() -> None:
         print(f"\n{prompt} (s={args.guidance_scale:g}, {args.views} views × {args.draws} draws)\n")
         print("| t band | " + " | ".join(f"k = {k:g}" for k in scales) + " |")
         print("|---|" + "---:|" * len(scales))
-        for band in BANDS:
-            forces = [size_force(prior, prompt, k, band, args.views, args.draws, args.guidance_scale) for k in scales]
+        for band, forces in size_forces(prior, prompt, scales, args.views, args.draws, args.guidance_scale).items():
             print(f"| {band[0]:g}–{band[1]:g} | " + " | ".join(f"{f:+.0f}" for f in forces) + " |", flush=True)
 
 
