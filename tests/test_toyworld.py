@@ -193,6 +193,21 @@ def test_generator_artifacts_touch_only_the_object_and_its_outline() -> None:
     assert torch.allclose(out[~near], r.rgb[~near], atol=1e-5) and not torch.allclose(out[near], r.rgb[near])
 
 
+def test_a_ragged_outline_swaps_only_rim_pixels() -> None:
+    import torch.nn.functional as F
+
+    from real3d.toyworld.judge import ragged_outline
+
+    r = render(parse("a red cube"), orbit(4, 20.0), 64, 64)
+    m = r.mask[:, None]
+    rim = (F.max_pool2d(m, 3, 1, 1) + F.max_pool2d(-m, 3, 1, 1))[:, 0] > 0  # object or background pixels at the edge
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(ragged_outline(r.rgb, r.mask, torch.zeros(4), gen), r.rgb)
+    changed = (ragged_outline(r.rgb, r.mask, torch.full((4,), 0.3), gen) - r.rgb).abs().amax(-1) > 1e-4
+    assert not changed[~rim].any()
+    assert 0.2 < changed[rim].float().mean() < 0.4
+
+
 def test_a_judge_of_other_heads_is_refused_and_fine_tuned_from(tmp_path) -> None:
     import json
 
@@ -341,6 +356,23 @@ def test_janus_is_a_front_feature_seen_from_behind(judge, prompt, plain) -> None
     two_faced = torch.cat([gt[:3], torch.roll(gt, 6, 0)[3:9], gt[9:]])  # a face at the front and at the back
     assert metrics.judge_metrics(judge, two_faced, prompt)["janus"] == 1.0
     assert metrics.judge_metrics(judge, gt_views(plain), plain)["janus"] == 0.0  # no front: never Janus
+
+
+def test_a_ragged_rim_is_not_a_feature_and_a_face_with_one_still_is(judge) -> None:
+    """An SDS mesh's jagged rim read as 'a face' on every side of a plain sphere (the stage-7 judge: face 1.00
+    on the GT blue sphere with 30 % of its rim swapped); a real face must still read as one."""
+    from real3d.toyworld.judge import DEGRADATIONS
+
+    ragged = DEGRADATIONS["ragged outline (30 % of the rim)"]
+    for plain in ("a blue sphere", "a black cylinder", "a cyan sphere"):
+        r = render(parse(plain), orbit(12, 15.0), 64, 64, supersample=2)
+        assert metrics.judge_score(judge, ragged(r.rgb, r.mask), plain)[0] >= 0.8, plain
+    prompt = "a blue sphere with a face"
+    r = render(parse(prompt), orbit(12, 15.0), 64, 64, supersample=2)
+    azimuths, scene = orbit(12).azimuth, parse(prompt)
+    front, _ = metrics.view_sides(azimuths, scene)
+    on_ragged = metrics.prompt_probability(judge.probs(ragged(r.rgb, r.mask)), scene, azimuths)
+    assert on_ragged[front].mean() >= 0.8
 
 
 def test_silhouette_iou_and_colour_error_fail_wrong_views() -> None:

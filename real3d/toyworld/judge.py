@@ -271,12 +271,34 @@ def _smooth_noise(b: int, channels: int, cells: int, h: int, w: int, gen: torch.
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
 
 
+def ragged_outline(rgb: torch.Tensor, mask: torch.Tensor, share: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """rgb [B,H,W,3] with a share [B] of the pixels on the silhouette's rim swapped, as on an SDS mesh's jagged
+    edge: an object pixel there takes the mean colour of the background pixels around it, a background pixel
+    the mean colour of the object pixels around it (3×3). mask [B,H,W] in [0,1]."""
+    m = (mask[:, None] > 0.5).float()
+    x = rgb.permute(0, 3, 1, 2)
+    inner = m + F.max_pool2d(-m, 3, 1, 1)  # object pixels with background among their 8 neighbours
+    outer = F.max_pool2d(m, 3, 1, 1) - m  # background pixels next to the object
+
+    def around(where: torch.Tensor) -> torch.Tensor:
+        """Mean colour [B,3,H,W] of the 3×3 neighbours where `where` is 1."""
+        return F.avg_pool2d(x * where, 3, 1, 1) / F.avg_pool2d(where, 3, 1, 1).clamp(min=1e-6)
+
+    swap = (torch.rand(m.shape, generator=gen) < share[:, None, None, None]).float()
+    x = x + swap * (inner * (around(1 - m) - x) + outer * (around(m) - x))
+    return x.permute(0, 2, 3, 1)
+
+
 def generator_artifacts(rgb: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """What an SDS render has and a GT render lacks: blotchy shading on the object and a wobbly silhouette
-    (a smooth random warp of up to ~1.5 px). rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
+    """What an SDS render has and a GT render lacks: blotchy shading and dark per-pixel speckles on the object,
+    a ragged rim (ragged_outline, up to half its pixels) and a wobbly silhouette (a smooth random warp of up to
+    ~1.5 px). rgb [B,H,W,3], mask [B,H,W] in [0,1]."""
     b, h, w, _ = rgb.shape
+    rgb = ragged_outline(rgb, mask, 0.5 * torch.rand(b, generator=gen), gen)
     x = rgb.permute(0, 3, 1, 2)
     shade = 1 + 0.25 * torch.rand(b, 1, 1, 1, generator=gen) * _smooth_noise(b, 1, 8, h, w, gen)
+    speckle = torch.rand(b, 1, h, w, generator=gen) < 0.4 * torch.rand(b, 1, 1, 1, generator=gen)
+    shade = shade * (1 - 0.5 * speckle * torch.rand(b, 1, h, w, generator=gen))
     x = x * (1 + mask[:, None] * (shade - 1))
     identity = F.affine_grid(torch.eye(2, 3).expand(b, 2, 3), [b, 3, h, w], align_corners=False)
     flow = 1.5 * torch.rand(b, 1, 1, 1, generator=gen) * _smooth_noise(b, 2, 6, h, w, gen) * (2 / w)
@@ -312,6 +334,9 @@ DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
         F.interpolate(rgb.permute(0, 3, 1, 2), scale_factor=0.5, mode="area"), scale_factor=2.0, mode="bilinear"
     ).permute(0, 2, 3, 1),
     "grey background": lambda rgb, mask: rgb - 0.5 * (1 - mask[..., None]),
+    "ragged outline (30 % of the rim)": lambda rgb, mask: ragged_outline(
+        rgb, mask, torch.full((rgb.shape[0],), 0.3), torch.Generator().manual_seed(0)
+    ),
 }
 
 
@@ -508,7 +533,8 @@ def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
         else ""
     )
     artifacts = (
-        f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, an outline wobbling by ≤ 1.5 px), "
+        f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, dark speckles, a ragged rim, "
+        "an outline wobbling by ≤ 1.5 px), "
         if cfg.artifacts
         else ""
     )
