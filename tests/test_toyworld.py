@@ -362,14 +362,15 @@ def test_a_ragged_rim_is_not_a_feature_and_a_face_with_one_still_is(judge) -> No
     """An SDS mesh's jagged rim read as 'a face' on every side of a plain sphere (the stage-7 judge: face 1.00
     on the GT blue sphere with 30 % of its rim swapped); a real face must still read as one."""
     from real3d.toyworld.judge import DEGRADATIONS
+    from real3d.toyworld.runs import CAMERAS
 
     ragged = DEGRADATIONS["ragged outline (30 % of the rim)"]
     for plain in ("a blue sphere", "a black cylinder", "a cyan sphere"):
-        r = render(parse(plain), orbit(12, 15.0), 64, 64, supersample=2)
+        r = render(parse(plain), CAMERAS, 64, 64, supersample=2)  # the judge's turntable, as gt_views renders it
         assert metrics.judge_score(judge, ragged(r.rgb, r.mask), plain)[0] >= 0.8, plain
     prompt = "a blue sphere with a face"
-    r = render(parse(prompt), orbit(12, 15.0), 64, 64, supersample=2)
-    azimuths, scene = orbit(12).azimuth, parse(prompt)
+    r = render(parse(prompt), CAMERAS, 64, 64, supersample=2)
+    azimuths, scene = CAMERAS.azimuth, parse(prompt)
     front, _ = metrics.view_sides(azimuths, scene)
     on_ragged = metrics.prompt_probability(judge.probs(ragged(r.rgb, r.mask)), scene, azimuths)
     assert on_ragged[front].mean() >= 0.8
