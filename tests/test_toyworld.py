@@ -376,6 +376,36 @@ def test_a_ragged_rim_is_not_a_feature_and_a_face_with_one_still_is(judge) -> No
     assert on_ragged[front].mean() >= 0.8
 
 
+def test_framing_reads_the_frame_ring_and_a_magnified_view_is_cut_off() -> None:
+    """framing's labels: a GT object is whole in the judge's turntable; magnified 2.5× about the centre it is
+    cut off and keeps no other label; magnified 1× nothing changes."""
+    from real3d.toyworld.judge import framing_labels, zoom_views, zoomed_labels
+    from real3d.toyworld.runs import CAMERAS
+
+    r = render(parse("a blue sphere"), CAMERAS, 64, 64)
+    assert (framing_labels(r.mask) == 0).all()
+    same_rgb, same_mask = zoom_views(r.rgb, r.mask, torch.ones(len(r.rgb)))
+    assert torch.allclose(same_rgb, r.rgb, atol=1e-5) and torch.allclose(same_mask, r.mask, atol=1e-5)
+    _, mask = zoom_views(r.rgb, r.mask, torch.full((len(r.rgb),), 2.5))
+    assert (framing_labels(mask) == 1).all()
+    y = zoomed_labels(torch.zeros(len(r.rgb), len(HEADS), dtype=torch.long), mask)
+    assert (y[:, list(HEADS).index("framing")] == 1).all() and (y[:, : len(HEADS) - 1] == -1).all()
+
+
+def test_an_object_that_fills_the_frame_is_no_view_of_its_prompt(judge) -> None:
+    """The default preset's box-filling blue sphere scored 0.84 with the stage-8 judge, which had never seen
+    an object the frame cuts off: the GT magnified until it fills the views must fail, the GT pass."""
+    from real3d.toyworld.runs import CAMERAS
+    from real3d.toyworld.scene import jitter
+
+    for prompt in ("a blue sphere", "a red cube", "a green cylinder"):
+        scene = parse(prompt)
+        huge = jitter(scene, random.Random(0), scale=(1.8, 1.8), shift=0.0, yaw=0.0)
+        gt, filled = (render(s, CAMERAS, 64, 64, supersample=2).rgb for s in (scene, huge))
+        assert metrics.judge_score(judge, gt, prompt)[0] >= 0.9, prompt
+        assert metrics.judge_score(judge, filled, prompt)[0] <= 0.2, prompt
+
+
 def test_silhouette_iou_and_colour_error_fail_wrong_views() -> None:
     """Judge-independent metrics against the GT views: 1 / 0 on the GT itself, and each wrong answer drops."""
     pair = gt_views("a red cube on top of a blue sphere")

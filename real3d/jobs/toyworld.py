@@ -53,7 +53,8 @@ def _render_dataset(args: argparse.Namespace) -> int:
 
 
 TRAIN_FLAGS = {
-    f: f for f in ("train_n", "test_n", "steps", "batch", "lr", "seed", "feature_boost", "init", "artifacts", "cues")
+    f: f
+    for f in ("train_n", "test_n", "steps", "batch", "lr", "seed", "feature_boost", "init", "artifacts", "cues", "zoom")
 }  # argparse dest → JudgeTraining key
 
 
@@ -70,7 +71,7 @@ def _train_judge(args: argparse.Namespace) -> int:
 
 def _eval_judge(args: argparse.Namespace) -> int:
     from ..toyworld.dataset import DatasetSpec, toy_dataset
-    from ..toyworld.judge import DEGRADATIONS, evaluate, format_table, load_judge, test_spec
+    from ..toyworld.judge import DEGRADATIONS, EVAL_ZOOMS, evaluate, format_table, load_judge, test_spec
 
     torch.set_num_threads(args.threads)
     spec = test_spec(args.test_n) if args.seed is None else DatasetSpec(n=args.test_n, seed=args.seed)
@@ -80,6 +81,7 @@ def _eval_judge(args: argparse.Namespace) -> int:
     test = test.index(slice(args.skip, None))
     results = {"clean": evaluate(judge, test)}
     results.update({name: evaluate(judge, test, degrade) for name, degrade in DEGRADATIONS.items()})
+    results.update({f"zoomed {z:g}×": evaluate(judge, test, zoom=z) for z in EVAL_ZOOMS})
     print(format_table(results))
     return 0
 
@@ -175,6 +177,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         type=finite_float,
         help="weight of a regression head of what decides facing (angle off the front, pixels of "
         "the feature shown); 0: none (the default)",
+    )
+    train.add_argument(
+        "--zoom",
+        type=_fraction,
+        help="share of training views magnified 1-2.5x, often cut off by the frame (teaches the framing head)",
     )
     add_precision_argument(train)
     train.add_argument("--out", default="weights")

@@ -4,7 +4,9 @@ Heads (softmax each): relation (single / on top of / next to); shape, colour and
 slot b (for "on top of", a is the upper object; "next to" is symmetric, so its two slots are matched to
 the two objects by the cheaper assignment, as in set prediction); facing = which side of the scene's
 front the camera sees, only for scenes with a front feature: front (within 45° of it), side (further
-round, the feature still in view) or back (the feature out of view). Labels are what a view shows: an
+round, the feature still in view) or back (the feature out of view); framing = whether the view shows the
+scene whole or cut off by the frame (an object that fills the view is no view of its shape). Labels are
+what a view shows: an
 object (or a feature) with too few visible pixels has none, since no one can read it. Training augments
 backgrounds, blur, noise, colour and (optionally) generator-like artifacts so that it transfers to the
 renders of a generator — which it never sees.
@@ -43,6 +45,7 @@ HEADS: dict[str, list[str]] = {
     "relation": ["single"] + RELATIONS,
     **{f"{k}_{s}": v for s in "ab" for k, v in SLOT_ATTRS.items()},
     "facing": ["front", "side", "back"],
+    "framing": ["whole", "cut off"],
 }
 MIN_OBJECT_SHOWN, MIN_FEATURE_SHOWN = 0.01, 0.002  # share of a view's pixels (41 and 8 px of 64²) to be read
 
@@ -72,7 +75,8 @@ def facing_cues(angle: torch.Tensor, feature_shown: torch.Tensor) -> torch.Tenso
 
 
 def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, int]:
-    """Class index per head for one view; -1 where a head does not apply or the view cannot show it.
+    """Class index per head but framing (label_tensor adds it from the view's mask) for one view; -1 where a
+    head does not apply or the view cannot show it.
 
     shown [2][2]: share of the view's pixels that show each object (all of it, its front feature). No
     label: slot b of one object; shape, colour and feature of an object hidden (behind the other), and
@@ -98,6 +102,44 @@ def labels(scene: Scene, azimuth: float, shown: list[list[float]]) -> dict[str, 
     )
     out["facing"] = HEADS["facing"].index(side) if any(o.feature for o in scene.objects) else -1
     return out
+
+
+ZOOM_RANGE = (1.0, 2.5)  # magnification of the zoomed training views (JudgeTraining.zoom), uniform
+EVAL_ZOOMS = (1.5, 2.0)  # magnifications that `real3d toyworld eval-judge` checks framing (and the rest) at
+FRAMING_BAND = (0.05, 0.2)  # share of the view's outermost ring of pixels the scene covers: whole below, cut off above
+
+
+def framing_labels(mask: torch.Tensor) -> torch.Tensor:
+    """`framing` class [B] of views with masks [B,H,W] in [0,1]: whole where the scene covers less than
+    FRAMING_BAND[0] of the view's outermost ring of pixels, cut off above FRAMING_BAND[1], -1 in between
+    (either answer is fair there)."""
+    m = mask > 0.5
+    ring = torch.cat([m[:, 0], m[:, -1], m[:, 1:-1, 0], m[:, 1:-1, -1]], 1).float().mean(1)  # [B]
+    lo, hi = FRAMING_BAND
+    return torch.where(ring < lo, 0, torch.where(ring > hi, 1, -1))
+
+
+def zoom_views(rgb: torch.Tensor, mask: torch.Tensor, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views rgb [B,H,W,3] and masks [B,H,W] magnified by factor [B] (≥ 1) about their centre: the scene as a
+    camera that much nearer (in angle) would frame it, so that a large factor cuts it off at the frame."""
+    b, h, w, _ = rgb.shape
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor
+    grid = F.affine_grid(theta, [b, 4, h, w], align_corners=False)
+    x = torch.cat([rgb, mask[..., None]], -1).permute(0, 3, 1, 2)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).permute(0, 2, 3, 1)
+    return x[..., :3], x[..., 3]
+
+
+def zoomed_labels(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Labels y [B,heads] of views after zoom_views, masks [B,H,W]: framing from the zoomed masks; a view no
+    longer whole keeps no other label (what the frame cut off may be what a head reads), a whole one all but
+    facing (magnified, a feature too small to see from the side may show: side | back moved)."""
+    cols, framing = list(HEADS), framing_labels(mask)
+    y = torch.where((framing == 0)[:, None], y, torch.full_like(y, -1))
+    y[:, cols.index("facing")] = -1
+    y[:, cols.index("framing")] = framing
+    return y
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -159,7 +201,7 @@ class Judge(nn.Module):
         return probs
 
 
-MIRROR_INVARIANT = ("relation", "facing")  # a mirror image shows the same relation and the same side of the front
+MIRROR_INVARIANT = ("relation", "facing", "framing")  # a mirror shows the same relation, side of the front, framing
 
 
 def save_judge(judge: Judge, folder: Path) -> None:
@@ -227,6 +269,7 @@ class JudgeTraining:
     precision: Precision = "auto"  # real3d.precision: bf16 autocast (about 2x faster) only where it is native
     artifacts: float = bounded(0.0, 0.0, 1.0)  # share of training views given generator artifacts
     cues: float = bounded(0.0, 0.0)  # weight of the facing-cue regression (cue_loss); 0: the judge has no cue head
+    zoom: float = bounded(0.0, 0.0, 1.0)  # share of training views magnified ZOOM_RANGE× (zoom_views): framing's data
 
 
 def test_spec(n: int) -> DatasetSpec:
@@ -247,10 +290,12 @@ def cue_tensor(samples: Samples) -> torch.Tensor:
 
 
 def label_tensor(samples: Samples) -> torch.Tensor:
-    """Labels [N,heads] (columns in HEADS order, -1 = not applicable or not shown)."""
+    """Labels [N,heads] (columns in HEADS order, -1 = not applicable or not shown): `labels` per view, then
+    framing from its mask."""
     shown = (samples.visible.float() / (samples.images.shape[1] * samples.images.shape[2])).tolist()
     rows = [list(labels(s, a, v).values()) for s, a, v in zip(samples.scenes, samples.cameras.azimuth.tolist(), shown)]
-    return torch.tensor(rows, dtype=torch.long)
+    framing = framing_labels(samples.masks.float() / 255.0)
+    return torch.cat([torch.tensor(rows, dtype=torch.long), framing[:, None]], 1)
 
 
 def gaussian_blur(rgb: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -361,7 +406,7 @@ def judge_loss(logits: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor
     slots = torch.where(next_to, torch.minimum(slots, _slot_loss(logits, y, True)), slots)
     rest = sum(
         F.cross_entropy(logits[k], y[:, cols.index(k)].clamp(min=0), reduction="none") * (y[:, cols.index(k)] >= 0)
-        for k in ("relation", "facing")
+        for k in ("relation", "facing", "framing")
     )
     return (slots + rest).mean()
 
@@ -374,13 +419,19 @@ def cue_loss(cues: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch
 
 
 def evaluate(
-    judge: Judge, samples: Samples, degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    judge: Judge,
+    samples: Samples,
+    degrade: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    zoom: float = 1.0,
 ) -> dict[str, tuple[float, int]]:
-    """Accuracy per head (and of whole prompts) on GT renders, optionally degraded (see DEGRADATIONS) first:
-    {name: (accuracy, count)}."""
-    rgb = samples.rgb(slice(None))
-    probs = judge.probs(rgb if degrade is None else degrade(rgb, samples.masks.float() / 255.0).clamp(0, 1))
-    y = label_tensor(samples)
+    """Accuracy per head (and of whole prompts) on GT renders, optionally magnified `zoom`× (zoom_views, with
+    zoomed_labels) or degraded (see DEGRADATIONS) first: {name: (accuracy, count)}; accuracy NaN where no
+    view has that head's label."""
+    rgb, mask, y = samples.rgb(slice(None)), samples.masks.float() / 255.0, label_tensor(samples)
+    if zoom != 1.0:
+        rgb, mask = zoom_views(rgb, mask, torch.full((len(rgb),), zoom))
+        y = zoomed_labels(y, mask)
+    probs = judge.probs(rgb if degrade is None else degrade(rgb, mask).clamp(0, 1))
     logp = {k: v.clamp(min=1e-12).log() for k, v in probs.items()}
     next_to = y[:, 0] == HEADS["relation"].index("next to")
     swap = next_to & (_slot_loss(logp, y, True) < _slot_loss(logp, y, False))
@@ -406,6 +457,11 @@ def evaluate(
     return result
 
 
+def _percent(accuracy: tuple[float, int]) -> str:
+    """An (accuracy, count) as a table cell: "–" where no view had the label."""
+    return f"{100 * accuracy[0]:.1f} %" if accuracy[1] else "–"
+
+
 def format_table(results: dict[str, dict[str, tuple[float, int]]]) -> str:
     """Markdown table: one row per head, one accuracy column per condition (e.g. clean, blurred)."""
     first = next(iter(results.values()))
@@ -413,7 +469,7 @@ def format_table(results: dict[str, dict[str, tuple[float, int]]]) -> str:
     return "\n".join(
         lines
         + [
-            f"| {k} | " + " | ".join(f"{100 * r[k][0]:.1f} %" for r in results.values()) + f" | {n} |"
+            f"| {k} | " + " | ".join(_percent(r[k]) for r in results.values()) + f" | {n} |"
             for k, (_, n) in first.items()
         ]
     )
@@ -487,12 +543,19 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
 
     def train_step(step: int) -> float:
         idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
-        rgb = augment(train.rgb(idx), train.masks[idx].float() / 255.0, background, gen, cfg.artifacts)
+        rgb, mask, y = train.rgb(idx), train.masks[idx].float() / 255.0, y_all[idx]
+        if cfg.zoom > 0:
+            lo, hi = ZOOM_RANGE
+            zoomed = torch.rand(cfg.batch, generator=gen) < cfg.zoom
+            factor = torch.where(zoomed, lo + (hi - lo) * torch.rand(cfg.batch, generator=gen), 1.0)
+            rgb, mask = zoom_views(rgb, mask, factor)
+            y = torch.where(zoomed[:, None], zoomed_labels(y, mask), y)
+        rgb = augment(rgb, mask, background, gen, cfg.artifacts)
         with precision.autocast():
             pred = judge(rgb)
-            loss = judge_loss(pred, y_all[idx])
+            loss = judge_loss(pred, y)
             if cfg.cues > 0:
-                loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y_all[idx])
+                loss = loss + cfg.cues * cue_loss(pred["cues"], cues_all[idx], y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -506,7 +569,9 @@ def train_judge(cfg: JudgeTraining, out: Path, root: Path | str = DEFAULT_ROOT) 
     with precision.use(cfg.precision):
         loop.run(first, train_step, on_step)
     result = evaluate(judge, test)
-    table = format_table({"held-out GT renders": result})
+    table = format_table(
+        {"held-out GT renders": result} | {f"zoomed {z:g}×": evaluate(judge, test, zoom=z) for z in EVAL_ZOOMS}
+    )
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     save_judge(judge, out)
@@ -532,6 +597,12 @@ def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
         if cfg.cues
         else ""
     )
+    zoom = (
+        f"{cfg.zoom:.0%} of the views magnified {ZOOM_RANGE[0]:g}–{ZOOM_RANGE[1]:g}× about their centre (`zoom_views`: "
+        "the framing head's cut-off views), "
+        if cfg.zoom
+        else ""
+    )
     artifacts = (
         f"generator artifacts on {cfg.artifacts:.0%} of the views (blotchy shading, dark speckles, a ragged rim, "
         "an outline wobbling by ≤ 1.5 px), "
@@ -543,6 +614,7 @@ def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
         "train_n": cfg.train_n,
         "seed": cfg.seed,
         "artifacts": artifacts,
+        "zoom": zoom,
         "steps": cfg.steps,
         "batch": cfg.batch,
         "lr": cfg.lr,
@@ -557,6 +629,8 @@ def model_card(cfg: JudgeTraining, table: str, seconds: float) -> str:
         "min_feature": f"{MIN_FEATURE_SHOWN:.1%}",
         "edge_contrast": EDGE_CONTRAST,
         "table": table,
+        "framing_lo": f"{FRAMING_BAND[0]:.0%}",
+        "framing_hi": f"{FRAMING_BAND[1]:.0%}",
         "band_lo": f"{lo:.1%}",
         "band_hi": f"{hi:.1%}",
         "band_lo_px": f"{lo * 64**2:.0f}",
@@ -578,6 +652,7 @@ def _command(cfg: JudgeTraining) -> str:
         + (f" --init {cfg.init}" if cfg.init else "")
         + (f" --artifacts {cfg.artifacts}" if cfg.artifacts else "")
         + (f" --cues {cfg.cues}" if cfg.cues else "")
+        + (f" --zoom {cfg.zoom}" if cfg.zoom else "")
         + ("" if cfg.precision == "auto" else f" --precision {cfg.precision}")
         + " --out weights"
     )

@@ -61,7 +61,8 @@ def prompt_probability(
 ) -> torch.Tensor:
     """Probability [B] that each view shows the scene's prompt, from judge probabilities {head: [B,C]}.
 
-    The product of the relation and of each object's shape, colour and feature; "next to" takes the
+    The product of the relation, of each object's shape, colour and feature and of the view framing the scene
+    whole (not cut off by the frame: an object that fills the view shows no shape); "next to" takes the
     better of the two assignments of objects to slots (the relation is symmetric). The feature factor is
     _feature_term's: against the camera where the views' azimuths [B] are given, else as the judge sees."""
     relation = probs["relation"][:, HEADS["relation"].index(scene.relation or "single")]
@@ -78,7 +79,7 @@ def prompt_probability(
     p = slots(tuple(range(len(scene.objects))))
     if scene.relation == "next to":
         p = torch.maximum(p, slots((1, 0)))
-    return relation * p
+    return relation * p * probs["framing"][:, HEADS["framing"].index("whole")]
 
 
 def judge_score(
