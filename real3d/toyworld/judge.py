@@ -6,10 +6,9 @@ the two objects by the cheaper assignment, as in set prediction); facing = which
 front the camera sees, only for scenes with a front feature: front (within 45° of it), side (further
 round, the feature still in view) or back (the feature out of view); framing = whether the view shows the
 scene whole or cut off by the frame (an object that fills the view is no view of its shape). Labels are
-what a view shows: an
-object (or a feature) with too few visible pixels has none, since no one can read it. Training augments
-backgrounds, blur, noise, colour and (optionally) generator-like artifacts so that it transfers to the
-renders of a generator — which it never sees.
+what a view shows: an object (or a feature) with too few visible pixels has none, since no one can read it.
+Training augments backgrounds, blur, noise, colour and (optionally) generator-like artifacts and magnified
+views so that it transfers to the renders of a generator — which it never sees.
 """
 
 from __future__ import annotations
