@@ -37,6 +37,17 @@ def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods, nn.Linear(dims[-1], n_out))
 
 
+BUCKETS_LOG2 = 3  # `bucket_rows` rounds up to 2³ = 8 sizes an octave (≤ 12.5 % padding)
+
+
+def bucket_rows(n: int) -> int:
+    """n rounded up to a multiple of 2^(⌊log2 n⌋ − BUCKETS_LOG2): one of 8 sizes an octave, at least 64."""
+    if n <= 64:
+        return 64
+    step = 1 << (n.bit_length() - 1 - BUCKETS_LOG2)
+    return -(-n // step) * step
+
+
 @register("field", "triplane")
 class TriplaneField(nn.Module):
     """θ = (three feature planes, MLP). Points are world coordinates inside the cube [−bound, bound]³."""
@@ -99,8 +110,15 @@ class TriplaneField(nn.Module):
         return self.cfg.blob_density * (1 - dist).amax(dim=-1)
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP's raw output [N,4] at x [N,3], its rows padded with zeros to `bucket_rows(N)` and cut back:
+        the renderers ask for a different N every call, and oneDNN builds a new kernel for every new matrix
+        shape (the MLP's forward + backward of 4k–50k points, bf16 on AMX: 31 ms with exact rows against 14
+        bucketed, benchmarks/bench_field_rows.py); a few sizes an octave are reused instead. Padded rows are computed
+        and dropped, so neither the output nor any gradient sees them."""
+        feats = self.encode(x)  # [N,3C]
+        n = feats.shape[0]
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
-            return self.net(self.encode(x)).float()  # [N,4]
+            return self.net(F.pad(feats, (0, 0, 0, bucket_rows(n) - n)))[:n].float()  # [N,4]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of

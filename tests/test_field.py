@@ -1,8 +1,10 @@
 import torch
+import torch.nn.functional as F
 
 from real3d import config as config_lib
+from real3d import precision
 from real3d.cameras import orbit
-from real3d.field import TriplaneField
+from real3d.field import TriplaneField, bucket_rows
 from real3d.model import SceneConfig, SceneModel
 from real3d.regularizers import RegularizerConfig, regularizer_losses
 from real3d.render.dmtet import marching_tets, tet_grid
@@ -102,3 +104,27 @@ def test_normals_are_skipped_only_where_the_weight_is_negligible():
     x_dirs = renders[default].normals_dot_dirs
     assert torch.equal(x_dirs[~keep], torch.zeros_like(x_dirs[~keep]))
     torch.testing.assert_close(x_dirs[keep], renders[0.0].normals_dot_dirs[keep])
+
+
+def test_bucketed_rows_pad_little_and_repeat_across_calls():
+    for n in [1, 64, 65, 1000, 4097, 20916, 45536, 1 << 20]:
+        assert n <= bucket_rows(n) <= max(64, n * 1.125)
+    # every N of 4k–50k, as the renderers ask for, lands on few sizes: 8 an octave
+    assert len({bucket_rows(n) for n in range(4000, 50001)}) <= 8 * 4
+
+
+def test_padding_the_mlp_rows_changes_no_output_and_no_gradient():
+    torch.manual_seed(0)
+    field = TriplaneField(TriplaneField.Config(resolution=16))
+    x = torch.rand(1001, 3) * 2 - 1  # 1001 rows: padded to 1024 inside the field
+    with precision.use("fp32"):  # the reference below runs the MLP without autocast
+        sigma, albedo = field(x)
+    (sigma.sum() + albedo.square().sum()).backward()
+    grads = [p.grad.clone() for p in field.parameters()]
+    field.zero_grad()
+    raw = field.net(field.encode(x))  # the same MLP on exactly N rows
+    sigma_ref = F.softplus(raw[:, 0] + field.blob(x))
+    (sigma_ref.sum() + torch.sigmoid(raw[:, 1:]).square().sum()).backward()
+    torch.testing.assert_close(sigma, sigma_ref, rtol=1e-6, atol=1e-6)
+    for g, p in zip(grads, field.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
