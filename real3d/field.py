@@ -112,9 +112,9 @@ class TriplaneField(nn.Module):
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
         """The MLP's raw output [N,4] at x [N,3], its rows padded with zeros to `bucket_rows(N)` and cut back:
         the renderers ask for a different N every call, and oneDNN builds a new kernel for every new matrix
-        shape (the MLP's forward + backward of 4k–50k points, bf16 on AMX: 31 ms with exact rows against 14
-        bucketed, benchmarks/bench_field_rows.py); a few sizes an octave are reused instead. Padded rows are computed
-        and dropped, so neither the output nor any gradient sees them."""
+        shape (the MLP's forward + backward of 4k–50k points, bf16 on AMX: 26.6 ms with exact rows against
+        12.7 bucketed, benchmarks/bench_field_rows.py); a few sizes an octave are reused instead. Padded rows
+        are computed and dropped, so neither the output nor any gradient sees them."""
         feats = self.encode(x)  # [N,3C]
         n = feats.shape[0]
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
