@@ -57,9 +57,11 @@ class TriplaneField(nn.Module):
     @dataclass
     class Config:
         bound: float = bounded(1.0, 0.1)  # scene cube half-size
-        ball: float = bounded(0.0, 0.0)  # if > 0: no density outside the ball of this radius (0 = the cube only)
+        ball: float = bounded(0.0, 0.0)  # if > 0: no density outside a ball of this radius (0 = the cube only);
+        # a laid-out scene (`blobs`) bounds each object by a ball around its blob, scaled by r_k / blob_radius
         resolution: int = bounded(64, 8, 1024)  # triplane resolution per axis
         channels: int = bounded(12, 1, 64)  # features per plane (concatenated: 3·channels into the MLP)
+        appearance_channels: int = bounded(0, 0, 64)  # more per plane that only the albedo reads (see `_raw`)
         init_std: float = bounded(0.1, 0.0)
         hidden: int = bounded(64, 8, 512)
         layers: int = bounded(2, 1, 8)
@@ -78,9 +80,12 @@ class TriplaneField(nn.Module):
     def __init__(self, cfg: TriplaneField.Config) -> None:
         super().__init__()
         self.cfg = cfg
-        r, c = cfg.resolution, cfg.channels
-        self.planes = nn.Parameter(torch.randn(3, c, r, r) * cfg.init_std)  # xy, xz, yz planes
+        r, c, ca = cfg.resolution, cfg.channels, cfg.appearance_channels
+        planes = torch.randn(3, c + ca, r, r) * cfg.init_std
+        planes[:, c:] = 0  # appearance channels start blank: at step 0 θ is the field without them
+        self.planes = nn.Parameter(planes)  # xy, xz, yz planes; channels [:c] geometry, [c:] appearance
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
+        self.texture = nn.Linear(3 * ca, 3, bias=False) if ca else None  # appearance features → albedo logits
         blobs = cfg.blobs if cfg.blobs is not None else [[0.0, 0.0, 0.0, cfg.blob_radius]]
         self.register_buffer("blobs", torch.tensor(blobs), persistent=False)  # [K,4] centre, radius (from config)
         self.alone: int | None = None  # see `only`
@@ -89,12 +94,15 @@ class TriplaneField(nn.Module):
     def bound(self) -> float:
         return self.cfg.bound
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Triplane features [N,3C] of points x [N,3] (bilinear, zero outside the bound)."""
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Triplane features of points x [N,3] (bilinear, zero outside the bound): geometry [N,3C] and
+        appearance [N,3Ca] (Ca = appearance_channels, may be 0)."""
         u = (x / self.cfg.bound).float()
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
         feats = F.grid_sample(self.planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return feats[:, :, 0].permute(2, 0, 1).reshape(x.shape[0], 3 * self.cfg.channels)  # [N,3C]
+        feats = feats[:, :, 0].permute(2, 0, 1)  # [N,3,C+Ca]
+        c = self.cfg.channels
+        return feats[..., :c].reshape(x.shape[0], -1), feats[..., c:].reshape(x.shape[0], -1)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
@@ -114,11 +122,16 @@ class TriplaneField(nn.Module):
         the renderers ask for a different N every call, and oneDNN builds a new kernel for every new matrix
         shape (the MLP's forward + backward of 4k–50k points, bf16 on AMX: 26.6 ms with exact rows against
         12.7 bucketed, benchmarks/bench_field_rows.py); a few sizes an octave are reused instead. Padded rows
-        are computed and dropped, so neither the output nor any gradient sees them."""
-        feats = self.encode(x)  # [N,3C]
+        are computed and dropped, so neither the output nor any gradient sees them. With appearance channels
+        a linear map of their features is added to the albedo logits: colour detail that the density (and the
+        geometry planes' TV, regularizers.lambda_plane_tv) never sees."""
+        feats, appearance = self.encode(x)  # [N,3C], [N,3Ca]
         n = feats.shape[0]
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
-            return self.net(F.pad(feats, (0, 0, 0, bucket_rows(n) - n)))[:n].float()  # [N,4]
+            raw = self.net(F.pad(feats, (0, 0, 0, bucket_rows(n) - n)))[:n].float()  # [N,4]
+        if self.texture is None:
+            return raw
+        return torch.cat([raw[:, :1], raw[:, 1:] + self.texture(appearance)], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of
@@ -128,7 +141,7 @@ class TriplaneField(nn.Module):
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)
         if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
-            sigma = sigma * (x.square().sum(-1) <= self.cfg.ball**2)
+            sigma = sigma * (dist.amin(dim=-1) <= self.cfg.ball / self.cfg.blob_radius)
         return sigma, torch.sigmoid(raw[:, 1:])
 
     @contextmanager

@@ -20,7 +20,8 @@ class RegularizerConfig:
     lambda_sparsity: float = bounded(0.0, 0.0)  # mean opacity: discourages fog filling the views
     lambda_opacity_entropy: float = bounded(0.0, 0.0)  # binary entropy of opacity: masks become 0 or 1
     lambda_normal_consistency: float = bounded(0.0, 0.0)  # bends between adjacent faces of the DMTet mesh
-    lambda_plane_tv: float = bounded(0.0, 0.0)  # steps between neighbouring texels of θ's feature planes
+    lambda_plane_tv: float = bounded(0.0, 0.0)  # steps between neighbouring texels of θ's geometry planes
+    lambda_appearance_tv: float = bounded(0.0, 0.0)  # the same on its appearance planes (field.appearance_channels)
 
 
 def orientation_loss(out: RenderOutput) -> torch.Tensor:
@@ -69,8 +70,14 @@ def plane_tv_loss(planes: torch.Tensor) -> torch.Tensor:
 
 
 def field_regularizer_losses(field: TriplaneField, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:
-    """The weighted terms on θ itself rather than on a render (`lambda_plane_tv` → loss_plane_tv)."""
-    return {"loss_plane_tv": cfg.lambda_plane_tv * plane_tv_loss(field.planes)} if cfg.lambda_plane_tv > 0 else {}
+    """The weighted terms on θ itself rather than on a render: TV of the geometry planes (`lambda_plane_tv` →
+    loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv)."""
+    c = field.cfg.channels
+    terms = {
+        "plane_tv": (cfg.lambda_plane_tv, field.planes[:, :c]),
+        "appearance_tv": (cfg.lambda_appearance_tv, field.planes[:, c:]),
+    }
+    return {f"loss_{n}": lam * plane_tv_loss(p) for n, (lam, p) in terms.items() if lam > 0 and p.shape[1] > 0}
 
 
 def regularizer_losses(out: RenderOutput, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:

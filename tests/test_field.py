@@ -6,7 +6,7 @@ from real3d import precision
 from real3d.cameras import orbit
 from real3d.field import TriplaneField, bucket_rows
 from real3d.model import SceneConfig, SceneModel
-from real3d.regularizers import RegularizerConfig, regularizer_losses
+from real3d.regularizers import RegularizerConfig, field_regularizer_losses, plane_tv_loss, regularizer_losses
 from real3d.render.dmtet import marching_tets, tet_grid
 
 
@@ -83,6 +83,22 @@ def test_ball_bound_turns_a_box_filling_field_into_a_ball():
     assert torch.equal(inside.density(x)[0], plain.density(x)[0]) and inside.density(x)[1] == 0
 
 
+def test_ball_bound_of_a_laid_out_scene_is_one_ball_per_object():
+    """Two blobs of radius 0.32 at z = ±0.36 with `ball` 0.75 (blob_radius 0.5): each object is bounded by a ball
+    of 0.75 · 0.32 / 0.5 = 0.48 around its own centre, not by one ball at the origin."""
+    cfg = TriplaneField.Config(ball=0.75, blobs=[[0.0, 0.0, 0.36, 0.32], [0.0, 0.0, -0.36, 0.32]])
+    field = TriplaneField(cfg)
+    x = torch.tensor(
+        [
+            [0.0, 0.0, 0.8],  # 0.44 above the top centre: inside its ball, though 0.8 from the origin
+            [0.0, 0.0, -0.8],  # the same below the bottom one
+            [0.0, 0.5, 0.0],  # 0.5 from the origin, 0.62 from each centre: outside both
+            [0.0, 0.45, 0.36],  # 0.45 beside the top centre: inside
+        ]
+    )
+    assert (field.density(x) > 0).tolist() == [True, True, False, True]
+
+
 def test_normals_are_skipped_only_where_the_weight_is_negligible():
     """A dense shell (a sharp ball): samples behind its surface have w ≈ 0 and get no normal; at the default
     threshold the lambertian render is within one 8-bit level (1/255) of computing every normal, and the kept
@@ -122,9 +138,28 @@ def test_padding_the_mlp_rows_changes_no_output_and_no_gradient():
     (sigma.sum() + albedo.square().sum()).backward()
     grads = [p.grad.clone() for p in field.parameters()]
     field.zero_grad()
-    raw = field.net(field.encode(x))  # the same MLP on exactly N rows
+    raw = field.net(field.encode(x)[0])  # the same MLP on exactly N rows
     sigma_ref = F.softplus(raw[:, 0] + field.blob(x))
     (sigma_ref.sum() + torch.sigmoid(raw[:, 1:]).square().sum()).backward()
     torch.testing.assert_close(sigma, sigma_ref, rtol=1e-6, atol=1e-6)
     for g, p in zip(grads, field.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_appearance_channels_colour_the_field_without_touching_its_density():
+    """Appearance planes start blank (θ as without them), feed the albedo only, and have their own TV term."""
+    torch.manual_seed(0)
+    with_app = TriplaneField(TriplaneField.Config(resolution=16, appearance_channels=4))
+    plain = TriplaneField(TriplaneField.Config(resolution=16))
+    plain.net.load_state_dict(with_app.net.state_dict())
+    plain.planes.data.copy_(with_app.planes.data[:, : plain.cfg.channels])
+    x = torch.rand(500, 3) * 2 - 1
+    with precision.use("fp32"):
+        torch.testing.assert_close(with_app(x), plain(x))  # blank appearance: the same field
+        with torch.no_grad():
+            with_app.planes[:, plain.cfg.channels :].normal_()
+        (sigma, albedo), (sigma_plain, albedo_plain) = with_app(x), plain(x)
+    torch.testing.assert_close(sigma, sigma_plain)  # density never reads the appearance planes
+    assert (albedo - albedo_plain).abs().mean() > 0.01
+    losses = field_regularizer_losses(with_app, RegularizerConfig(lambda_plane_tv=1.0, lambda_appearance_tv=1.0))
+    assert losses["loss_plane_tv"] == plane_tv_loss(plain.planes) and losses["loss_appearance_tv"] > 0
