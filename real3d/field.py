@@ -101,8 +101,8 @@ class TriplaneField(nn.Module):
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
         feats = F.grid_sample(self.planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
         feats = feats[:, :, 0].permute(2, 0, 1)  # [N,3,C+Ca]
-        c = self.cfg.channels
-        return feats[..., :c].reshape(x.shape[0], -1), feats[..., c:].reshape(x.shape[0], -1)
+        n, c, ca = x.shape[0], self.cfg.channels, self.cfg.appearance_channels
+        return feats[..., :c].reshape(n, 3 * c), feats[..., c:].reshape(n, 3 * ca)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
