@@ -23,6 +23,7 @@ from torch import nn
 from . import precision, registry, scene_layout
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
+from .errors import ConfigError
 from .guidance.discriminator import ConvDiscriminator  # (and registers it)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
@@ -72,6 +73,14 @@ class Real3DConfig(SceneConfig):
     reference: ReferenceConfig = dataclasses.field(default_factory=ReferenceConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     regularizers: RegularizerConfig = dataclasses.field(default_factory=RegularizerConfig)
+
+    def check(self, where: str) -> None:
+        """Keys of two sections that only act together."""
+        if self.regularizers.lambda_appearance_tv > 0 and not getattr(self.field, "appearance_channels", 0):
+            raise ConfigError(
+                f"{where}: regularizers.lambda_appearance_tv acts on field.appearance_channels, which is 0 here; "
+                "set field.appearance_channels (e.g. 4) or leave lambda_appearance_tv at 0"
+            )
 
 
 _PRIORS: dict[str, Prior] = {}

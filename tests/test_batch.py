@@ -72,6 +72,37 @@ def test_a_rerun_skips_finished_cells(grid: tuple[Path, list[str]], in_process: 
     assert ran == []
 
 
+def test_a_bug_in_one_cell_fails_that_cell_and_ctrl_c_stops_the_batch(
+    grid: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal error is that cell's failure (with its traceback), not the batch's; Interrupted is no
+    failure of a cell: the batch stops with it and the cell runs again next time."""
+    from real3d.jobs import cells as cells_lib
+    from real3d.loop import Interrupted
+
+    def run_one(cfg, *args):
+        if cfg.prompt == "a red cube":
+            raise IndexError("index 3 is out of bounds")
+        return real_run_one(cfg, *args)
+
+    real_run_one = cells_lib.run_one
+    monkeypatch.setattr(cells_lib, "run_one", run_one)
+    prompts, settings = grid
+    out = tmp_path / "out"
+    assert main(["batch", str(prompts), "--out", str(out), "--threads", "1", *settings]) == 0
+    failure = json.loads((out / "cells/real3d/a-red-cube/seed-0/failed.json").read_text())
+    assert failure["error"].startswith("internal error (IndexError: index 3 is out of bounds)")
+    assert "raise IndexError" in failure["traceback"]
+    assert (out / "cells/real3d/a-blue-sphere/seed-0/metrics.json").exists()  # the next cell still ran
+
+    def interrupted(cfg, *args):
+        raise Interrupted("interrupted at step 2 of 6")
+
+    monkeypatch.setattr(cells_lib, "run_one", interrupted)
+    assert main(["batch", str(prompts), "--out", str(out), "--threads", "1", *settings]) == 130
+    assert "internal error" in (out / "cells/real3d/a-red-cube/seed-0/failed.json").read_text()  # not overwritten
+
+
 def test_the_in_process_path_does_not_import_ray() -> None:
     code = "import sys, real3d.cli; real3d.cli.build_parser(); import real3d.jobs.batch; print('ray' in sys.modules)"
     assert subprocess.run([".venv/bin/python", "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -85,6 +85,19 @@ def test_rerun_skips_finished_cells_and_resumes_unfinished(finished, monkeypatch
     assert len(log) == 1  # the resumed run trained no step twice (one log line, from step 3 of the first run)
 
 
+def test_a_failed_cell_is_named_in_the_table(finished, tmp_path):
+    settings, root, _ = finished
+    copy = tmp_path / "bench"
+    shutil.copytree(root, copy)
+    folder = copy / "cells/real3d/a-red-cube/seed-0"
+    (folder / "metrics.json").unlink()
+    (folder / "failed.json").write_text(json.dumps({"error": "internal error (IndexError: 3)"}))
+    results = quality.summarize(settings, copy)
+    table = (copy / "results.md").read_text()
+    assert "3 of 4" in table and "- failed: real3d/a-red-cube/seed-0: internal error (IndexError: 3)" in table
+    assert results["failed"] == {"real3d/a-red-cube/seed-0": "internal error (IndexError: 3)"}
+
+
 def test_rescore_reads_the_views_again(finished):
     settings, root, _ = finished
     folder = root / "cells/real3d/a-red-cube/seed-0"

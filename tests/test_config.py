@@ -114,3 +114,13 @@ def test_a_budget_rescales_the_preset_and_keeps_what_derived_presets_change():
 def test_budget_flag_on_the_command_line(capsys):
     assert main(["generate", "a red cube", "--budget", "enormous"]) == 2
     assert "argument --budget: invalid choice: 'enormous'" in capsys.readouterr().err
+
+
+def test_a_key_that_needs_another_section_says_which(capsys):
+    """Appearance TV has nothing to smooth without appearance channels: one line, not a silent no-op."""
+    assert main(["generate", "a red cube", "regularizers.lambda_appearance_tv=300"]) == 2
+    assert "set field.appearance_channels (e.g. 4)" in capsys.readouterr().err
+    from real3d.jobs.generate import GenerateConfig
+
+    both = ["regularizers.lambda_appearance_tv=300", "field.appearance_channels=4"]
+    assert config_lib.load(GenerateConfig, "real3d", both).field.appearance_channels == 4

@@ -462,6 +462,11 @@ def test_mesh_iou_and_chamfer_against_the_gt_sdf() -> None:
     assert metrics.chamfer(verts, faces, scene, n=2000) < 0.02
     small, small_faces = _uv_sphere(0.5)
     assert metrics.chamfer(small, small_faces, scene, n=2000) > 0.15
+    # too small: all of it inside the GT, (0.5/0.7)³ of the GT inside it; too big: the other way round
+    fit = metrics.mesh_overlap(small, small_faces, scene, resolution=32)
+    assert fit["precision"] > 0.98 and abs(fit["recall"] - (0.5 / 0.7) ** 3) < 0.03 and fit["iou"] < 0.4
+    fit = metrics.mesh_overlap(verts * 1.2, faces, scene, resolution=32)
+    assert fit["recall"] > 0.98 and abs(fit["precision"] - 1.2**-3) < 0.03
 
 
 def test_kid_is_small_for_the_same_distribution() -> None:

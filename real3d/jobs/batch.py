@@ -8,8 +8,9 @@ turntable, views, log): the driver writes them atomically into OUT/cells/PRESET/
 last, so a cell folder with metrics.json is finished and one without holds nothing half-written. Nothing
 assumes a shared filesystem: the x̃ cache (OUT/cache) and the prior's weights go to the tasks as data. A
 task sends each checkpoint back as it is written; a task whose worker dies is retried (Ray) from the last
-one, and the same command again skips finished cells and resumes the others. A cell that fails for a
-user reason (an unknown word) is recorded with its one-line error and does not stop the batch.
+one, and the same command again skips finished cells and resumes the others. A cell that fails, for a
+user reason (an unknown word) or a bug (failed.json then holds the traceback), is recorded with its one-line
+error and does not stop the batch; Ctrl-C does.
 """
 
 from __future__ import annotations

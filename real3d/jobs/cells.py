@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from .. import config as config_lib
 from ..errors import UserError, one_line
 from ..io import atomic_path, write_text
+from ..loop import Interrupted
 from .generate import GenerateConfig, check_prompt, run_one, slug
 
 SKIP_FILES = {"config.yaml"}  # the worker's own (temp paths); the driver writes the cell's
@@ -49,12 +51,13 @@ class Job:
 @dataclass
 class Result:
     """What a task sends back: the cell's files (relative path → bytes), or the one-line error of a cell that
-    failed for a user reason; new x̃ cache files."""
+    failed (and, for a bug rather than a user's mistake, its traceback); new x̃ cache files."""
 
     cell: Cell
     files: dict[str, bytes] = field(default_factory=dict)
     cache: dict[str, bytes] = field(default_factory=dict)
     error: str | None = None
+    traceback: str | None = None
 
 
 # ------------------------------------------------------------------------------------------- one cell
@@ -96,8 +99,13 @@ def run_job(
             if job.checkpoint is not None:
                 (run / "checkpoint.pt").write_bytes(job.checkpoint)
             run_one(cfg, run, job.checkpoint is not None, False, None, lambda p: send_checkpoint(p.read_bytes()))
+        except Interrupted:
+            raise  # Ctrl-C or SIGTERM stops the batch (checkpoint written); it is no failure of this cell
         except UserError as e:
             return Result(job.cell, error=one_line(str(e)))
+        except Exception as e:  # a bug: this cell fails with its traceback, the other cells go on
+            error = f"internal error ({type(e).__name__}: {one_line(str(e), 200)}); please report failed.json"
+            return Result(job.cell, error=error, traceback=traceback.format_exc())
         files = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
         made = (
             {}
@@ -152,7 +160,8 @@ class Store:
             with atomic_path(self.root / "cache" / name) as tmp:
                 tmp.write_bytes(data)
         if result.error is not None:
-            write_text(folder / "failed.json", json.dumps({"error": result.error}))
+            failure = {"error": result.error} | ({"traceback": result.traceback} if result.traceback else {})
+            write_text(folder / "failed.json", json.dumps(failure, indent=2))
             return
         (folder / "failed.json").unlink(missing_ok=True)
         for name, data in sorted(result.files.items(), key=lambda kv: kv[0] == "metrics.json"):

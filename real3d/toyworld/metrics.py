@@ -284,16 +284,30 @@ def voxelize(verts: torch.Tensor, faces: torch.Tensor, resolution: int = 32, bou
     return votes >= 2
 
 
-def mesh_iou(
+def mesh_overlap(
     verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64, bound: float = 1.0
-) -> float:
-    """Volume IoU of a mesh and the GT shape on a resolution³ grid of cell centres in [-bound,bound]³."""
+) -> dict[str, float]:
+    """A mesh's volume against the GT shape's on a resolution³ grid of cell centres in [-bound,bound]³: IoU,
+    precision (share of the mesh inside the GT: < 1 where it is too big) and recall (share of the GT inside
+    the mesh: < 1 where it is too small)."""
     scene = _as_scene(scene)
     axis = (torch.arange(resolution) + 0.5) / resolution * 2 * bound - bound
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     gt = (scene.sdf(grid) < 0).reshape(resolution, resolution, resolution)
     inside = voxelize(verts, faces, resolution, bound)
-    return float((gt & inside).sum() / (gt | inside).sum().clamp(min=1))
+    both = (gt & inside).sum()
+    return {
+        "iou": float(both / (gt | inside).sum().clamp(min=1)),
+        "precision": float(both / inside.sum().clamp(min=1)),
+        "recall": float(both / gt.sum().clamp(min=1)),
+    }
+
+
+def mesh_iou(
+    verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64, bound: float = 1.0
+) -> float:
+    """Volume IoU of a mesh and the GT shape (see mesh_overlap)."""
+    return mesh_overlap(verts, faces, scene, resolution, bound)["iou"]
 
 
 def surface_samples(verts: torch.Tensor, faces: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -180,9 +180,10 @@ def markdown(
     presets: dict[str, dict[str, Any]],
     cells: list[dict[str, Any]],
     prior: dict[str, float] | None = None,
+    failed: dict[str, str] | None = None,
 ) -> str:
-    """results.md: how it was made, the main table, judge by prompt category (beside the prior's own samples,
-    `prior`: judge score per prompt) and by prompt."""
+    """results.md: how it was made, the failed cells (`failed`: cell key → error), the main table, judge by
+    prompt category (beside the prior's own samples, `prior`: judge score per prompt) and by prompt."""
     prior = prior or {}
     total = len(settings.cells())
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
@@ -191,6 +192,7 @@ def markdown(
         f"({len(settings.prompts)} prompts × {len(settings.seeds)} seeds × {len(settings.presets)} presets); "
         f"budget: {budget}; overrides: {' '.join(settings.overrides) or 'none'}; cells with a non-finite "
         f"judge score (left out of the judge columns): {sum(p['non_finite'] for p in presets.values())}.",
+        *[f"- failed: {key}: {error}" for key, error in (failed or {}).items()],
         "",
         "| preset | cells | judge ↑ | ± std (cells) | seed std ↓ | R-prec ↑ | Janus ↓ | mesh IoU ↑ "
         "| Chamfer ↓ | KID ↓ | s / cell |",
@@ -297,11 +299,13 @@ def rescore(settings: BenchSettings, root: Path) -> int:
 
 def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
     """results.json, results.md, contact-PRESET.png and evolution.png from the finished cells."""
-    cells = []
+    cells, failed = [], {}
     for cell in settings.cells():
-        metrics = cell.folder(root) / "metrics.json"
+        metrics, failure = cell.folder(root) / "metrics.json", cell.folder(root) / "failed.json"
         if metrics.exists():
             cells.append({"preset": cell.preset, "category": category(cell.prompt), **json.loads(metrics.read_text())})
+        elif failure.exists():
+            failed[cell.key] = json.loads(failure.read_text())["error"]
     gt = {p: gt_views(p) for p in settings.prompts}
     from ...toyworld.metrics import efficientnet_features
 
@@ -326,9 +330,10 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
         "presets": presets,
         "prior_samples": {"by_prompt": prior, **prior_groups(prior)},
         "cells": cells,
+        "failed": failed,
     }
     write_text(root / "results.json", json.dumps(results, indent=2))
-    write_text(root / "results.md", markdown(settings, presets, cells, prior))
+    write_text(root / "results.md", markdown(settings, presets, cells, prior, failed))
     return results
 
 

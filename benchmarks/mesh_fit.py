@@ -1,0 +1,67 @@
+"""Too big or too small? Each bench cell's mesh against its GT shape: IoU, precision and recall of the volume.
+
+    .venv/bin/python benchmarks/mesh_fit.py docs/results/fast5 [--presets real3d,dreamfusion] [--seeds 0,1,2]
+
+Reads every finished cell's model.glb (the mesh that metrics.json's mesh IoU was computed on), voxelizes it
+as `toyworld.metrics.mesh_overlap` does and prints, per prompt and preset, the mean over seeds of
+IoU / precision / recall, then one row per preset. Precision < 1 is mesh outside the GT (too big), recall < 1
+is GT the mesh misses (too small); a mesh of the right shape 1.2× too large scores precision 1.2⁻³ = 0.58.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from real3d.export import Y_UP
+from real3d.toyworld.metrics import mesh_overlap
+
+KEYS = ("iou", "precision", "recall")
+
+
+def load_world_mesh(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """verts [V,3] in world axes and faces [F,3] of an exported GLB (written with axes Y_UP)."""
+    mesh = trimesh.load(path, force="mesh")
+    assert isinstance(mesh, trimesh.Trimesh), path
+    verts = torch.tensor(np.asarray(mesh.vertices), dtype=torch.float32)
+    world = torch.empty_like(verts)
+    world[:, Y_UP] = verts  # exported column j holds world axis Y_UP[j]
+    return world, torch.tensor(np.asarray(mesh.faces))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--presets", default="real3d,dreamfusion")
+    parser.add_argument("--seeds", default=None, help="comma-separated (default: every seed found)")
+    args = parser.parse_args()
+    presets = args.presets.split(",")
+    seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
+    fits: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for preset in presets:
+        for glb in sorted((args.folder / "cells" / preset).glob("*/seed-*/model.glb")):
+            if seeds is not None and int(glb.parent.name.removeprefix("seed-")) not in seeds:
+                continue
+            prompt = json.loads((glb.parent / "metrics.json").read_text())["prompt"]
+            fit = mesh_overlap(*load_world_mesh(glb), prompt)
+            fits.setdefault(prompt, {}).setdefault(preset, []).append(fit)
+
+    def cell(rows: list[dict[str, float]]) -> str:
+        return " / ".join(f"{statistics.mean(r[k] for r in rows):.2f}" for k in KEYS) if rows else "–"
+
+    print("| prompt | " + " | ".join(f"{p}: IoU / precision / recall" for p in presets) + " |")
+    print("|---|" + "---|" * len(presets))
+    for prompt, by_preset in fits.items():
+        print(f"| {prompt} | " + " | ".join(cell(by_preset.get(p, [])) for p in presets) + " |")
+    print("| **all cells** | " + " | ".join(cell([f for b in fits.values() for f in b.get(p, [])]) for p in presets)
+          + " |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
