@@ -61,6 +61,10 @@ def test_results_are_complete(finished):
     table = (root / "results.md").read_text()
     assert "| dreamfusion | 2 |" in table and "| real3d | 2 |" in table and "4 of 4" in table
     assert table.count("| a red cube | ") == 1 and table.count("| a blue sphere with a face | ") == 1
+    ceiling = results["gt_views"]  # the GT views, scored as the cells are: near 1, and above the tiny runs
+    assert ceiling["by_prompt"]["a red cube"] > 0.9 and ceiling["front"] > 0.9 and ceiling["pair"] is None
+    assert ceiling["single"] > results["presets"]["real3d"]["judge_single"]
+    assert "The judge's ceiling, its score of the GT views themselves: single " in table
     for name in ("contact-dreamfusion.png", "contact-real3d.png", "contact-gt.png", "evolution.png"):
         assert (root / name).stat().st_size > 0, name
     snapshots = sorted((root / "cells/real3d/a-red-cube/seed-0/snapshots").glob("*.png"))

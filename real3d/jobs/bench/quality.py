@@ -28,7 +28,7 @@ import torch
 from ... import config as config_lib
 from ...errors import UserError
 from ...io import atomic_path, contact_sheet, save_image, write_text
-from ...toyworld.runs import VIEW_SIZE, gt_views, load_views, score_run
+from ...toyworld.runs import CAMERAS, VIEW_SIZE, gt_views, load_views, score_run
 from ..args import add_budget_argument, csv, csv_seeds, int_in, positive_int, read_prompt_list
 from ..batch import execute
 from ..cells import Cell, Store
@@ -166,8 +166,18 @@ def prior_sample_scores(settings: BenchSettings, root: Path) -> dict[str, float]
     return scores
 
 
+def gt_scores(gt: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Judge score of each prompt's own GT views [12,64,64,3], scored as the cells' views are (against the
+    camera): the judge's ceiling, which no generated object can be expected to beat."""
+    from ...toyworld.judge import load_judge
+    from ...toyworld.metrics import judge_metrics
+
+    judge = load_judge()
+    return {q: round(judge_metrics(judge, views, q, CAMERAS.azimuth)["judge_score"], 4) for q, views in gt.items()}
+
+
 def prior_groups(scores: dict[str, float]) -> dict[str, float | None]:
-    """The prior's sample score per prompt group (single, front, pair): the mean over its prompts."""
+    """A score per prompt (x̃'s, the GT's) per prompt group (single, front, pair): the mean over its prompts."""
     return {cat: _mean(v for q, v in scores.items() if category(q) == cat) for cat in ("single", "front", "pair")}
 
 
@@ -181,10 +191,12 @@ def markdown(
     cells: list[dict[str, Any]],
     prior: dict[str, float] | None = None,
     failed: dict[str, str] | None = None,
+    ceiling: dict[str, float] | None = None,
 ) -> str:
     """results.md: how it was made, the failed cells (`failed`: cell key → error), the main table, judge by
-    prompt category (beside the prior's own samples, `prior`: judge score per prompt) and by prompt."""
-    prior = prior or {}
+    prompt category and by prompt, beside the prior's own samples (`prior`) and the GT views (`ceiling`), each
+    a judge score per prompt."""
+    prior, ceiling = prior or {}, ceiling or {}
     total = len(settings.cells())
     budget = f"{settings.steps} steps (schedules rescaled)" if settings.steps else "each preset's own steps"
     lines = [
@@ -236,7 +248,12 @@ def markdown(
                 if p[f"judge_{cat}"] is not None and groups[cat]
             ]
             lines.append(f"- {name}: {', '.join(shares) or '–'}")
+    if ceiling:
+        top = prior_groups(ceiling)
+        lines += ["", f"The judge's ceiling, its score of the GT views themselves: single {_fmt(top['single'])}, "
+                      f"with a front {_fmt(top['front'])}, two objects {_fmt(top['pair'])}."]  # fmt: skip
     x_col = ["x̃"] if prior else []
+    x_col += ["GT"] if ceiling else []
     lines += [
         "",
         "| prompt (judge, mean over seeds) | " + " | ".join([*presets, *x_col]) + " |",
@@ -247,6 +264,7 @@ def markdown(
             _mean(c["judge_score"] for c in cells if c["preset"] == name and c["prompt"] == prompt) for name in presets
         ]
         scores += [prior.get(prompt)] if prior else []
+        scores += [ceiling.get(prompt)] if ceiling else []
         lines.append(f"| {prompt} | " + " | ".join(_fmt(v, ".2f") for v in scores) + " |")
     return "\n".join(lines) + "\n"
 
@@ -324,16 +342,17 @@ def summarize(settings: BenchSettings, root: Path) -> dict[str, Any]:
         save_image(root / f"contact-{preset}.png", contact_sheet(tiles, len(settings.seeds)))
     save_image(root / "contact-gt.png", contact_sheet([v[1] for v in gt.values()], 1))
     evolution_figure(settings, root, root / "evolution.png")
-    prior = prior_sample_scores(settings, root)
+    prior, ceiling = prior_sample_scores(settings, root), gt_scores(gt)
     results = {
         "settings": settings.__dict__,
         "presets": presets,
         "prior_samples": {"by_prompt": prior, **prior_groups(prior)},
         "cells": cells,
         "failed": failed,
+        "gt_views": {"by_prompt": ceiling, **prior_groups(ceiling)},
     }
     write_text(root / "results.json", json.dumps(results, indent=2))
-    write_text(root / "results.md", markdown(settings, presets, cells, prior, failed))
+    write_text(root / "results.md", markdown(settings, presets, cells, prior, failed, ceiling))
     return results
 
 
