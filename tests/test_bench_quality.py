@@ -52,6 +52,8 @@ def test_results_are_complete(finished):
             "silhouette_iou",
             "colour_error",
             "colour_accuracy",
+            "mesh_precision",
+            "mesh_recall",
         ):
             assert row[key] is not None, key
         assert 0 <= row["judge"] <= 1 and 0 <= row["mesh_iou"] <= 1 and row["chamfer"] > 0

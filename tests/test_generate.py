@@ -135,6 +135,9 @@ def test_a_run_with_perp_neg_scores_its_front_against_the_camera(tmp_path):
         and 0 <= metrics["colour_error"] <= 1
         and 0 <= metrics["colour_accuracy"] <= 1
     )
+    # IoU = |A∩B| / (|A|/precision + |B|/recall − |A∩B|) with |A∩B| = 1: the three agree
+    p, r = metrics["mesh_precision"], metrics["mesh_recall"]
+    assert abs(metrics["mesh_iou"] - 1 / (1 / p + 1 / r - 1)) < 1e-4
 
 
 def test_same_seed_same_result(tmp_path):

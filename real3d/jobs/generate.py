@@ -220,15 +220,19 @@ def toy_metrics(
     system: Real3DSystem, frames: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
 ) -> dict[str, float]:
     """The views against the toy world (judge against the camera, silhouette IoU, colour error) and the mesh
-    against its ground truth (mesh IoU, Chamfer)."""
+    against its ground truth (mesh IoU, with precision < 1 where it is too big and recall < 1 where too small;
+    Chamfer)."""
     from ..toyworld import metrics
     from ..toyworld.judge import load_judge
     from ..toyworld.runs import view_metrics
     from ..toyworld.scene import parse
 
     scene = parse(system.cfg.prompt)
+    overlap = metrics.mesh_overlap(verts, faces, scene)
     return view_metrics(load_judge(), frames, system.cfg.prompt) | {
-        "mesh_iou": metrics.mesh_iou(verts, faces, scene),
+        "mesh_iou": overlap["iou"],
+        "mesh_precision": overlap["precision"],
+        "mesh_recall": overlap["recall"],
         "chamfer": metrics.chamfer(verts, faces, scene),
     }
 
