@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/mesh_fit.py docs/results/fast5 [--presets real3d,dreamfusion] [--seeds 0,1,2]
 
-Reads every finished cell's model.glb (the mesh that metrics.json's mesh IoU was computed on), voxelizes it
-as `toyworld.metrics.mesh_overlap` does and prints, per prompt and preset, the mean over seeds of
-IoU / precision / recall, then one row per preset. Precision < 1 is mesh outside the GT (too big), recall < 1
-is GT the mesh misses (too small); a mesh of the right shape 1.2× too large scores precision 1.2⁻³ = 0.58.
+Reads every finished cell's model.glb (the mesh that metrics.json's mesh IoU was computed on; not committed
+with the bench folders, so it needs the cells run on this machine), voxelizes it as
+`toyworld.metrics.mesh_overlap` does and prints, per prompt and preset, the mean over seeds of
+IoU / precision / recall, then a row of all cells. Cells run since these metrics exist have them in
+metrics.json already; `--write` adds them to the metrics.json of older cells (nothing else changes).
+Precision < 1 is mesh outside the GT (too big), recall < 1 is GT the mesh misses (too small); a mesh of the
+right shape 1.2× too large scores precision 1.2⁻³ = 0.58.
 """
 
 from __future__ import annotations
@@ -15,24 +18,11 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
-import torch
-import trimesh
-
-from real3d.export import Y_UP
+from real3d.export import read_glb
+from real3d.io import write_text
 from real3d.toyworld.metrics import mesh_overlap
 
 KEYS = ("iou", "precision", "recall")
-
-
-def load_world_mesh(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """verts [V,3] in world axes and faces [F,3] of an exported GLB (written with axes Y_UP)."""
-    mesh = trimesh.load(path, force="mesh")
-    assert isinstance(mesh, trimesh.Trimesh), path
-    verts = torch.tensor(np.asarray(mesh.vertices), dtype=torch.float32)
-    world = torch.empty_like(verts)
-    world[:, Y_UP] = verts  # exported column j holds world axis Y_UP[j]
-    return world, torch.tensor(np.asarray(mesh.faces))
 
 
 def main() -> None:
@@ -40,6 +30,9 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--presets", default="real3d,dreamfusion")
     parser.add_argument("--seeds", default=None, help="comma-separated (default: every seed found)")
+    parser.add_argument(
+        "--write", action="store_true", help="also add mesh_precision / mesh_recall to each cell's metrics.json"
+    )
     args = parser.parse_args()
     presets = args.presets.split(",")
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
@@ -48,8 +41,14 @@ def main() -> None:
         for glb in sorted((args.folder / "cells" / preset).glob("*/seed-*/model.glb")):
             if seeds is not None and int(glb.parent.name.removeprefix("seed-")) not in seeds:
                 continue
-            prompt = json.loads((glb.parent / "metrics.json").read_text())["prompt"]
-            fit = mesh_overlap(*load_world_mesh(glb), prompt)
+            path = glb.parent / "metrics.json"
+            metrics = json.loads(path.read_text())
+            mesh = read_glb(glb)
+            fit = mesh_overlap(mesh.verts, mesh.faces, metrics["prompt"])
+            prompt = metrics["prompt"]
+            if args.write:  # only the two new keys: judge scores and mesh IoU stay as the run wrote them
+                metrics |= {"mesh_precision": fit["precision"], "mesh_recall": fit["recall"]}
+                write_text(path, json.dumps(metrics, indent=2))
             fits.setdefault(prompt, {}).setdefault(preset, []).append(fit)
 
     def cell(rows: list[dict[str, float]]) -> str:

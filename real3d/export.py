@@ -173,6 +173,19 @@ def write_coloured_glb(path: Path, mesh: Mesh, colour: Callable[[torch.Tensor], 
     _save_glb(path, trimesh.Trimesh(mesh.verts[:, Y_UP].numpy(), mesh.faces.numpy(), vertex_colors=rgba, process=False))
 
 
+def read_glb(path: Path) -> Mesh:
+    """The mesh of a GLB written here, back in world axes: verts [V,3] float32, faces [F,3]."""
+    import trimesh
+
+    tm = trimesh.load(path, force="mesh")
+    if not isinstance(tm, trimesh.Trimesh):
+        raise UserError(f"{path} holds no triangle mesh; export it again")
+    verts = torch.tensor(np.asarray(tm.vertices), dtype=torch.float32)
+    world = torch.empty_like(verts)
+    world[:, Y_UP] = verts  # exported column j holds world axis Y_UP[j]
+    return Mesh(world, torch.tensor(np.asarray(tm.faces)))
+
+
 def write_obj(path: Path, mesh: TexturedMesh) -> None:
     """OBJ beside its MTL (same stem) and the texture PNG that the MTL names."""
     from trimesh.exchange.obj import export_obj

@@ -108,9 +108,11 @@ def test_rescore_reads_the_views_again(finished):
     settings, root, _ = finished
     folder = root / "cells/real3d/a-red-cube/seed-0"
     before = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({k: v for k, v in before.items() if k != "mesh_recall"}))
     assert quality.rescore(settings, root) == 4
     after = json.loads((folder / "metrics.json").read_text())
-    assert after["mesh_iou"] == before["mesh_iou"] and after["steps"] == before["steps"]
+    assert after["steps"] == before["steps"]  # the mesh metrics again from model.glb, bit for bit
+    assert all(after[k] == before[k] for k in ("mesh_iou", "mesh_precision", "mesh_recall"))
     assert abs(after["judge_score"] - before["judge_score"]) < 0.02  # the same views, stored as 8-bit PNG
     (folder / "views.png").rename(folder / "views.moved.png")  # a cell finished before views.png existed
     try:

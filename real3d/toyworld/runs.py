@@ -16,9 +16,10 @@ import torch
 
 from ..cameras import orbit
 from ..errors import UserError
+from ..export import read_glb
 from ..io import write_text
 from .judge import Judge
-from .metrics import colour_accuracy, colour_error, judge_metrics, silhouette_iou
+from .metrics import colour_accuracy, colour_error, judge_metrics, mesh_overlap, silhouette_iou
 from .render import render
 from .scene import parse
 
@@ -56,8 +57,9 @@ def view_metrics(judge: Judge, views: torch.Tensor, prompt: str) -> dict[str, fl
 
 
 def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[str, Any]:
-    """Judge metrics of a finished run again from its views.png, merged into (and written to) its
-    metrics.json, which names the prompt. `remedy`: what the error says to do where views.png is missing."""
+    """Judge metrics of a finished run again from its views.png, and the mesh metrics from its model.glb where
+    it has one (mesh IoU, precision, recall), merged into (and written to) its metrics.json, which names the
+    prompt. `remedy`: what the error says to do where views.png is missing."""
     path = folder / "metrics.json"
     if not path.exists():
         raise UserError(f"{folder} holds no metrics.json: it is not a finished 'real3d generate' run")
@@ -65,5 +67,9 @@ def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[
         raise UserError(f"{folder} has no views.png to score again (run before views.png existed): {remedy}")
     metrics = json.loads(path.read_text())
     metrics |= view_metrics(judge, load_views(folder), metrics["prompt"])
+    if (folder / "model.glb").exists():
+        mesh = read_glb(folder / "model.glb")
+        overlap = mesh_overlap(mesh.verts, mesh.faces, metrics["prompt"])
+        metrics |= {f"mesh_{k}": v for k, v in overlap.items()}
     write_text(path, json.dumps(metrics, indent=2))
     return metrics
