@@ -4,7 +4,7 @@
 
 Reads every finished cell's model.glb (the mesh that metrics.json's mesh IoU was computed on; not committed
 with the bench folders, so it needs the cells run on this machine), voxelizes it as
-`toyworld.metrics.mesh_overlap` does and prints, per prompt and preset, the mean over seeds of
+`toyworld.metrics.mesh_metrics` does and prints, per prompt and preset, the mean over seeds of
 IoU / precision / recall, then a row of all cells. Cells run since these metrics exist have them in
 metrics.json already; `--write` adds them to the metrics.json of older cells (nothing else changes).
 Precision < 1 is mesh outside the GT (too big), recall < 1 is GT the mesh misses (too small); a mesh of the
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from real3d.export import read_glb
 from real3d.io import write_text
-from real3d.toyworld.metrics import mesh_overlap
+from real3d.toyworld.metrics import mesh_metrics
 
-KEYS = ("iou", "precision", "recall")
+KEYS = ("mesh_iou", "mesh_precision", "mesh_recall")
 
 
 def main() -> None:
@@ -44,12 +44,11 @@ def main() -> None:
             path = glb.parent / "metrics.json"
             metrics = json.loads(path.read_text())
             mesh = read_glb(glb)
-            fit = mesh_overlap(mesh.verts, mesh.faces, metrics["prompt"])
-            prompt = metrics["prompt"]
+            fit = mesh_metrics(mesh.verts, mesh.faces, metrics["prompt"])
             if args.write:  # only the two new keys: judge scores and mesh IoU stay as the run wrote them
-                metrics |= {"mesh_precision": fit["precision"], "mesh_recall": fit["recall"]}
+                metrics |= {k: fit[k] for k in ("mesh_precision", "mesh_recall")}
                 write_text(path, json.dumps(metrics, indent=2))
-            fits.setdefault(prompt, {}).setdefault(preset, []).append(fit)
+            fits.setdefault(metrics["prompt"], {}).setdefault(preset, []).append(fit)
 
     def cell(rows: list[dict[str, float]]) -> str:
         return " / ".join(f"{statistics.mean(r[k] for r in rows):.2f}" for k in KEYS) if rows else "–"

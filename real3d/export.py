@@ -177,7 +177,10 @@ def read_glb(path: Path) -> Mesh:
     """The mesh of a GLB written here, back in world axes: verts [V,3] float32, faces [F,3]."""
     import trimesh
 
-    tm = trimesh.load(path, force="mesh")
+    try:
+        tm = trimesh.load(path, force="mesh")
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} as a GLB ({type(e).__name__}); export it again") from None
     if not isinstance(tm, trimesh.Trimesh):
         raise UserError(f"{path} holds no triangle mesh; export it again")
     verts = torch.tensor(np.asarray(tm.vertices), dtype=torch.float32)

@@ -228,13 +228,11 @@ def toy_metrics(
     from ..toyworld.scene import parse
 
     scene = parse(system.cfg.prompt)
-    overlap = metrics.mesh_overlap(verts, faces, scene)
-    return view_metrics(load_judge(), frames, system.cfg.prompt) | {
-        "mesh_iou": overlap["iou"],
-        "mesh_precision": overlap["precision"],
-        "mesh_recall": overlap["recall"],
-        "chamfer": metrics.chamfer(verts, faces, scene),
-    }
+    return (
+        view_metrics(load_judge(), frames, system.cfg.prompt)
+        | metrics.mesh_metrics(verts, faces, scene)
+        | {"chamfer": metrics.chamfer(verts, faces, scene)}
+    )
 
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:

@@ -303,6 +303,11 @@ def mesh_overlap(
     }
 
 
+def mesh_metrics(verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str) -> dict[str, float]:
+    """mesh_overlap as a run's metrics.json names it: mesh_iou, mesh_precision, mesh_recall."""
+    return {f"mesh_{k}": v for k, v in mesh_overlap(verts, faces, scene).items()}
+
+
 def mesh_iou(
     verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64, bound: float = 1.0
 ) -> float:

@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..export import read_glb
 from ..io import write_text
 from .judge import Judge
-from .metrics import colour_accuracy, colour_error, judge_metrics, mesh_overlap, silhouette_iou
+from .metrics import colour_accuracy, colour_error, judge_metrics, mesh_metrics, silhouette_iou
 from .render import render
 from .scene import parse
 
@@ -69,7 +69,6 @@ def score_run(judge: Judge, folder: Path, remedy: str = "run it again") -> dict[
     metrics |= view_metrics(judge, load_views(folder), metrics["prompt"])
     if (folder / "model.glb").exists():
         mesh = read_glb(folder / "model.glb")
-        overlap = mesh_overlap(mesh.verts, mesh.faces, metrics["prompt"])
-        metrics |= {f"mesh_{k}": v for k, v in overlap.items()}
+        metrics |= mesh_metrics(mesh.verts, mesh.faces, metrics["prompt"])
     write_text(path, json.dumps(metrics, indent=2))
     return metrics
