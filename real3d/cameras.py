@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .config import bounded
+from .config import Scheduled, bounded, check_scheduled, scheduled
 
 
 @dataclass
@@ -31,6 +31,9 @@ class CameraConfig:
     radius_range: list[float] = bounded([2.2, 2.8], 0.5, 100.0)
     fovy_range: list[float] = bounded([40.0, 50.0], 5.0, 120.0)
     view_offset: float = bounded(90.0, -360.0, 360.0)  # v2 = v1 + view_offset degrees of azimuth
+    # half-width (degrees) of the azimuths v1 is drawn from around the front, within azimuth_range; a schedule
+    # [s0, a, 180, s1] lets views near the front place a front feature before the others join (docs/results.md)
+    azimuth_spread: Scheduled = 180.0
     near: float = bounded(0.1, 1e-4)
     far: float = bounded(100.0, 1e-3)
 
@@ -41,6 +44,7 @@ class CameraConfig:
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{where}.{name}: expected [low, high] with low <= high, got {lo_hi}")
+        check_scheduled(self.azimuth_spread, f"{where}.azimuth_spread")
         if self.near >= self.far:
             raise ConfigError(f"{where}.near must be smaller than {where}.far")
 
@@ -157,16 +161,18 @@ def project(points: torch.Tensor, mvp: torch.Tensor, height: int, width: int) ->
     return torch.stack([col, row], -1)
 
 
-def sample_views(cfg: CameraConfig, batch: int, generator: torch.Generator | None = None) -> Cameras:
-    """Random training views, each quantity uniform in its configured range."""
+def sample_views(cfg: CameraConfig, batch: int, generator: torch.Generator | None = None, step: int = 0) -> Cameras:
+    """Random training views at `step`, each quantity uniform in its configured range (the azimuth also
+    within ± azimuth_spread of the front)."""
 
     def uniform(lo_hi: list[float]) -> torch.Tensor:
         lo, hi = lo_hi
         return lo + (hi - lo) * torch.rand(batch, generator=generator)
 
-    return Cameras(
-        uniform(cfg.azimuth_range), uniform(cfg.elevation_range), uniform(cfg.radius_range), uniform(cfg.fovy_range)
-    )
+    spread = scheduled(cfg.azimuth_spread, step)
+    (lo, hi) = cfg.azimuth_range
+    azimuth = [max(lo, -spread), min(hi, spread)] if max(lo, -spread) <= min(hi, spread) else [lo, hi]
+    return Cameras(uniform(azimuth), uniform(cfg.elevation_range), uniform(cfg.radius_range), uniform(cfg.fovy_range))
 
 
 def orbit(

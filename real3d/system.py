@@ -134,17 +134,17 @@ class Real3DSystem(nn.Module):
                 x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
             self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
 
-    def views(self, generator: torch.Generator) -> tuple[Cameras, Cameras]:
+    def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
-        v1 = sample_views(self.cfg.camera, 1, generator)
+        v1 = sample_views(self.cfg.camera, 1, generator, step)
         return v1, v1.offset(self.cfg.camera.view_offset)
 
-    def local_views(self, k: int, generator: torch.Generator) -> tuple[Cameras, Cameras]:
+    def local_views(self, k: int, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """The views of `views`, centred on object k's blob and zoomed so that it fills them as a single
         object's blob (field.blob_radius) would: what its own prompt's samples show."""
         blob = self.model.field.blobs[k]
         zoom = self.cfg.field.blob_radius / float(blob[3])
-        v1, v2 = self.views(generator)
+        v1, v2 = self.views(generator, step)
         return v1.focus(blob[:3], zoom), v2.focus(blob[:3], zoom)
 
     def render(self, renderer: nn.Module, cams: Cameras, size: int, generator: torch.Generator) -> RenderOutput:
@@ -193,7 +193,7 @@ class Real3DSystem(nn.Module):
         self.model.renderer.update_step(step, generator)
         self.model.explicit.update_step(step, generator)
         k = self.local_object(step, generator)
-        v1, v2 = self.views(generator) if k is None else self.local_views(k, generator)
+        v1, v2 = self.views(generator, step) if k is None else self.local_views(k, generator, step)
         draws = torch.rand(2, generator=generator)
         candidates = [
             (self.model.renderer, v1, sys_cfg.nerf_resolution, "nerf", scheduled(sys_cfg.p_nerf, step)),

@@ -53,3 +53,14 @@ def test_sampled_views_stay_in_configured_ranges():
     assert cams.azimuth.min() >= -30 and cams.azimuth.max() <= 30
     assert cams.elevation.min() >= 0 and cams.elevation.max() <= 20
     assert torch.allclose(cams.position.norm(dim=-1), cams.radius)
+
+
+def test_azimuth_spread_schedule_opens_the_views_from_the_front():
+    cfg = CameraConfig(azimuth_spread=[0.0, 30.0, 180.0, 300.0])
+    gen = torch.Generator().manual_seed(0)
+    early, mid, late = (sample_views(cfg, 512, gen, step).azimuth.abs() for step in (0, 150, 300))
+    assert early.max() <= 30 and mid.max() <= 105 and mid.max() > 90
+    assert late.max() > 170  # the whole configured range again
+    # the default (180) draws exactly what the range alone draws: datasets and runs of before are unchanged
+    plain = sample_views(CameraConfig(), 64, torch.Generator().manual_seed(3), step=0).azimuth
+    assert torch.equal(plain, -180 + 360 * torch.rand(64, generator=torch.Generator().manual_seed(3)))

@@ -177,3 +177,14 @@ def test_sds_on_a_free_image_paints_the_prompt_colour() -> None:
     rgb = optimize_image(prior, emb, cfg, steps=40, lr=0.05, generator=torch.Generator().manual_seed(0))
     centre = rgb[0, 8:24, 8:24].reshape(-1, 3).mean(0)
     assert centre[2] > centre[0] + 0.2 and centre[2] > centre[1] + 0.2, f"centre colour {centre.tolist()}"
+
+
+def test_free_image_sds_starts_from_given_images() -> None:
+    prior = EmbeddedPrior.from_pretrained()
+    emb = PositionalPrompt(prior, "a blue cube")(torch.tensor([0.0, 90.0]), torch.tensor([15.0, 15.0]))
+    r = prior.resolution
+    start = 0.05 + 0.9 * torch.rand(2, r, r, 3, generator=torch.Generator().manual_seed(0))
+    cfg = SDSConfig(guidance_scale=20.0, t_max=[0.5, 0.5])
+    assert torch.allclose(optimize_image(prior, emb, cfg, steps=0, init=start), start, atol=1e-5)
+    moved = optimize_image(prior, emb, cfg, steps=3, lr=0.05, generator=torch.Generator().manual_seed(0), init=start)
+    assert 0 < (moved - start).abs().mean() < 0.1  # SDS edits the given images, it does not replace them

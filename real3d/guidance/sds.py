@@ -117,15 +117,16 @@ def optimize_image(
     steps: int = 300,
     lr: float = 0.05,
     generator: torch.Generator | None = None,
-    init: float = 0.5,
+    init: float | torch.Tensor = 0.5,
 ) -> torch.Tensor:
-    """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init`,
-    optimised by Adam with Eq. 2 for embeddings emb [B,...]; returns the final images. The sanity check of
-    the guidance. The start sets the size of what SDS paints: from the toy world's white (0.95) the object
-    stays small, from 0.5 it fills the frame; the embedded prior's bench uses 0.8 (its model card)."""
+    """SDS alone on free pixels (no 3D): rgb [B,r,r,3] = sigmoid(logits), starting as grey level `init` (or
+    as the images init [B,r,r,3] in [0,1]), optimised by Adam with Eq. 2 for embeddings emb [B,...]; returns
+    the final images. The sanity check of the guidance. The start sets the size of what SDS paints: from the
+    toy world's white (0.95) the object stays small, from 0.5 it fills the frame; the embedded prior's bench
+    uses 0.8 (its model card)."""
     r = prior.resolution
-    start = torch.logit(torch.tensor(init)).item()
-    logits = torch.full((len(emb), r, r, 3), start, device=emb.cond.device, requires_grad=True)
+    start = torch.as_tensor(init, dtype=torch.float32).clamp(0.01, 0.99).expand(len(emb), r, r, 3)
+    logits = torch.logit(start).to(emb.cond.device).clone().requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
     for step in range(steps):
         out = sds_rgb(prior, torch.sigmoid(logits), emb, cfg, step, generator)

@@ -163,7 +163,7 @@ def fixed_mesh(renderer: torch.nn.Module, mesh: Mesh) -> Iterator[None]:
 def sample_renders(system: Real3DSystem) -> Renders:
     """x'1 (NeRF at v1) and x'2 (DMTet at v2), detached: the inputs of the prior, SDS and D rows."""
     cfg, gen = system.cfg, _generator(system.cfg.seed)
-    v1, v2 = system.views(gen)
+    v1, v2 = system.views(gen, 0)
     with torch.no_grad():
         x1 = system.render(system.model.renderer, v1, cfg.system.nerf_resolution, gen)  # rgb [1,n1,n1,3]
         x2 = system.render(system.model.explicit, v2, cfg.system.dmtet_resolution, gen)  # rgb [1,n2,n2,3]
@@ -190,7 +190,7 @@ def render_components(system: Real3DSystem) -> list[Component]:
         def call() -> None:
             system.optimizer.zero_grad(set_to_none=True)
             gen = _generator(seed)
-            cams = system.views(gen)[view]
+            cams = system.views(gen, 0)[view]
             _backward(system.render(renderer, cams, size, gen))
 
         return call
