@@ -12,28 +12,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 import warnings
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from real3d import precision
+from real3d.jobs.bench.speed import median_ms
 from real3d.priors.embedded import EmbeddedPrior, _UNetCall
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    with torch.no_grad():
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -64,11 +51,12 @@ def main() -> None:
         compiled(x, t, context)
         compile_s = time.perf_counter() - start
         diff = (graph(x, t, context).float() - compiled(x, t, context).float()).abs().max().item()
-    rows = {
-        "frozen TorchScript graph (shipped)": median_ms(lambda: graph(x, t, context), args.repeats),
-        "torch.compile (Inductor, freezing)": median_ms(lambda: compiled(x, t, context), args.repeats),
-    }
-    rows["frozen TorchScript graph, again"] = median_ms(lambda: graph(x, t, context), args.repeats)
+    with torch.no_grad():
+        rows = {
+            "frozen TorchScript graph (shipped)": median_ms(lambda: graph(x, t, context), args.repeats, 3),
+            "torch.compile (Inductor, freezing)": median_ms(lambda: compiled(x, t, context), args.repeats, 3),
+        }
+        rows["frozen TorchScript graph, again"] = median_ms(lambda: graph(x, t, context), args.repeats, 3)
     print(
         f"torch {torch.__version__}, {args.threads} threads, {precision.cpu_name()}, capability "
         f"{torch.backends.cpu.get_cpu_capability()}, flags {' '.join(precision.flags_that_matter())}; "

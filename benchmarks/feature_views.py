@@ -23,21 +23,16 @@ from pathlib import Path
 
 import torch
 
-from real3d.cameras import Cameras
+from real3d.cameras import orbit
 from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.sds import SDSConfig, optimize_image
 from real3d.io import contact_sheet, save_image
+from real3d.jobs.bench.quality import read_prompts
 from real3d.priors.embedded import EmbeddedPrior
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.metrics import feature_seen
 from real3d.toyworld.render import render
 from real3d.toyworld.scene import parse
-
-ELEVATION, RADIUS, FOVY = 15.0, 2.5, 45.0  # the judge's turntable camera (toyworld.runs.CAMERAS)
-
-
-def read_prompts(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def main() -> None:
@@ -57,7 +52,7 @@ def main() -> None:
     prior, judge = EmbeddedPrior.from_pretrained(), load_judge()
     azimuths = torch.tensor([float(a) for a in args.azimuths.split(",")])
     v, k, r = len(azimuths), args.copies, prior.resolution
-    cams = Cameras(azimuths, torch.full((v,), ELEVATION), torch.full((v,), RADIUS), torch.full((v,), FOVY))
+    cams = dataclasses.replace(orbit(v), azimuth=azimuths)  # the judge's turntable camera at these azimuths
     cfg = SDSConfig(guidance_scale=args.guidance, t_max=[args.t_max, args.t_max])
     gen = torch.Generator().manual_seed(0)
     rows, sheet = [], []

@@ -31,8 +31,9 @@ class CameraConfig:
     radius_range: list[float] = bounded([2.2, 2.8], 0.5, 100.0)
     fovy_range: list[float] = bounded([40.0, 50.0], 5.0, 120.0)
     view_offset: float = bounded(90.0, -360.0, 360.0)  # v2 = v1 + view_offset degrees of azimuth
-    # half-width (degrees) of the azimuths v1 is drawn from around the front, within azimuth_range; a schedule
-    # [s0, a, 180, s1] lets views near the front place a front feature before the others join (docs/results.md)
+    # half-width (degrees) of the azimuths v1 is drawn from around the front, within azimuth_range (180 or more:
+    # the whole range); a schedule [s0, a, 180, s1] lets views near the front place a front feature before the
+    # others join (docs/results.md)
     azimuth_spread: Scheduled = 180.0
     near: float = bounded(0.1, 1e-4)
     far: float = bounded(100.0, 1e-3)
@@ -45,6 +46,13 @@ class CameraConfig:
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise ConfigError(f"{where}.{name}: expected [low, high] with low <= high, got {lo_hi}")
         check_scheduled(self.azimuth_spread, f"{where}.azimuth_spread")
+        narrowest = min(self.azimuth_spread[1:3] if isinstance(self.azimuth_spread, list) else [self.azimuth_spread])
+        lo, hi = self.azimuth_range
+        if narrowest < 0 or (narrowest < 180 and (lo > narrowest or hi < -narrowest)):
+            raise ConfigError(
+                f"{where}.azimuth_spread: each value must be >= 0 and reach into azimuth_range {self.azimuth_range} "
+                f"from the front (0°), got {self.azimuth_spread}"
+            )
         if self.near >= self.far:
             raise ConfigError(f"{where}.near must be smaller than {where}.far")
 
@@ -169,9 +177,8 @@ def sample_views(cfg: CameraConfig, batch: int, generator: torch.Generator | Non
         lo, hi = lo_hi
         return lo + (hi - lo) * torch.rand(batch, generator=generator)
 
-    spread = scheduled(cfg.azimuth_spread, step)
-    (lo, hi) = cfg.azimuth_range
-    azimuth = [max(lo, -spread), min(hi, spread)] if max(lo, -spread) <= min(hi, spread) else [lo, hi]
+    spread, (lo, hi) = scheduled(cfg.azimuth_spread, step), cfg.azimuth_range  # check() keeps them overlapping
+    azimuth = [max(lo, -spread), min(hi, spread)] if spread < 180 else [lo, hi]
     return Cameras(uniform(azimuth), uniform(cfg.elevation_range), uniform(cfg.radius_range), uniform(cfg.fovy_range))
 
 

@@ -64,3 +64,13 @@ def test_azimuth_spread_schedule_opens_the_views_from_the_front():
     # the default (180) draws exactly what the range alone draws: datasets and runs of before are unchanged
     plain = sample_views(CameraConfig(), 64, torch.Generator().manual_seed(3), step=0).azimuth
     assert torch.equal(plain, -180 + 360 * torch.rand(64, generator=torch.Generator().manual_seed(3)))
+
+
+def test_azimuth_spread_that_misses_the_range_fails_with_its_message():
+    import pytest
+
+    from real3d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="camera.azimuth_spread: each value must be >= 0 and reach into"):
+        CameraConfig(azimuth_range=[100.0, 170.0], azimuth_spread=30.0).check("camera")
+    CameraConfig(azimuth_range=[100.0, 170.0]).check("camera")  # the default spread leaves any range alone
