@@ -1,7 +1,8 @@
 """Does the prior keep a front feature where the camera puts it? Free-image SDS started from the GT view.
 
     .venv/bin/python benchmarks/feature_views.py [--prompts benchmarks/prompts-front.txt]
-        [--azimuths 0,30,-30,60,-60,90,-90,180] [--steps 100] [--copies 4] [--out outputs/feature-views]
+        [--azimuths 0,30,-30,60,-60,90,-90,180] [--steps 100] [--copies 4] [--weights DIR]
+        [--out outputs/feature-views]
 
 For each prompt and camera azimuth (elevation 15°, the judge's radius and field of view) the ground-truth view
 at the prior's resolution starts free-image SDS (Eq. 2 alone, `optimize_image`), with the positional prompt
@@ -45,11 +46,12 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=20.0)
     p.add_argument("--t-max", type=float, default=0.5)
     p.add_argument("--start", choices=("gt", "plain"), default="gt", help="GT view, or the object without its feature")
+    p.add_argument("--weights", type=Path, default=None, help="a trained prior's folder (default: the shipped one)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("outputs/feature-views"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    prior, judge = EmbeddedPrior.from_pretrained(), load_judge()
+    prior, judge = EmbeddedPrior.from_pretrained(args.weights), load_judge()
     azimuths = torch.tensor([float(a) for a in args.azimuths.split(",")])
     v, k, r = len(azimuths), args.copies, prior.resolution
     cams = dataclasses.replace(orbit(v), azimuth=azimuths)  # the judge's turntable camera at these azimuths

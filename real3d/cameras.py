@@ -70,6 +70,16 @@ def view_direction(azimuth: float, elevation: float) -> str:
     return "front" if a < 45.0 else "back" if a > 135.0 else "side"
 
 
+VIEW_CODE_DIM = 5  # width of view_code
+
+
+def view_code(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
+    """The camera condition of a view-conditioned prior: (sin φ, cos φ, sin θ, cos θ, 1) [B,5] for azimuths φ
+    (from the front) and elevations θ in degrees [B]. The last 1 tells a view apart from "no view" (all zeros)."""
+    a, e = torch.deg2rad(azimuth.float()), torch.deg2rad(elevation.float())
+    return torch.stack([a.sin(), a.cos(), e.sin(), e.cos(), torch.ones_like(a)], -1)
+
+
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """Camera-to-world matrices [B,4,4] for eyes [B,3] looking at targets [B,3] (OpenGL camera frame)."""
     back = torch.nn.functional.normalize(eye - target, dim=-1)

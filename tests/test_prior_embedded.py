@@ -3,6 +3,7 @@ the shipped weights load offline on the CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -261,3 +262,65 @@ def test_the_frozen_prior_runs_a_traced_unet_with_the_eager_result(
     err = capsys.readouterr().err
     assert "could not be traced (RuntimeError: cannot trace this); running it eagerly" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_text_only_prior_gains_view_conditioning_that_starts_as_nothing(tmp_path: Path) -> None:
+    """A trained text-only prior loaded view-conditioned predicts the same ε̂ for every view (the view's layer
+    starts at zero), eager and traced; once that layer is trained, views change ε̂ and save/reload keeps them;
+    no view reads as all zeros; a view-conditioned prior does not load as a text-only one."""
+    from real3d.cameras import view_code
+    from real3d.guidance.prompts import PositionalPrompt
+
+    torch.manual_seed(0)  # 64 channels, 2 a norm group: with 1 (tiny_prior) the norms cancel any embedding
+    text_only = EmbeddedPrior(EmbeddedPrior.Config(resolution=16, block_out_channels=[64, 64], attention_heads=2))
+    for p in text_only.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    text_only.save_pretrained(tmp_path / "text")
+    viewed = EmbeddedPrior.from_pretrained(tmp_path / "text", view_conditioned=True)
+    text_only.requires_grad_(False)
+    emb = PositionalPrompt(viewed, "a red cube")(torch.tensor([0.0, 120.0]), torch.tensor([15.0, 70.0]))
+    torch.testing.assert_close(emb.view, view_code(torch.tensor([0.0, 120.0]), torch.tensor([15.0, 70.0])))
+    assert emb.view[:, -1].eq(1).all() and emb.repeat(2).view.shape == (4, 5)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 700])
+    with torch.no_grad(), precision.use("fp32"):
+        for mode in (contextlib.nullcontext(), viewed.eager()):  # traced, then eager
+            with mode:
+                torch.testing.assert_close(
+                    viewed.predict_noise(x, t, emb, 4.0), text_only.predict_noise(x, t, emb, 4.0), rtol=1e-4, atol=1e-5
+                )
+
+    torch.nn.init.normal_(viewed.unet.class_embedding.linear_2.weight, std=0.1)  # as if trained
+    viewed.save_pretrained(tmp_path / "viewed")
+    again = EmbeddedPrior.from_pretrained(tmp_path / "viewed")
+    assert again.cfg.view_conditioned
+    with torch.no_grad(), precision.use("fp32"):
+        front = again.denoiser(x, t, emb.cond, view_code(torch.zeros(2), torch.zeros(2)))
+        back = again.denoiser(x, t, emb.cond, view_code(torch.full((2,), 180.0), torch.zeros(2)))
+        assert (front - back).abs().max() > 1e-3
+        torch.testing.assert_close(front, viewed.denoiser(x, t, emb.cond, view_code(torch.zeros(2), torch.zeros(2))))
+        torch.testing.assert_close(again.denoiser(x, t, emb.cond), again.denoiser(x, t, emb.cond, torch.zeros(2, 5)))
+    config = json.loads((tmp_path / "viewed" / "config.json").read_text())
+    (tmp_path / "viewed" / "config.json").write_text(json.dumps(config | {"view_conditioned": False}))
+    with pytest.raises(UserError, match="does not hold this prior's weights"):
+        EmbeddedPrior.from_pretrained(tmp_path / "viewed")
+
+
+def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Path, tiny_data: Path) -> None:
+    """`train-prior --init TEXT_ONLY --view-conditioned` trains the view's layer on the data's views; data
+    without views is refused with what to do."""
+    first = tiny_prior()
+    first.save_pretrained(tmp_path / "first")
+    args = ["train-prior", "--init", str(tmp_path / "first"), "--view-conditioned", "--batch", "8", "--steps", "3"]
+    args += ["--warmup", "0", "--lr", "1e-2", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "p")]
+    assert main([*args, "--data", str(tiny_data)]) == 2  # no views in it
+    data = dict(np.load(tiny_data))
+    rng = np.random.default_rng(1)
+    views = np.stack([rng.uniform(-180, 180, 32), rng.uniform(-10, 75, 32)], -1).astype(np.float32)
+    np.savez(tmp_path / "viewed.npz", **data, views=views)
+    assert main([*args, "--data", str(tmp_path / "viewed.npz")]) == 0
+    trained = EmbeddedPrior.from_pretrained(tmp_path / "p")
+    assert trained.cfg.view_conditioned
+    assert trained.unet.class_embedding.linear_2.weight.abs().max() > 0  # it moved from its zero start
+    sample = ["sample", "a red cube", "-n", "1", "--steps", "2", "--weights", str(tmp_path / "p")]
+    assert main([*sample, "--view", "30", "15", "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "sample_00.png").exists()

@@ -52,7 +52,9 @@ class LinearPrior:
         steps: int = 20,
         guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
+        views: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        assert views is not None and views.shape == (len(prompts), 5)
         self.sampled += prompts
         return torch.rand(len(prompts) * n, 8, 8, 3, generator=generator)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..cameras import off_front
+from ..cameras import off_front, view_code
 from ..priors.base import Prior, TextEmbedding
 
 VIEWS = ("front", "side", "back", "overhead")
@@ -52,11 +52,12 @@ class PositionalPrompt:
         self.views, self.uncond = emb.cond, emb.uncond[:1]  # [4,L,D], [1,L,D]
 
     def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor, perp_neg: float = 0.0) -> TextEmbedding:
-        """Embeddings for views (degrees, [B]): cond [B,L,D] interpolated, uncond [B,L,D]; with perp_neg > 0
-        also the front and back view prompts as negatives [B,2,L,D] and their weights [B,2]."""
+        """Embeddings for views (degrees, [B]): cond [B,L,D] interpolated, uncond [B,L,D], the views' camera
+        codes [B,5] (for a view-conditioned prior); with perp_neg > 0 also the front and back view prompts as
+        negatives [B,2,L,D] and their weights [B,2]."""
         w = view_weights(azimuth.float(), elevation.float()).to(self.views.device, self.views.dtype)  # [B,4]
         cond = torch.einsum("bv,vld->bld", w, self.views)
-        emb = TextEmbedding(cond, self.uncond.expand_as(cond))
+        emb = TextEmbedding(cond, self.uncond.expand_as(cond), view=view_code(azimuth, elevation).to(cond.device))
         if perp_neg > 0:
             behind = off_front(azimuth.float()) / 180.0  # [B] 0 front … 1 back
             emb.negative = self.views[[0, 2]][None].expand(len(cond), -1, -1, -1)  # front, back

@@ -2,9 +2,9 @@
 
 The paper samples 1000 images per prompt in advance. Here the count is a config value; the prompts carry
 view suffixes spread over the views the generator renders (azimuths evenly around the object at a fixed
-elevation, named by real3d.cameras.view_direction, plus a share of overhead views). The images are cached
-on disk as one uint8 .npz per (prior identity, prompt, count, sampler settings), so every later run with the
-same prior and prompt reuses them; writes are atomic.
+elevation, named by real3d.cameras.view_direction, plus a share of overhead views); a view-conditioned prior
+also gets each one's camera. The images are cached on disk as one uint8 .npz per (prior identity, prompt,
+count, sampler settings), so every later run with the same prior and prompt reuses them; writes are atomic.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cameras import view_direction
+from ..cameras import view_code, view_direction
 from ..config import bounded
 from ..io import atomic_path
 from ..priors.base import Prior
 from .prompts import view_prompt
 
 DEFAULT_CACHE = Path("outputs/cache/reference")
+OVERHEAD_ELEVATION = 75.0  # degrees: the overhead views of x̃ (the toy world's highest cameras)
 
 
 @dataclass
@@ -39,12 +40,22 @@ class ReferenceConfig:
     cache_dir: str = str(DEFAULT_CACHE)
 
 
-def reference_prompts(prompt: str, cfg: ReferenceConfig) -> list[str]:
-    """`count` view-suffixed prompts: evenly spaced azimuths, the last `overhead_fraction` overhead."""
+def reference_views(cfg: ReferenceConfig) -> torch.Tensor:
+    """The `count` cameras of x̃, (azimuth, elevation) in degrees [count,2]: evenly spaced azimuths at
+    cfg.elevation, then the last `overhead_fraction` evenly spaced at OVERHEAD_ELEVATION."""
     n_over = round(cfg.count * cfg.overhead_fraction)
     n_around = cfg.count - n_over
-    around = [view_direction(-180.0 + 360.0 * (i + 0.5) / n_around, cfg.elevation) for i in range(n_around)]
-    return [view_prompt(prompt, v) for v in around + ["overhead"] * n_over]
+
+    def ring(n: int, elevation: float) -> torch.Tensor:
+        azimuth = -180.0 + 360.0 * (torch.arange(n, dtype=torch.float64) + 0.5) / max(n, 1)
+        return torch.stack([azimuth, torch.full((n,), elevation, dtype=torch.float64)], -1)
+
+    return torch.cat([ring(n_around, cfg.elevation), ring(n_over, OVERHEAD_ELEVATION)]).float()
+
+
+def reference_prompts(prompt: str, cfg: ReferenceConfig) -> list[str]:
+    """The view-suffixed prompt of each camera of `reference_views` (DreamFusion's view word)."""
+    return [view_prompt(prompt, view_direction(a, e)) for a, e in reference_views(cfg).tolist()]
 
 
 def cache_path(prior: Prior, prompt: str, cfg: ReferenceConfig) -> Path:
@@ -63,11 +74,13 @@ def reference_images(prior: Prior, prompt: str, cfg: ReferenceConfig, progress: 
     path = cache_path(prior, prompt, cfg)
     if path.exists():
         return torch.from_numpy(np.load(path)["images"])
-    prompts = reference_prompts(prompt, cfg)
+    prompts, views = reference_prompts(prompt, cfg), reference_views(cfg)
+    codes = view_code(views[:, 0], views[:, 1])  # [count,5]: a view-conditioned prior samples each at its camera
     gen = torch.Generator().manual_seed(cfg.seed)
     chunks = []
     for i in tqdm(range(0, len(prompts), cfg.batch), desc=f"x̃ {prompt!r}", disable=not progress, dynamic_ncols=True):
-        rgb = prior.sample(prompts[i : i + cfg.batch], 1, cfg.steps, cfg.guidance_scale, gen)
+        batch = slice(i, i + cfg.batch)
+        rgb = prior.sample(prompts[batch], 1, cfg.steps, cfg.guidance_scale, gen, views=codes[batch])
         chunks.append((rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu())
     images = torch.cat(chunks)
     with atomic_path(path) as tmp:

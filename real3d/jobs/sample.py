@@ -1,6 +1,6 @@
 """`real3d sample` and `real3d eval-prior`: images from the embedded prior, and their toy-world judge score.
 
-real3d sample "a red cube, front view" -n 4 --out DIR
+real3d sample "a red cube, front view" -n 4 --out DIR [--view 0 15]   # --view: a view-conditioned prior's camera
 real3d eval-prior --out DIR      # samples over the toy vocabulary, judge score mean ± std per group
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
+from ..cameras import view_code
+from ..guidance.prompts import VIEWS, view_prompt
 from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
 from ..toyworld.scene import check_prompt
 from .args import add_precision_argument, finite_float, in_precision, int_in, positive_int, seed_int
-
-VIEWS = ("front", "side", "back", "overhead")
 
 
 def vocabulary_prompts(pairs: int = 12, seed: int = 0) -> dict[str, list[str]]:
@@ -41,9 +41,16 @@ def vocabulary_prompts(pairs: int = 12, seed: int = 0) -> dict[str, list[str]]:
     return {"single": singles, "feature": featured, "pair": two}
 
 
-def view_prompts(prompt: str, n: int) -> list[str]:
-    """n copies of a prompt with the view suffixes in turn (front, side, back, overhead, front, ...)."""
-    return [f"{prompt}, {VIEWS[i % len(VIEWS)]} view" for i in range(n)]
+# the camera (azimuth, elevation in degrees) each view word stands for, for a view-conditioned prior
+VIEW_CAMERAS = {"front": (0.0, 15.0), "side": (90.0, 15.0), "back": (180.0, 15.0), "overhead": (0.0, 75.0)}
+
+
+def view_prompts(prompt: str, n: int) -> tuple[list[str], torch.Tensor]:
+    """n copies of a prompt with the view suffixes in turn (front, side, back, overhead, front, ...), and the
+    camera code of each (cameras.view_code [n,5], read by a view-conditioned prior)."""
+    views = [VIEWS[i % len(VIEWS)] for i in range(n)]
+    cams = torch.tensor([VIEW_CAMERAS[v] for v in views])
+    return [view_prompt(prompt, v) for v in views], view_code(cams[:, 0], cams[:, 1])
 
 
 def judge_samples(
@@ -64,7 +71,8 @@ def judge_samples(
     gen = torch.Generator().manual_seed(seed)
     images, scores = [], []
     for prompt in prompts:
-        rgb = prior.sample(view_prompts(prompt, n), 1, steps, guidance_scale, gen).cpu()
+        captions, views = view_prompts(prompt, n)
+        rgb = prior.sample(captions, 1, steps, guidance_scale, gen, views=views).cpu()
         images.append(rgb)
         scores.append(prompt_probability(judge.probs(rgb), parse(prompt)))
     return torch.stack(images), torch.stack(scores)
@@ -78,7 +86,8 @@ def _sample(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out, overwrite=True)
     gen = torch.Generator().manual_seed(args.seed)
     start = time.time()
-    rgb = prior.sample([args.prompt], args.n, args.steps, args.guidance, gen)
+    views = None if args.view is None else view_code(torch.tensor(args.view[:1]), torch.tensor(args.view[1:]))
+    rgb = prior.sample([args.prompt], args.n, args.steps, args.guidance, gen, views=views)
     for i, im in enumerate(rgb):
         save_image(out / f"sample_{i:02d}.png", im)
     save_image(out / "contact_sheet.png", contact_sheet(list(rgb), min(args.n, 8)))
@@ -129,6 +138,14 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt")
     p.add_argument("-n", type=int_in(1, 1024), default=4, help="number of images (1 to 1024)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--view",
+        type=finite_float,
+        nargs=2,
+        metavar=("AZIMUTH", "ELEVATION"),
+        default=None,
+        help="the camera in degrees (azimuth 0 sees the front), for a view-conditioned prior (default: none)",
+    )
     _common(p)
     p.set_defaults(func=_sample)
     e = sub.add_parser("eval-prior", help="judge score of the prior's samples over the toy vocabulary")

@@ -47,7 +47,7 @@ def data_path(resolution: int, n: int, seed: int = 0) -> Path:
 
 def build_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int = 1) -> None:
     """Resize the toy-world GT renders (64 px shards, rendered by `workers` processes) to `resolution` and
-    write images + captions to `path`."""
+    write images, captions and views (azimuth from the scene's front and elevation, degrees [N,2]) to `path`."""
     from ..toyworld.dataset import DatasetSpec, toy_dataset
 
     samples = toy_dataset(DatasetSpec(n=n, resolution=64, seed=seed), log=True, workers=workers)
@@ -56,12 +56,17 @@ def build_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int 
         x = samples.rgb(slice(i, i + 4096)).permute(0, 3, 1, 2)
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
         chunks.append((x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    yaw = torch.tensor([s.yaw for s in samples.scenes])
+    views = torch.stack([samples.cameras.azimuth - yaw, samples.cameras.elevation], -1).float().numpy()
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, images=np.concatenate(chunks), captions=np.array(samples.captions))
+        np.savez_compressed(tmp, images=np.concatenate(chunks), captions=np.array(samples.captions), views=views)
 
 
-def load_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int = 1) -> tuple[torch.Tensor, list[str]]:
-    """Images uint8 [N,r,r,3] and their captions, built from the toy world on first use."""
+def load_data(
+    path: Path, resolution: int, n: int, seed: int = 0, workers: int = 1
+) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+    """Images uint8 [N,r,r,3], their captions and views (degrees [N,2]; None in data built before views were
+    kept), built from the toy world on first use."""
     if not path.exists():
         if path != data_path(resolution, n, seed):
             raise UserError(f"training data {path} does not exist; omit --data to build it from the toy world")
@@ -70,7 +75,8 @@ def load_data(path: Path, resolution: int, n: int, seed: int = 0, workers: int =
     images = torch.from_numpy(data["images"])
     if images.shape[1] != resolution:
         raise UserError(f"training data {path} holds {images.shape[1]} px images, the prior is {resolution} px")
-    return images, data["captions"].tolist()
+    views = torch.from_numpy(data["views"]) if "views" in data.files else None
+    return images, data["captions"].tolist(), views
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -89,23 +95,28 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(TrainConfig, args.config, [*flag_overrides(args, FLAGS), *args.overrides])
     if precision_of(args) != "auto":
         cfg = dataclasses.replace(cfg, precision=precision_of(args))
-    if args.init:
-        prior = EmbeddedPrior.from_pretrained(args.init, text_encoder_path=args.text_encoder)
+    if args.init:  # a view-conditioned one stays so; --view-conditioned makes a text-only one so
+        view: dict[str, object] = {"view_conditioned": True} if args.view_conditioned else {}
+        prior = EmbeddedPrior.from_pretrained(args.init, text_encoder_path=args.text_encoder, **view)
     else:
         prior = EmbeddedPrior(
             EmbeddedPrior.Config(
                 resolution=args.resolution or 32,
                 text_encoder_path=args.text_encoder,
                 block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels,
+                view_conditioned=args.view_conditioned,
             )
         )
     data = Path(args.data) if args.data else data_path(prior.resolution, cfg.data_n, cfg.data_seed)
-    images, captions = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed, args.workers)
+    images, captions, views = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed, args.workers)
+    if prior.cfg.view_conditioned and views is None:
+        raise UserError(f"{data} holds no views (built before they were kept): delete it to build it again")
     info = train(
         prior,
         cfg,
         images,
         captions,
+        views,
         Path(args.checkpoint),
         Path(args.out),
         args.device,
@@ -156,6 +167,12 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         "--init",
         default=None,
         help="train further the prior in this folder (its weights, a fresh optimizer and schedule)",
+    )
+    p.add_argument(
+        "--view-conditioned",
+        action="store_true",
+        help="condition the prior on each image's camera as well (MVDream style); with --init, a text-only "
+        "prior gains it, zero-initialised",
     )
     p.add_argument("--resolution", type=int, default=None, choices=[16, 32, 64], help="image side (default: 32)")
     p.add_argument(

@@ -22,12 +22,15 @@ from torch import nn
 @dataclass
 class TextEmbedding:
     """Conditional and unconditional text embeddings for classifier-free guidance, both [B,L,D]; with
-    `negative` [B,K,L,D] and `negative_weight` [B,K], negative prompts for Perp-Neg guidance (perp_neg_combine)."""
+    `negative` [B,K,L,D] and `negative_weight` [B,K], negative prompts for Perp-Neg guidance (perp_neg_combine);
+    with `view` [B,5] (cameras.view_code), the camera of each image, for a prior conditioned on it (the others
+    ignore it)."""
 
     cond: torch.Tensor
     uncond: torch.Tensor
     negative: torch.Tensor | None = None
     negative_weight: torch.Tensor | None = None
+    view: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.cond.shape[0]
@@ -40,8 +43,10 @@ class TextEmbedding:
         return self._map(lambda x: x.to(device, dtype))
 
     def _map(self, f: Any) -> TextEmbedding:  # f: tensor → tensor, applied to each batch-first field
-        neg, w = self.negative, self.negative_weight
-        return TextEmbedding(f(self.cond), f(self.uncond), None if neg is None else f(neg), None if w is None else f(w))
+        def g(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else f(x)
+
+        return TextEmbedding(f(self.cond), f(self.uncond), g(self.negative), g(self.negative_weight), g(self.view))
 
 
 @runtime_checkable
@@ -83,8 +88,15 @@ class Prior(Protocol):
         steps: int = 20,
         guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
+        views: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """n images per prompt, rgb [len(prompts)*n,H,W,3] in [0,1] (prompt-major)."""
+        """n images per prompt, rgb [len(prompts)*n,H,W,3] in [0,1] (prompt-major); `views` [len(prompts),5]
+        (cameras.view_code) the camera of each prompt's images, for a view-conditioned prior."""
+
+
+def _repeat(view: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """The views [B,5] of n stacked copies of a batch ([n·B,5]), or None."""
+    return None if view is None else view.repeat(n, 1)
 
 
 def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
@@ -135,7 +147,10 @@ class DiffusionPrior(nn.Module):
         finally:
             self.use_graph = before
 
-    def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def denoiser(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """ε_φ(x_t; context, t) [B,C,h,w]; `view` [B,5] (cameras.view_code) where the prior is conditioned on it."""
         raise NotImplementedError
 
     @property
@@ -165,12 +180,14 @@ class DiffusionPrior(nn.Module):
             b, k = emb.negative.shape[:2]
             negatives = emb.negative.transpose(0, 1).reshape(k * b, *emb.negative.shape[2:])  # negative-major
             context = torch.cat([emb.uncond, emb.cond, negatives])
-            eps = self.denoiser(x_t.repeat(2 + k, 1, 1, 1), t.repeat(2 + k), context)
+            eps = self.denoiser(x_t.repeat(2 + k, 1, 1, 1), t.repeat(2 + k), context, _repeat(emb.view, 2 + k))
             eps_negative = eps[2 * b :].reshape(k, b, *x_t.shape[1:]).transpose(0, 1)
             return perp_neg_combine(eps[:b], eps[b : 2 * b], eps_negative, emb.negative_weight, guidance_scale)
         if guidance_scale == 1.0:
-            return self.denoiser(x_t, t, emb.cond)
-        eps = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([emb.uncond, emb.cond]))
+            return self.denoiser(x_t, t, emb.cond, emb.view)
+        eps = self.denoiser(
+            torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([emb.uncond, emb.cond]), _repeat(emb.view, 2)
+        )
         eps_uncond, eps_cond = eps.chunk(2)
         return cfg_combine(eps_uncond, eps_cond, guidance_scale)
 
@@ -182,10 +199,14 @@ class DiffusionPrior(nn.Module):
         steps: int = 20,
         guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
+        views: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Reverse process with the sampling scheduler: rgb [len(prompts)*n,H,W,3] in [0,1], prompt-major."""
+        """Reverse process with the sampling scheduler: rgb [len(prompts)*n,H,W,3] in [0,1], prompt-major;
+        `views` [len(prompts),5], the camera of each prompt's images (cameras.view_code; None: no view)."""
         scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
-        emb = self.encode_text(prompts).repeat(n)
+        emb = self.encode_text(prompts)
+        emb.view = None if views is None else views.to(emb.cond.device)
+        emb = emb.repeat(n)
         scheduler = self.sampling_scheduler()
         scheduler.set_timesteps(steps, device=self.device)
         shape = (len(emb), *self.latent_shape)

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import precision
+from ..cameras import VIEW_CODE_DIM
 from ..config import bounded
 from ..errors import UserError
 from ..io import atomic_path, write_text
@@ -39,14 +40,16 @@ WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
 
 
 class _UNetCall(nn.Module):
-    """The UNet as a plain (x_t, t, context) → ε function, the form torch.jit.trace takes."""
+    """The UNet as a plain (x_t, t, context[, view]) → ε function, the form torch.jit.trace takes."""
 
     def __init__(self, unet: nn.Module) -> None:
         super().__init__()
         self.unet = unet
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=context, return_dict=False)[0]
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.unet(x_t, t, encoder_hidden_states=context, class_labels=view, return_dict=False)[0]
 
 
 @register("prior", "embedded")
@@ -65,6 +68,9 @@ class EmbeddedPrior(DiffusionPrior):
         num_train_timesteps: int = bounded(1000, 10)
         beta_schedule: str = "squaredcos_cap_v2"
         guidance_scale: float = bounded(4.0, 1.0)  # default CFG scale for sampling (DDIM, η = 0)
+        # ε_φ also sees the camera of the view (cameras.view_code, added to the timestep embedding, as MVDream
+        # does); a prior trained without it gains it zero-initialised, so it starts as the text-only prior
+        view_conditioned: bool = False
 
     def __init__(self, cfg: EmbeddedPrior.Config) -> None:
         super().__init__()
@@ -85,7 +91,15 @@ class EmbeddedPrior(DiffusionPrior):
             cross_attention_dim=EMBED_DIM,
             attention_head_dim=cfg.attention_heads,
             norm_num_groups=min(32, cfg.block_out_channels[0]),
+            **(
+                {"class_embed_type": "projection", "projection_class_embeddings_input_dim": VIEW_CODE_DIM}
+                if cfg.view_conditioned
+                else {}
+            ),
         )
+        if cfg.view_conditioned:  # the view adds nothing until trained: it starts as the text-only prior
+            nn.init.zeros_(self.unet.class_embedding.linear_2.weight)
+            nn.init.zeros_(self.unet.class_embedding.linear_2.bias)
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
@@ -115,8 +129,12 @@ class EmbeddedPrior(DiffusionPrior):
                 f"{folder / CONFIG_FILE} is not an embedded prior's config ({type(e).__name__}); "
                 "train the prior again or restore the file"
             ) from None
+        # a text-only prior loaded as view-conditioned (to train it further) lacks only the view's layers
+        gains_view = cfg.view_conditioned and not saved.get("view_conditioned", False)
         try:
-            prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+            missing, unexpected = prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
+            if unexpected or any(not (gains_view and k.startswith("class_embedding.")) for k in missing):
+                raise KeyError(f"{len(missing)} missing, {len(unexpected)} unexpected keys")
         except Exception as e:
             raise UserError(
                 f"{folder / WEIGHTS_FILE} does not hold this prior's weights ({type(e).__name__}); "
@@ -161,19 +179,25 @@ class EmbeddedPrior(DiffusionPrior):
         cond = self.text_encoder()(list(prompts)).to(self.device)
         return TextEmbedding(cond, self._uncond.to(self.device).expand_as(cond))
 
-    def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """ε_φ(x_t; context, t), float32 [B,3,r,r], in the precision `real3d.precision` picks. Inference of the
-        frozen prior on the CPU (SDS, x̃, sampling) runs a frozen TorchScript graph of the UNet (`_graph`)."""
+    def denoiser(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """ε_φ(x_t; context, t[, view]), float32 [B,3,r,r], in the precision `real3d.precision` picks. A
+        view-conditioned prior reads `view` [B,5] (none: all zeros, "no view"); the others ignore it. Inference
+        of the frozen prior on the CPU (SDS, x̃, sampling) runs a frozen TorchScript graph of the UNet (`_graph`)."""
+        extra: tuple[torch.Tensor, ...] = ()
+        if self.cfg.view_conditioned:
+            extra = (torch.zeros(len(x_t), VIEW_CODE_DIM, device=x_t.device) if view is None else view.float(),)
         frozen = not torch.is_grad_enabled() and not any(p.requires_grad for p in self.unet.parameters())
         if frozen and self.use_graph and x_t.device.type == "cpu":
-            graph, dtype = self._graph(x_t, t, context)
+            graph, dtype = self._graph(x_t, t, context, *extra)
             if graph is not None:
-                return graph(x_t.to(dtype), t.long(), context.to(dtype)).float()
+                return graph(x_t.to(dtype), t.long(), context.to(dtype), *(e.to(dtype) for e in extra)).float()
         with precision.autocast(x_t.device):
-            return self.unet(x_t, t, encoder_hidden_states=context.to(x_t.dtype)).sample.float()
+            return _UNetCall(self.unet)(x_t, t, context.to(x_t.dtype), *extra).float()
 
     def _graph(
-        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, *view: torch.Tensor
     ) -> tuple[torch.jit.ScriptModule | None, torch.dtype]:
         """The UNet traced, frozen and optimised for inference (weights pre-packed for oneDNN, conv + activation
         fused) in the current precision, built once per precision and weights (under a second); it saves
@@ -185,7 +209,7 @@ class EmbeddedPrior(DiffusionPrior):
         if key not in self._graphs:
             # nn.Module.to, not diffusers' override, which logs a warning about fp32 modules (this UNet has none)
             unet = nn.Module.to(copy.deepcopy(self.unet), dtype) if dtype != torch.float32 else self.unet
-            example = (x_t.to(dtype), t.long(), context.to(dtype))
+            example = (x_t.to(dtype), t.long(), context.to(dtype), *(v.to(dtype) for v in view))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -126,7 +126,10 @@ class StableDiffusionPrior(DiffusionPrior):
         hidden = self.text_model(tok.input_ids.to(self.device))[0]  # [B+1,77,D]
         return TextEmbedding(hidden[:-1], hidden[-1:].expand(len(prompts), -1, -1))
 
-    def denoiser(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def denoiser(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Stable Diffusion is conditioned on text only: `view` is not used."""
         return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=context.to(self.dtype)).sample
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:

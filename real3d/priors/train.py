@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import precision
+from ..cameras import view_code
 from ..config import bounded
+from ..errors import UserError
 from ..io import save_torch
 from ..loop import Loop, halve_learning_rate
 from ..precision import Precision
@@ -41,6 +43,7 @@ class TrainConfig:
     warmup: int = bounded(500, 0)
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     caption_dropout: float = bounded(0.1, 0.0, 1.0)
+    view_dropout: float = bounded(0.1, 0.0, 1.0)  # a view-conditioned prior: share of views given as "none"
     checkpoint_every: int = bounded(500, 1)
     precision: Precision = "auto"  # real3d.precision: bf16 autocast only where it is native
     seed: int = 0
@@ -125,6 +128,7 @@ def train(
     cfg: TrainConfig,
     images: torch.Tensor,
     captions: list[str],
+    views: torch.Tensor | None,
     checkpoint_dir: Path,
     out: Path,
     device: str = "cpu",
@@ -134,14 +138,18 @@ def train(
     cache: Path | None = None,
     resume_hint: str = "real3d train-prior --resume",
 ) -> dict[str, float]:
-    """Train `prior` on images uint8 [N,r,r,3] + captions (from scratch or from the checkpoint) to cfg.steps,
+    """Train `prior` on images uint8 [N,r,r,3] + captions (and, for a view-conditioned prior, each image's
+    azimuth from the front and elevation, degrees [N,2]) from scratch or from the checkpoint to cfg.steps,
     or for one leg of `max_minutes` (0: no limit) after which the checkpoint is kept and a resume continues;
     write the EMA prior to `out`. `cache`: where the caption embeddings are kept (see caption_table)."""
+    if prior.cfg.view_conditioned and views is None:
+        raise UserError("a view-conditioned prior trains on data with views: build the training data again")
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     prior.to(dev).train()
     prior.unet.requires_grad_(True)
     images = images.to(dev)
+    views = None if views is None else views.to(dev)
     table, caption_index = caption_table(prior, captions, dev, cache=cache)
     empty = table.shape[0] - 1
     run = PriorTraining(prior, cfg, dev)
@@ -169,11 +177,15 @@ def train(
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,r,r] in [-1,1]
         drop = torch.rand(cfg.batch, generator=gen, device=dev) < cfg.caption_dropout
         context = table[torch.where(drop, empty, caption_index[idx])]
+        view = None
+        if views is not None and prior.cfg.view_conditioned:
+            keep = torch.rand(cfg.batch, generator=gen, device=dev) >= cfg.view_dropout
+            view = view_code(views[idx, 0], views[idx, 1]) * keep[:, None]  # [B,5], dropped views all zeros
         t = torch.randint(T, (cfg.batch,), generator=gen, device=dev)
         eps = torch.randn(x0.shape, generator=gen, device=dev)
         a = alphas[t].sqrt()[:, None, None, None]
         x_t = a * x0 + (1 - a**2).sqrt() * eps  # Eq. 1: α_t x + σ_t ε
-        loss = F.mse_loss(prior.denoiser(x_t, t, context).float(), eps)  # in the precision real3d.precision picks
+        loss = F.mse_loss(prior.denoiser(x_t, t, context, view).float(), eps)  # in the precision real3d.precision picks
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.unet.parameters(), 1.0)
