@@ -71,7 +71,7 @@ def main() -> None:
         else:
             start = gt
         emb = PositionalPrompt(prior, prompt)(azimuths, cams.elevation)
-        emb = type(emb)(emb.cond.repeat_interleave(k, 0), emb.uncond.repeat_interleave(k, 0))  # [V·K,...]
+        emb = emb.repeat(k)  # [V·K,...]
         out = optimize_image(prior, emb, cfg, args.steps, args.lr, gen, start.repeat_interleave(k, 0)).cpu()
         before = feature_seen(judge.probs(start), scene)  # [V]
         after = feature_seen(judge.probs(out), scene).reshape(v, k).mean(1)  # [V]

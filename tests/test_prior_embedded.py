@@ -321,6 +321,9 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     trained = EmbeddedPrior.from_pretrained(tmp_path / "p")
     assert trained.cfg.view_conditioned
     assert trained.unet.class_embedding.linear_2.weight.abs().max() > 0  # it moved from its zero start
+    groups = torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert [len(g["params"]) for g in groups] == [len(list(trained.unet.parameters())) - 4, 4]
+    assert groups[1]["lr"] == pytest.approx(20 * groups[0]["lr"])  # the view's layers learn faster
     sample = ["sample", "a red cube", "-n", "1", "--steps", "2", "--weights", str(tmp_path / "p")]
     assert main([*sample, "--view", "30", "15", "--out", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "sample_00.png").exists()

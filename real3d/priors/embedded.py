@@ -36,6 +36,7 @@ from .minilm import EMBED_DIM, load_encoder
 
 SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "embedded-prior"
 MACHINE_LOCAL = ("path", "text_encoder_path")  # config fields not saved with the weights
+VIEW_LAYERS = "class_embedding."  # the UNet's layers of a view-conditioned prior that read the camera
 WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
 
 
@@ -133,7 +134,7 @@ class EmbeddedPrior(DiffusionPrior):
         gains_view = cfg.view_conditioned and not saved.get("view_conditioned", False)
         try:
             missing, unexpected = prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
-            if unexpected or any(not (gains_view and k.startswith("class_embedding.")) for k in missing):
+            if unexpected or any(not (gains_view and k.startswith(VIEW_LAYERS)) for k in missing):
                 raise KeyError(f"{len(missing)} missing, {len(unexpected)} unexpected keys")
         except Exception as e:
             raise UserError(

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..io import save_torch
 from ..loop import Loop, halve_learning_rate
 from ..precision import Precision
-from .embedded import EmbeddedPrior
+from .embedded import VIEW_LAYERS, EmbeddedPrior
 
 
 @dataclass
@@ -44,6 +44,9 @@ class TrainConfig:
     ema_decay: float = bounded(0.999, 0.0, 1.0)
     caption_dropout: float = bounded(0.1, 0.0, 1.0)
     view_dropout: float = bounded(0.1, 0.0, 1.0)  # a view-conditioned prior: share of views given as "none"
+    # the view's layers learn this many times faster than the rest: at the base rate they barely leave their
+    # zero start (docs: weights/embedded-prior/README.md, stage 4)
+    view_lr_scale: float = bounded(20.0, 0.0)
     checkpoint_every: int = bounded(500, 1)
     precision: Precision = "auto"  # real3d.precision: bf16 autocast only where it is native
     seed: int = 0
@@ -98,7 +101,11 @@ class PriorTraining:
         self.prior, self.cfg, self.device = prior, cfg, device
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
         self.ema = {k: v.detach().clone().float() for k, v in prior.unet.state_dict().items()}
-        self.optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+        named = list(prior.unet.named_parameters())
+        view = [p for n, p in named if n.startswith(VIEW_LAYERS)]
+        groups = [{"params": [p for n, p in named if not n.startswith(VIEW_LAYERS)], "lr": cfg.lr}]
+        groups += [{"params": view, "lr": cfg.lr * cfg.view_lr_scale}] if view else []
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
         self.started = time.time()
 
