@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..cameras import view_code
+from ..errors import UserError
 from ..guidance.prompts import VIEWS, view_prompt
 from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
@@ -86,6 +87,11 @@ def _sample(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out, overwrite=True)
     gen = torch.Generator().manual_seed(args.seed)
     start = time.time()
+    if args.view is not None and not prior.cfg.view_conditioned:
+        raise UserError(
+            f"--view needs a view-conditioned prior ('real3d train-prior --view-conditioned'); {args.weights} "
+            "reads the view word of the prompt only"
+        )
     views = None if args.view is None else view_code(torch.tensor(args.view[:1]), torch.tensor(args.view[1:]))
     rgb = prior.sample([args.prompt], args.n, args.steps, args.guidance, gen, views=views)
     for i, im in enumerate(rgb):
