@@ -91,7 +91,6 @@ def main() -> None:
     print("|---|" + "---|" * v)
     print("| start, mean over prompts | " + " | ".join(f"{x:.2f}" for x in before_all.tolist()) + " |")
     print("| after SDS | " + " | ".join(f"{x:.2f}" for x in after_all.tolist()) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
     save_image(args.out / "feature_views.png", contact_sheet(sheet, k + 1))
     print(f"\ncontact sheet: {args.out / 'feature_views.png'}")
 

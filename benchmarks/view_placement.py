@@ -75,14 +75,16 @@ def main() -> None:
             line += f" {right:.2f} |"
         rows.append(line)
         print(line, flush=True)
-    head = " | ".join(f"±{a:g}°" for a in angles)
+    sheet_path = args.out / "view_placement.png"
+    save_image(sheet_path, contact_sheet(sheet, n + 1))
+    table = [
+        f"| prompt | {' | '.join(f'±{a:g}°' for a in angles)} |",
+        "|---|" + "---|" * len(angles),
+        *rows,
+        "| mean | " + " | ".join(f"{x:.2f}" for x in totals.tolist()) + " |",
+    ]
     print(f"\n{n} samples a camera (DDIM 20), share placed on the side of their own camera (0.5: chance)\n")
-    print(f"| prompt | {head} |\n|---|" + "---|" * len(angles))
-    print("\n".join(rows))
-    print("| mean | " + " | ".join(f"{x:.2f}" for x in totals.tolist()) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_image(args.out / "view_placement.png", contact_sheet(sheet, n + 1))
-    print(f"\ncontact sheet: {args.out / 'view_placement.png'}")
+    print("\n".join(table) + f"\n\ncontact sheet: {sheet_path}")
 
 
 if __name__ == "__main__":
