@@ -109,8 +109,6 @@ def _run(args: argparse.Namespace) -> int:
         )
     data = Path(args.data) if args.data else data_path(prior.resolution, cfg.data_n, cfg.data_seed)
     images, captions, views = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed, args.workers)
-    if prior.cfg.view_conditioned and views is None:
-        raise UserError(f"{data} holds no views (built before they were kept): delete it to build it again")
     info = train(
         prior,
         cfg,

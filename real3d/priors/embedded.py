@@ -40,6 +40,13 @@ VIEW_LAYERS = "class_embedding."  # the UNet's layers of a view-conditioned prio
 WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
 
 
+def _unet_eps(
+    unet: nn.Module, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
+) -> torch.Tensor:
+    """ε of the diffusers UNet for x_t [B,3,r,r], t [B], context [B,L,D] and, if it reads one, view [B,5]."""
+    return unet(x_t, t, encoder_hidden_states=context, class_labels=view, return_dict=False)[0]
+
+
 class _UNetCall(nn.Module):
     """The UNet as a plain (x_t, t, context[, view]) → ε function, the form torch.jit.trace takes."""
 
@@ -50,7 +57,7 @@ class _UNetCall(nn.Module):
     def forward(
         self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=context, class_labels=view, return_dict=False)[0]
+        return _unet_eps(self.unet, x_t, t, context, view)
 
 
 @register("prior", "embedded")
@@ -195,7 +202,7 @@ class EmbeddedPrior(DiffusionPrior):
             if graph is not None:
                 return graph(x_t.to(dtype), t.long(), context.to(dtype), *(e.to(dtype) for e in extra)).float()
         with precision.autocast(x_t.device):
-            return _UNetCall(self.unet)(x_t, t, context.to(x_t.dtype), *extra).float()
+            return _unet_eps(self.unet, x_t, t, context.to(x_t.dtype), *extra).float()
 
     def _graph(
         self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, *view: torch.Tensor

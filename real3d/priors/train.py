@@ -150,13 +150,14 @@ def train(
     or for one leg of `max_minutes` (0: no limit) after which the checkpoint is kept and a resume continues;
     write the EMA prior to `out`. `cache`: where the caption embeddings are kept (see caption_table)."""
     if prior.cfg.view_conditioned and views is None:
-        raise UserError("a view-conditioned prior trains on data with views: build the training data again")
+        where = cache or "the training data"
+        raise UserError(f"{where} holds no views (built before they were kept): delete it to build it again")
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     prior.to(dev).train()
     prior.unet.requires_grad_(True)
     images = images.to(dev)
-    views = None if views is None else views.to(dev)
+    views = views.to(dev) if views is not None and prior.cfg.view_conditioned else None  # [N,2]; text-only: none
     table, caption_index = caption_table(prior, captions, dev, cache=cache)
     empty = table.shape[0] - 1
     run = PriorTraining(prior, cfg, dev)
@@ -185,7 +186,7 @@ def train(
         drop = torch.rand(cfg.batch, generator=gen, device=dev) < cfg.caption_dropout
         context = table[torch.where(drop, empty, caption_index[idx])]
         view = None
-        if views is not None and prior.cfg.view_conditioned:
+        if views is not None:
             keep = torch.rand(cfg.batch, generator=gen, device=dev) >= cfg.view_dropout
             view = view_code(views[idx, 0], views[idx, 1]) * keep[:, None]  # [B,5], dropped views all zeros
         t = torch.randint(T, (cfg.batch,), generator=gen, device=dev)
