@@ -1,6 +1,7 @@
 """`real3d bench quality` on a tiny budget: the results are complete, finished cells are skipped, an
 unfinished cell resumes, a changed config is refused, bad input is one line."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,9 +11,12 @@ import pytest
 
 from real3d.cli import main
 from real3d.errors import UserError
+from real3d.io import write_text
 from real3d.jobs.bench import quality
 from real3d.jobs.bench.quality import BenchSettings, bench, plan
+from real3d.jobs.cells import Store
 from real3d.jobs.web import report
+from real3d.priors.embedded import SHIPPED
 from real3d.toyworld.runs import gt_views
 from tests.test_generate import TINY, one_line
 
@@ -145,6 +149,20 @@ def test_changed_config_is_refused(finished):
     )
     with pytest.raises(UserError, match="was run with another config"):
         plan(changed, root)
+
+
+def test_a_bench_folder_carries_on_in_a_clone_at_another_path(tmp_path):
+    # a committed bench folder (docs/results/…) names the shipped prior by the absolute path of the checkout
+    # that ran it; another checkout must take its cells, and still refuse a changed config
+    settings = BenchSettings(["real3d"], ["a red cube"], [0])
+    (cell,) = settings.cells()
+    cfg = quality.cell_config(cell, settings)
+    assert Path(cfg.prior.path) == SHIPPED
+    saved = Store(tmp_path).check_config(cell, cfg).replace(str(SHIPPED), "/elsewhere/real3d/weights/embedded-prior")
+    write_text(cell.folder(tmp_path) / "config.yaml", saved)
+    Store(tmp_path).check_config(cell, cfg)
+    with pytest.raises(UserError, match="was run with another config"):
+        Store(tmp_path).check_config(cell, dataclasses.replace(cfg, steps=cfg.steps + 1))
 
 
 @pytest.mark.parametrize(

@@ -329,3 +329,4 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     assert (tmp_path / "s" / "sample_00.png").exists()
     text_only = [*sample[:-1], str(tmp_path / "first"), "--view", "30", "15", "--out", str(tmp_path / "t")]
     assert main(text_only) == 2  # a text-only prior has no camera to take
+    assert not (tmp_path / "t").exists()  # refused before its output folder is touched

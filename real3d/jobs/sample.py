@@ -84,14 +84,14 @@ def _sample(args: argparse.Namespace) -> int:
     check_prompt(args.prompt)  # the words the embedded prior was trained on, as generate checks them
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
-    out = prepare_out_dir(args.out, overwrite=True)
-    gen = torch.Generator().manual_seed(args.seed)
-    start = time.time()
     if args.view is not None and not prior.cfg.view_conditioned:
         raise UserError(
             f"--view needs a view-conditioned prior ('real3d train-prior --view-conditioned'); {args.weights} "
             "reads the view word of the prompt only"
         )
+    out = prepare_out_dir(args.out, overwrite=True)
+    gen = torch.Generator().manual_seed(args.seed)
+    start = time.time()
     views = None if args.view is None else view_code(torch.tensor(args.view[:1]), torch.tensor(args.view[1:]))
     rgb = prior.sample([args.prompt], args.n, args.steps, args.guidance, gen, views=views)
     for i, im in enumerate(rgb):
@@ -106,6 +106,11 @@ def _sample(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
+    if args.view is not None and not prior.cfg.view_conditioned:
+        raise UserError(
+            f"--view needs a view-conditioned prior ('real3d train-prior --view-conditioned'); {args.weights} "
+            "reads the view word of the prompt only"
+        )
     out = prepare_out_dir(args.out, overwrite=True)
     groups = vocabulary_prompts(args.pairs)
     result: dict[str, dict[str, Any]] = {}
