@@ -165,6 +165,19 @@ def test_a_bench_folder_carries_on_in_a_clone_at_another_path(tmp_path):
         Store(tmp_path).check_config(cell, dataclasses.replace(cfg, steps=cfg.steps + 1))
 
 
+def test_a_bench_folder_carries_on_with_another_first_seed(tmp_path):
+    # `--seeds 1,2` makes (first prompt, seed 1) the evolution cell, with snapshots; `--seeds 0,1,2` later
+    # moves the evolution to seed 0: seed 1's folder must still be taken (snapshots change no result)
+    before, after = BenchSettings(["real3d"], ["a red cube"], [1, 2]), BenchSettings(["real3d"], ["a red cube"], [0, 1, 2])
+    cell = before.cells()[0]
+    assert before.is_evolution(cell) and not after.is_evolution(cell)
+    first = quality.cell_config(cell, before)
+    write_text(cell.folder(tmp_path) / "config.yaml", Store(tmp_path).check_config(cell, first))
+    quality.plan(after, tmp_path)
+    with pytest.raises(UserError, match="was run with another config"):
+        Store(tmp_path).check_config(cell, dataclasses.replace(first, seed=7))
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

@@ -119,14 +119,17 @@ def run_job(
 
 
 def _portable(config: dict[str, Any]) -> dict[str, Any]:
-    """A cell config with the shipped prior's folder named, not located: the same cell in a clone at another
-    path (a committed bench folder carried on elsewhere) compares equal."""
+    """A cell config as two runs of one cell compare it: the shipped prior's folder named, not located (the same
+    cell in a clone at another path, a committed bench folder carried on elsewhere, compares equal), and
+    without `run.snapshot_every`, which only adds pictures (the bench's evolution cell is the first prompt
+    with the first seed *given*, so `--seeds 1,2` and later `--seeds 0,1,2` disagree on it)."""
     from ..priors.embedded import SHIPPED
 
     path = str(config.get("prior", {}).get("path", ""))
     if Path(path).parts[-2:] == SHIPPED.parts[-2:]:
         config = config | {"prior": config["prior"] | {"path": "<shipped>"}}
-    return config
+    run = {k: v for k, v in config.get("run", {}).items() if k != "snapshot_every"}
+    return config | {"run": run}
 
 
 @dataclass
