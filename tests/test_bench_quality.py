@@ -168,7 +168,8 @@ def test_a_bench_folder_carries_on_in_a_clone_at_another_path(tmp_path):
 def test_a_bench_folder_carries_on_with_another_first_seed(tmp_path):
     # `--seeds 1,2` makes (first prompt, seed 1) the evolution cell, with snapshots; `--seeds 0,1,2` later
     # moves the evolution to seed 0: seed 1's folder must still be taken (snapshots change no result)
-    before, after = BenchSettings(["real3d"], ["a red cube"], [1, 2]), BenchSettings(["real3d"], ["a red cube"], [0, 1, 2])
+    before = BenchSettings(["real3d"], ["a red cube"], [1, 2])
+    after = BenchSettings(["real3d"], ["a red cube"], [0, 1, 2])
     cell = before.cells()[0]
     assert before.is_evolution(cell) and not after.is_evolution(cell)
     first = quality.cell_config(cell, before)
