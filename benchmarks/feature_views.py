@@ -36,18 +36,23 @@ from real3d.toyworld.render import render
 from real3d.toyworld.scene import parse
 
 
+def add_sds_options(p: argparse.ArgumentParser, steps: int, t_max: float) -> None:
+    """The free-image SDS options of this benchmark and hole_views.py: steps, copies, t_max, threads."""
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--copies", type=int, default=4, help="SDS runs (noise draws) per view")
+    p.add_argument("--t-max", type=float, default=t_max)
+    p.add_argument("--threads", type=int, default=2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=Path, default=Path("benchmarks/prompts-front.txt"))
     p.add_argument("--azimuths", default="0,30,-30,60,-60,90,-90,180", help="camera azimuths, degrees")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--copies", type=int, default=4, help="SDS runs (noise draws) per prompt and azimuth")
+    add_sds_options(p, steps=100, t_max=0.5)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--guidance", type=float, default=20.0)
-    p.add_argument("--t-max", type=float, default=0.5)
     p.add_argument("--start", choices=("gt", "plain"), default="gt", help="GT view, or the object without its feature")
     p.add_argument("--weights", type=Path, default=None, help="a trained prior's folder (default: the shipped one)")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("outputs/feature-views"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from feature_views import add_sds_options  # benchmarks/feature_views.py (scripts run from benchmarks/)
 
 from real3d.cameras import orbit
 from real3d.guidance.prompts import PositionalPrompt
@@ -58,11 +59,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a finished run's folder (with checkpoint.pt)")
     p.add_argument("--elevations", default="50,70", help="camera elevations, degrees")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--copies", type=int, default=4, help="SDS runs (noise draws) per elevation")
-    p.add_argument("--t-max", type=float, default=0.98)
+    add_sds_options(p, steps=200, t_max=0.98)
     p.add_argument("--t-window", type=float, default=0.5)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("outputs/hole-views"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
