@@ -2,9 +2,11 @@
 folders, side by side, from their metrics.json.
 
     .venv/bin/python benchmarks/compare_cells.py docs/results/fast3 outputs/bench-nc [--preset real3d] [--seeds 0]
+        [--prompts benchmarks/prompts-single.txt]
 
 Only the (prompt, seed) pairs finished in every folder count, so a lever run on some prompts is held against
-exactly those cells of the table. Prints the means by prompt group (judge score per group, front feature and
+exactly those cells of the table; `--prompts` keeps only the prompts of a list (a group over all its seeds).
+Prints the means by prompt group (judge score per group, front feature and
 Janus on the prompts with a front, mesh and silhouette IoU, colour error, seconds per cell), then the judge
 score and mesh IoU of each prompt.
 """
@@ -17,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from real3d.jobs.bench.quality import category
+from real3d.jobs.bench.quality import category, read_prompts
 
 COLUMNS = (
     ("judge", "judge ↑", lambda r: r["judge_score"]),
@@ -27,6 +29,8 @@ COLUMNS = (
     ("feature", "front feature ↑", lambda r: r.get("front_feature") if r["category"] == "front" else None),
     ("janus", "Janus ↓", lambda r: r["janus"] if r["category"] == "front" else None),
     ("mesh", "mesh IoU ↑", lambda r: r["mesh_iou"]),
+    ("mesh_p", "mesh precision", lambda r: r.get("mesh_precision")),
+    ("mesh_r", "mesh recall", lambda r: r.get("mesh_recall")),
     ("sil", "silhouette IoU ↑", lambda r: r.get("silhouette_iou")),
     ("colour", "colour error ↓", lambda r: r.get("colour_error")),
     ("s", "s / cell", lambda r: r["seconds"]),
@@ -53,10 +57,14 @@ def main() -> None:
     p.add_argument("folders", type=Path, nargs="+", help="bench folders (--out of real3d bench quality)")
     p.add_argument("--preset", default="real3d")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: all that every folder has)")
+    p.add_argument("--prompts", type=Path, default=None, help="a prompt list: only its prompts count")
     args = p.parse_args()
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
     runs = [cells(f, args.preset, seeds) for f in args.folders]
     common = sorted(set.intersection(*(set(r) for r in runs)))
+    if args.prompts is not None:
+        listed = set(read_prompts(args.prompts))
+        common = [key for key in common if key[0] in listed]
     if not common:
         raise SystemExit(f"no {args.preset} cell is finished in every one of {', '.join(map(str, args.folders))}")
     print(f"{args.preset}: {len(common)} cells finished in every folder\n")
