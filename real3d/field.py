@@ -53,6 +53,7 @@ class TriplaneField(nn.Module):
     """θ = (three feature planes, MLP). Points are world coordinates inside the cube [−bound, bound]³."""
 
     blobs: torch.Tensor  # [K,4] centre and radius of each density blob (a buffer built from the config)
+    reach: torch.Tensor  # [K] the `ball` bound in units of each blob's radius (a buffer built from the config)
 
     @dataclass
     class Config:
@@ -66,7 +67,10 @@ class TriplaneField(nn.Module):
         hidden: int = bounded(64, 8, 512)
         layers: int = bounded(2, 1, 8)
         blob_density: float = bounded(10.0, 0.0)  # Magic3D/DreamFusion density blob λ(1 − |x|/r) at init
-        blob_radius: float = bounded(0.5, 0.01)
+        blob_radius: float = bounded(0.5, 0.01)  # the start blob's r, and a single object's size in a laid-out
+        # scene: object k is bounded by ball · r_k / blob_radius and zoomed by blob_radius / r_k in local views
+        start_radius: float = bounded(0.0, 0.0)  # > 0: the single start blob's r alone (bound and layout keep
+        # blob_radius's), so the start can change without touching two-object scenes
         blobs: list[list[float]] | None = None  # [[x, y, z, r], …] in place of the one blob (real3d/scene_layout.py)
         tau_step: float = bounded(0.05, 1e-4)  # reference sample length of τ (see module docstring)
         normal_eps: float = bounded(0.01, 1e-5)  # finite-difference step of normals
@@ -86,8 +90,12 @@ class TriplaneField(nn.Module):
         self.planes = nn.Parameter(planes)  # xy, xz, yz planes; channels [:c] geometry, [c:] appearance
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
         self.texture = nn.Linear(3 * ca, 3, bias=False) if ca else None  # appearance features → albedo logits
-        blobs = cfg.blobs if cfg.blobs is not None else [[0.0, 0.0, 0.0, cfg.blob_radius]]
+        start = cfg.start_radius or cfg.blob_radius
+        blobs = cfg.blobs if cfg.blobs is not None else [[0.0, 0.0, 0.0, start]]
         self.register_buffer("blobs", torch.tensor(blobs), persistent=False)  # [K,4] centre, radius (from config)
+        # reach: `ball` itself for the one blob, ball · r_k / blob_radius for the objects of a laid-out scene
+        reach = [cfg.ball / (start if cfg.blobs is None else cfg.blob_radius)] * len(blobs)
+        self.register_buffer("reach", torch.tensor(reach), persistent=False)
         self.alone: int | None = None  # see `only`
 
     @property
@@ -141,7 +149,7 @@ class TriplaneField(nn.Module):
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)
         if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
-            sigma = sigma * (dist.amin(dim=-1) <= self.cfg.ball / self.cfg.blob_radius)
+            sigma = sigma * (dist <= self.reach).any(dim=-1)
         return sigma, torch.sigmoid(raw[:, 1:])
 
     @contextmanager

@@ -99,6 +99,22 @@ def test_ball_bound_of_a_laid_out_scene_is_one_ball_per_object():
     assert (field.density(x) > 0).tolist() == [True, True, False, True]
 
 
+def test_start_radius_moves_the_single_blob_and_nothing_else():
+    """`start_radius` widens the one start blob (σ > 0 further out) but keeps its bound at `ball`; a laid-out
+    scene, whose blobs come from the layout and whose bounds scale with `blob_radius`, is the same field."""
+    x = torch.tensor([[0.6, 0.0, 0.0], [0.0, 0.0, 0.74], [0.0, 0.0, 0.76]])  # [3,3]
+    torch.manual_seed(0)
+    plain = TriplaneField(TriplaneField.Config(init_std=0.0, ball=0.75))
+    wide = TriplaneField(TriplaneField.Config(init_std=0.0, ball=0.75, start_radius=0.7))
+    assert plain.blob(x)[0] < 0 < wide.blob(x)[0]  # 0.6 from the centre: outside r = 0.5, inside r = 0.7
+    assert wide.density(x)[1] > 0 and wide.density(x)[2] == 0  # the bound stays at 0.75, not 0.75 · 0.7 / 0.5
+    blobs = [[0.0, 0.0, 0.36, 0.32], [0.0, 0.0, -0.36, 0.32]]
+    pair, pair_wide = (TriplaneField(TriplaneField.Config(ball=0.75, blobs=blobs, start_radius=r)) for r in (0.0, 0.7))
+    pair_wide.load_state_dict(pair.state_dict())
+    y = torch.rand(512, 3) * 2 - 1  # [512,3] the cube
+    assert torch.equal(pair.density(y), pair_wide.density(y))
+
+
 def test_normals_are_skipped_only_where_the_weight_is_negligible():
     """A dense shell (a sharp ball): samples behind its surface have w ≈ 0 and get no normal; at the default
     threshold the lambertian render is within one 8-bit level (1/255) of computing every normal, and the kept
