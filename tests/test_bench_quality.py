@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from real3d.cli import main
 from real3d.errors import UserError
@@ -161,6 +162,19 @@ def test_a_bench_folder_carries_on_in_a_clone_at_another_path(tmp_path):
     saved = Store(tmp_path).check_config(cell, cfg).replace(str(SHIPPED), "/elsewhere/real3d/weights/embedded-prior")
     write_text(cell.folder(tmp_path) / "config.yaml", saved)
     Store(tmp_path).check_config(cell, cfg)
+    with pytest.raises(UserError, match="was run with another config"):
+        Store(tmp_path).check_config(cell, dataclasses.replace(cfg, steps=cfg.steps + 1))
+
+
+def test_a_bench_folder_outlives_an_added_option(tmp_path):
+    # a cell saved before a config key existed reads as that key's default (which keeps the old behaviour)
+    settings = BenchSettings(["real3d"], ["a red cube"], [0])
+    (cell,) = settings.cells()
+    cfg = quality.cell_config(cell, settings)
+    saved = yaml.safe_load(Store(tmp_path).check_config(cell, cfg))
+    del saved["field"]["start_radius"]
+    write_text(cell.folder(tmp_path) / "config.yaml", yaml.safe_dump(saved, sort_keys=False))
+    quality.plan(settings, tmp_path)
     with pytest.raises(UserError, match="was run with another config"):
         Store(tmp_path).check_config(cell, dataclasses.replace(cfg, steps=cfg.steps + 1))
 

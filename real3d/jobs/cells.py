@@ -132,6 +132,16 @@ def _portable(config: dict[str, Any]) -> dict[str, Any]:
     return config | {"run": run}
 
 
+def _completed(saved: Path, cls: type) -> Any:
+    """A saved cell config with every key the config has gained since at its default (a new key's default
+    keeps the old behaviour), so a bench folder outlives added options; as saved where it no longer parses."""
+    data = yaml.safe_load(saved.read_text())
+    try:
+        return config_lib.to_dict(config_lib.parse(cls, data))
+    except UserError:
+        return data
+
+
 @dataclass
 class Store:
     """The driver's side of a batch folder: cell folders, the x̃ cache, streamed checkpoints, results."""
@@ -142,7 +152,7 @@ class Store:
         """The cell's config as YAML; a folder already run with another config is an error (its results would
         mix two grids)."""
         saved, text = cell.folder(self.root) / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
-        if saved.exists() and _portable(yaml.safe_load(saved.read_text())) != _portable(yaml.safe_load(text)):
+        if saved.exists() and _portable(_completed(saved, type(cfg))) != _portable(yaml.safe_load(text)):
             raise UserError(
                 f"{saved.parent} was run with another config (steps, overrides, budget or snapshots changed); give "
                 "another --out, or delete that folder"
