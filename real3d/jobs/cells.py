@@ -154,7 +154,7 @@ class Store:
         saved, text = cell.folder(self.root) / "config.yaml", yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
         if saved.exists() and _portable(_completed(saved, type(cfg))) != _portable(yaml.safe_load(text)):
             raise UserError(
-                f"{saved.parent} was run with another config (steps, overrides, budget or snapshots changed); give "
+                f"{saved.parent} was run with another config (steps, overrides or budget changed); give "
                 "another --out, or delete that folder"
             )
         return text
