@@ -330,3 +330,12 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     text_only = [*sample[:-1], str(tmp_path / "first"), "--view", "30", "15", "--out", str(tmp_path / "t")]
     assert main(text_only) == 2  # a text-only prior has no camera to take
     assert not (tmp_path / "t").exists()  # refused before its output folder is touched
+
+
+def test_eval_prior_scores_every_group_it_is_given(tmp_path: Path) -> None:
+    """`real3d eval-prior` end to end on the shipped prior (1 sample, 1 DDIM step): --pairs 0 leaves the pair
+    group out instead of failing on it, and the scores are probabilities."""
+    assert main(["eval-prior", "-n", "1", "--pairs", "0", "--steps", "1", "--out", str(tmp_path / "e")]) == 0
+    result = json.loads((tmp_path / "e" / "judge.json").read_text())
+    assert set(result) == {"single", "feature", "all"}
+    assert all(0.0 <= result[g]["mean"] <= 1.0 for g in result)

@@ -39,7 +39,8 @@ def vocabulary_prompts(pairs: int = 12, seed: int = 0) -> dict[str, list[str]]:
     while len(two) < pairs:
         scene = random_scene(gen, p_single=0.0)
         two.append(caption(scene))
-    return {"single": singles, "feature": featured, "pair": two}
+    groups = {"single": singles, "feature": featured, "pair": two}
+    return {name: prompts for name, prompts in groups.items() if prompts}  # --pairs 0: no pair group
 
 
 # the camera (azimuth, elevation in degrees) each view word stands for, for a view-conditioned prior
@@ -84,7 +85,7 @@ def _sample(args: argparse.Namespace) -> int:
     check_prompt(args.prompt)  # the words the embedded prior was trained on, as generate checks them
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
-    if args.view is not None and not prior.cfg.view_conditioned:
+    if args.view is not None and not prior.cfg.view_conditioned:  # before the output folder is touched
         raise UserError(
             f"--view needs a view-conditioned prior ('real3d train-prior --view-conditioned'); {args.weights} "
             "reads the view word of the prompt only"
@@ -106,11 +107,6 @@ def _sample(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     prior = EmbeddedPrior.from_pretrained(args.weights)
-    if args.view is not None and not prior.cfg.view_conditioned:
-        raise UserError(
-            f"--view needs a view-conditioned prior ('real3d train-prior --view-conditioned'); {args.weights} "
-            "reads the view word of the prompt only"
-        )
     out = prepare_out_dir(args.out, overwrite=True)
     groups = vocabulary_prompts(args.pairs)
     result: dict[str, dict[str, Any]] = {}
