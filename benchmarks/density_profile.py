@@ -31,8 +31,11 @@ def main() -> None:
     args = p.parse_args()
     print("| run | direction | " + " | ".join(f"{r:.2f}" for r in RADII.tolist()) + " |")
     print("|---|---|" + "---:|" * len(RADII))
+    depths = []
     for folder in args.runs:
-        cfg, model, _ = load_checkpoint(folder)
+        cfg, model, ckpt = load_checkpoint(folder)
+        torch.manual_seed(int(ckpt["config"].get("seed", 0)))
+        depths.append(f"| {folder} | {column_depth(model):.1f} | {column_depth(SceneModel(cfg)):.1f} |")
         field = model.field
         surface = field.tau_threshold_density(cfg.explicit.eps)
         for name, direction in DIRECTIONS.items():
@@ -42,10 +45,7 @@ def main() -> None:
             print(f"| {folder} | {name} | {cells} |")
     print("\n· marks σ below the surface density (τ ≤ ε: outside)\n")
     print("| run | optical depth through the centre, end | at step 0 |\n|---|---:|---:|")
-    for folder in args.runs:
-        cfg, model, ckpt = load_checkpoint(folder)
-        torch.manual_seed(int(ckpt["config"].get("seed", 0)))
-        print(f"| {folder} | {column_depth(model):.1f} | {column_depth(SceneModel(cfg)):.1f} |")
+    print("\n".join(depths))
 
 
 @torch.no_grad()
