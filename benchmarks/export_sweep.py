@@ -4,10 +4,11 @@
         [--eps 0.1,0.2,0.3,0.4] [--grids 64]
 
 Reads every cell's checkpoint.pt (kept only on the machine that ran the bench; not committed), extracts the
-surface τ = ε on an undeformed grid of each size (`export.extract_mesh`, as a bench cell's model.glb is made
-at ε = 0.1, grid 64) and scores it against the GT shape (`mesh_metrics`). Prints, per prompt, mesh IoU /
-precision / recall for each (ε, grid), then the mean IoU over the cells. A field with no surface at some ε
-scores 0 there. No training: this asks only whether the trained θ holds a better-fitting level set.
+surface τ = ε on an undeformed grid of each size (`export.extract_mesh`, unsmoothed; a bench cell's model.glb
+is made at grid 64, smoothed, at ε = 0.1 for real3d) and scores it against the GT shape (`mesh_metrics`).
+Prints, per prompt, mesh IoU / precision / recall for each (ε, grid), then the mean IoU over the cells. A field
+with no surface at some ε scores 0 there. No training: this asks only whether the trained θ holds a better-fitting
+level set.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a user takes home: the DMTet mesh of θ (Eq. 9) with a texture baked from θ's albedo, and a turntable.
 
-    mesh    = extract_mesh(field, grid)        the surface τ = ε on the (deformed) tet grid, decimated
+    mesh    = extract_mesh(field, grid)        the surface τ = ε on the (deformed) tet grid, smoothed, decimated
+    eps     = silhouette_level(field, opacity) the ε whose surface looks like the volume render (NeRF-only runs)
     atlas   = unwrap(mesh)                     xatlas charts, seam vertices duplicated
     texture = bake_texture(...)                θ's albedo at every texel's surface point, dilated across seams
     files   = mesh.glb (texture embedded), mesh.obj + mesh.mtl + mesh.png, turntable.mp4 / .gif / .png
@@ -20,11 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cameras import orbit
+from .cameras import Cameras, orbit
+from .config import Scheduled, scheduled
 from .errors import UserError
 from .io import atomic_path, save_image, save_video, to_uint8
 from .render.dmtet import DMTetGeometry, Mesh, TauField, render_mesh
-from .render.raster import TorchRasterizer, interpolate, make_rasterizer
+from .render.nerf import NeRFRenderer
+from .render.raster import TorchRasterizer, interpolate, make_rasterizer, to_clip
 from .render.shading import ShadingConfig, SolidBackground
 
 Y_UP = [1, 2, 0]  # exported axes taken from the world axes: (x, y, z) → (y, z, x)
@@ -45,16 +48,82 @@ MAX_FACES = 20_000  # default face budget of an export (quadric decimation above
 
 @torch.no_grad()
 def extract_mesh(
-    field: TauField, grid: int = 64, eps: float = 0.1, geometry: DMTetGeometry | None = None, max_faces: int = MAX_FACES
+    field: TauField,
+    grid: int = 64,
+    eps: float = 0.1,
+    geometry: DMTetGeometry | None = None,
+    max_faces: int = MAX_FACES,
+    smooth: int = 0,
 ) -> Mesh:
     """Eq. 9 on the whole grid: the surface τ = ε of θ, on `geometry`'s deformed grid or on an undeformed one,
-    decimated to at most `max_faces` faces (0: as extracted)."""
+    given `smooth` Taubin passes and decimated to at most `max_faces` faces (0: as extracted)."""
     if geometry is None or geometry.grid.res != grid:
         geometry = DMTetGeometry(grid, field.bound, eps, deform_scale=0.0, band_cells=1)
     mesh = geometry.mesh(field)
     if mesh.faces.shape[0] == 0:
         raise UserError(f"the field has no surface (nowhere is τ > ε = {geometry.eps}); nothing to export")
+    mesh = taubin_smooth(mesh, smooth)
     return decimate(mesh, max_faces) if max_faces else mesh
+
+
+SMOOTH_PASSES = 5  # default Taubin passes of an export (docs/results.md, ninth round)
+
+
+def taubin_smooth(mesh: Mesh, passes: int, lamb: float = 0.5, mu: float = -0.53) -> Mesh:
+    """Taubin's λ|μ smoothing (SIGGRAPH 1995): `passes` pairs of a shrinking step v += λ·L(v) and an inflating
+    step v += μ·L(v), L(v) the mean of v's edge neighbours minus v. Marching tetrahedra place each vertex on a
+    grid edge, so a smooth surface comes out as a staircase whose normals flicker; the pair of steps removes
+    that ripple without the shrinking of plain Laplacian smoothing. Vertices without neighbours stay."""
+    if passes == 0 or mesh.faces.shape[0] == 0:
+        return mesh
+    f = mesh.faces
+    edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])  # [3F,2]
+    edges = torch.cat([edges, edges.flip(1)]).unique(dim=0)  # [E,2] each undirected edge both ways, once
+    verts = mesh.verts.detach().double()  # [V,3]
+    degree = torch.bincount(edges[:, 0], minlength=verts.shape[0]).to(verts)[:, None]  # [V,1]
+    linked = degree > 0
+    for _ in range(passes):
+        for weight in (lamb, mu):
+            total = torch.zeros_like(verts).index_add_(0, edges[:, 0], verts[edges[:, 1]])
+            verts = torch.where(linked, verts + weight * (total / degree.clamp(min=1) - verts), verts)
+    return Mesh(verts.to(mesh.verts.dtype), f)
+
+
+LEVELS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)  # ε tried for a fit
+
+
+def mesh_masks(mesh: Mesh, cams: Cameras, size: int) -> torch.Tensor:
+    """Silhouettes [B,size,size] (bool) of a mesh in B views, rasterized without antialiasing."""
+    pos_clip = to_clip(mesh.verts, cams.mvp(size, size, 0.1, 100.0))  # [B,V,4]
+    return make_rasterizer().rasterize(pos_clip, mesh.faces, size, size).mask
+
+
+@torch.no_grad()
+def silhouette_level(
+    field: TauField,
+    opacity: Callable[[Cameras, int], torch.Tensor],
+    grid: int = 64,
+    levels: tuple[float, ...] = LEVELS,
+    views: int = 8,
+    size: int = 64,
+) -> float:
+    """The level ε whose surface τ = ε best matches the volume render's silhouettes: soft IoU, over `views`
+    turntable views (elevation 20°), of each surface's mask against `opacity(cams, size)` [B,size,size], the
+    accumulated alpha of Eq. 7. A run that trained only the NeRF has no surface of its own: τ = 0.1 keeps the
+    faint haze its renders never show, and a fixed σ cut (threestudio's isosurface_threshold) fits one field
+    and not the next; this exports what the NeRF draws."""
+    cams = orbit(views, 20.0, 2.5, 45.0)
+    alpha = opacity(cams, size).float()  # [B,size,size]
+    best, best_iou = levels[0], -1.0
+    for eps in levels:
+        try:
+            mask = mesh_masks(extract_mesh(field, grid, eps, max_faces=0), cams, size).float()
+        except UserError:  # no surface at this level (nor above it)
+            break
+        iou = float(torch.minimum(mask, alpha).sum() / torch.maximum(mask, alpha).sum().clamp(min=1e-8))
+        if iou > best_iou:
+            best, best_iou = eps, iou
+    return best
 
 
 def decimate(mesh: Mesh, max_faces: int) -> Mesh:
@@ -124,6 +193,23 @@ def bake_texture(
     return dilate(texture, covered, passes)
 
 
+def surface_level(model: Any, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64) -> float:
+    """ε of the surface to export from a scene model (field, renderer, explicit): "trained", the explicit
+    renderer's own ε; "silhouette", silhouette_level against the NeRF renderer; "auto", trained where the
+    explicit renderer drew at the last step (p_dmtet at `steps` > 0), else silhouette."""
+    if level == "auto":
+        level = "trained" if scheduled(p_dmtet, steps) > 0 else "silhouette"
+    if level == "trained":
+        return float(model.explicit.cfg.eps)
+    renderer = model.renderer
+    if not isinstance(renderer, NeRFRenderer):
+        raise UserError(
+            "the silhouette level matches the NeRF's renders, and this model has no NeRF renderer; "
+            "export the trained level instead"
+        )
+    return silhouette_level(model.field, lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0], grid)
+
+
 def texture_mesh(
     field: TauField,
     grid: int = 64,
@@ -131,10 +217,11 @@ def texture_mesh(
     eps: float = 0.1,
     geometry: DMTetGeometry | None = None,
     max_faces: int = MAX_FACES,
+    smooth: int = SMOOTH_PASSES,
 ) -> TexturedMesh:
-    """Mesh of θ at `grid` (Eq. 9, at most `max_faces` faces), unwrapped, with its albedo baked into a
-    texture_size² texture."""
-    verts, faces, uv = unwrap(extract_mesh(field, grid, eps, geometry, max_faces))
+    """Mesh of θ at `grid` (Eq. 9, `smooth` Taubin passes, at most `max_faces` faces), unwrapped, with its
+    albedo baked into a texture_size² texture."""
+    verts, faces, uv = unwrap(extract_mesh(field, grid, eps, geometry, max_faces, smooth))
     return TexturedMesh(verts, faces, uv, bake_texture(field.albedo, verts, faces, uv, texture_size))
 
 
@@ -281,8 +368,9 @@ def export(
     frames: int = 36,
     frame_size: int = 256,
     max_faces: int = MAX_FACES,
+    smooth: int = SMOOTH_PASSES,
 ) -> dict[str, Path]:
     """Mesh θ, bake its texture and write everything (see write_exports); the paths."""
     return write_exports(
-        texture_mesh(field, grid, texture_size, eps, geometry, max_faces), out_dir, "mesh", frames, frame_size
+        texture_mesh(field, grid, texture_size, eps, geometry, max_faces, smooth), out_dir, "mesh", frames, frame_size
     )

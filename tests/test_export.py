@@ -7,7 +7,20 @@ import trimesh
 
 from real3d.cli import main
 from real3d.config import parse
-from real3d.export import Y_UP, bake_texture, export, unwrap, write_coloured_glb
+from real3d.export import (
+    LEVELS,
+    SMOOTH_PASSES,
+    Y_UP,
+    bake_texture,
+    export,
+    extract_mesh,
+    mesh_masks,
+    silhouette_level,
+    surface_level,
+    taubin_smooth,
+    unwrap,
+    write_coloured_glb,
+)
 from real3d.model import SceneConfig, SceneModel, save_checkpoint
 from real3d.render.dmtet import marching_tets, tet_grid
 from tests.analytic_fields import BLUE, RED, SphereField
@@ -38,7 +51,8 @@ def test_export_reloads_with_texture_and_two_colours_on_their_halves(exported, k
     _, paths = exported
     grid = tet_grid(32, 1.0)
     field = SphereField(0.55)
-    verts, _, _ = unwrap(marching_tets(grid.verts, field.tau(grid.verts) - 0.1, grid.all_tets()))
+    surface = marching_tets(grid.verts, field.tau(grid.verts) - 0.1, grid.all_tets())
+    verts, _, _ = unwrap(taubin_smooth(surface, SMOOTH_PASSES))  # as `export` makes it
     mesh = trimesh.load(paths[kind], force="mesh", process=False)
     assert mesh.vertices.shape[0] == verts.shape[0], "same vertex count as the unwrapped mesh"
     assert isinstance(mesh.visual, trimesh.visual.TextureVisuals) and mesh.visual.uv.shape == (verts.shape[0], 2)
@@ -96,6 +110,8 @@ def test_export_cli_from_checkpoint(tmp_path, renderer):
             "2",
             "--frame-size",
             "32",
+            "--level",
+            "silhouette" if renderer == "nerf" else "trained",
         ]
     )
     assert rc == 0
@@ -109,8 +125,12 @@ def test_export_cli_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
+    cfg = parse(SceneConfig, {"renderer_type": "dmtet"})
+    save_checkpoint(tmp_path / "dmtet.pt", cfg, SceneModel(cfg))
+    assert main(["export", str(tmp_path / "dmtet.pt"), "--out", str(tmp_path / "o"), "--level", "silhouette"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("real3d: error:") for line in err)
+    assert len(err) == 3 and all(line.startswith("real3d: error:") for line in err)
+    assert "no NeRF renderer" in err[2]
 
 
 def test_export_of_an_empty_field_is_a_user_error(tmp_path):
@@ -132,3 +152,46 @@ def test_a_metrics_only_glb_has_the_fields_colour_at_each_vertex(tmp_path):
     front, back = world_x > 0.1, world_x < -0.1
     assert front.sum() > 100 and back.sum() > 100
     assert np.abs(colour[front] - RED).max(1).mean() < 0.05 and np.abs(colour[back] - BLUE).max(1).mean() < 0.05
+
+
+def _step_sphere(radius: float = 0.55):
+    """The surface τ = 0.1 of a field that steps from 0.8 to 0 at |x| = radius (as a hard bound does): a
+    staircase, each vertex at the same fraction of its grid edge."""
+    grid = tet_grid(32, 1.0)
+    tau = 0.8 * (grid.verts.norm(dim=-1) <= radius).float()
+    return marching_tets(grid.verts, tau - 0.1, grid.all_tets())
+
+
+def _radius_and_tilt(mesh) -> tuple[float, float]:
+    """Mean |v| and mean 1 − n·v̂ (how far the vertex normals lean off the radial direction)."""
+    r = mesh.verts.norm(dim=-1)
+    return float(r.mean()), float((1 - (mesh.vertex_normals() * mesh.verts / r[:, None]).sum(-1)).mean())
+
+
+def test_taubin_smoothing_straightens_a_staircase_without_shrinking_it():
+    stairs = _step_sphere()
+    radius, tilt = _radius_and_tilt(stairs)
+    smooth_radius, smooth_tilt = _radius_and_tilt(taubin_smooth(stairs, 5))
+    assert smooth_tilt < 0.75 * tilt, "the normals lean less"
+    assert abs(smooth_radius - radius) < 1e-3, "λ|μ keeps the size"
+    assert radius - _radius_and_tilt(taubin_smooth(stairs, 5, mu=0.0))[0] > 3e-3, "λ alone would shrink it"
+    assert taubin_smooth(stairs, 0) is stairs
+
+
+@pytest.mark.parametrize("level", [0.15, 0.3])
+def test_the_silhouette_level_is_the_one_whose_surface_the_render_shows(level):
+    """SphereField's surfaces τ = ε are spheres of radius 0.65 − ε: shown the silhouettes of one of them, the
+    search names that level, not the field's trained ε = 0.1."""
+    field = SphereField(0.55)
+    target = extract_mesh(field, 32, level, max_faces=0)
+    chosen = silhouette_level(field, lambda cams, size: mesh_masks(target, cams, size).float(), grid=32)
+    assert chosen == level
+
+
+def test_surface_level_auto_follows_the_renderer_schedule():
+    cfg = parse(SceneConfig, {})
+    model = SceneModel(cfg)
+    assert surface_level(model, "auto", [0, 0.2, 1.0, 600], 600, 32) == model.explicit.cfg.eps
+    assert surface_level(model, "trained", 0.0, 600, 32) == model.explicit.cfg.eps
+    nerf_only = surface_level(model, "auto", 0.0, 600, 32)  # the start blob's soft edge
+    assert nerf_only in LEVELS and nerf_only == surface_level(model, "silhouette", 1.0, 600, 32)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..export import MAX_FACES, export
+from ..export import MAX_FACES, SMOOTH_PASSES, export, surface_level
 from ..io import discard_replaced, prepare_out_dir
 from ..model import load_checkpoint
 from ..render.dmtet import DMTetRenderer
@@ -21,13 +21,26 @@ def run(args: argparse.Namespace) -> int:
         or args.max_faces < 0
     ):
         raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, --max-faces >= 0")
-    _, model, _ = load_checkpoint(args.checkpoint)
+    _, model, ckpt = load_checkpoint(args.checkpoint)
     dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
-    geometry = dmtet.geometry if dmtet is not None else None  # its Δu; without one, an undeformed grid
-    eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
+    if dmtet is None or args.level == "trained":
+        eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
+    else:  # a job without a renderer schedule (real3d fit) trained its explicit surface: "auto" keeps it
+        schedule = ckpt["config"].get("system", {}).get("p_dmtet", 1.0)
+        eps = surface_level(model, args.level, schedule, int(ckpt["config"].get("steps", 0)), args.grid)
+    geometry = dmtet.geometry if dmtet is not None and eps == dmtet.cfg.eps else None  # Δu of its own level
     out_dir = prepare_out_dir(args.out, args.overwrite)
     paths = export(
-        model.field, out_dir, args.grid, args.texture_size, eps, geometry, args.frames, args.frame_size, args.max_faces
+        model.field,
+        out_dir,
+        args.grid,
+        args.texture_size,
+        eps,
+        geometry,
+        args.frames,
+        args.frame_size,
+        args.max_faces,
+        args.smooth,
     )
     discard_replaced(out_dir)
     print(f"exported {paths['glb'].name}, {paths['obj'].name} (+ .mtl, texture) and a turntable to {out_dir}")
@@ -49,6 +62,20 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         type=int_in(0),
         default=MAX_FACES,
         help=f"decimate the mesh to at most this many faces (0: as extracted; default {MAX_FACES})",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int_in(0),
+        default=SMOOTH_PASSES,
+        help=f"Taubin smoothing passes on the mesh (0: as extracted; default {SMOOTH_PASSES})",
+    )
+    p.add_argument(
+        "--level",
+        choices=("auto", "trained", "silhouette"),
+        default="auto",
+        help="surface to export: the explicit renderer's own (trained), the one matching the NeRF's renders "
+        "(silhouette), or trained where the run's explicit renderer drew at its last step, else silhouette "
+        "(auto, the default, as run.export_level)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)
