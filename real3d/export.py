@@ -195,12 +195,13 @@ def bake_texture(
 
 def surface_level(model: Any, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64) -> float:
     """ε of the surface to export from a scene model (field, renderer, explicit): "trained", the explicit
-    renderer's own ε; "silhouette", silhouette_level against the NeRF renderer; "auto", trained where the
-    explicit renderer drew at the last step (p_dmtet at `steps` > 0), else silhouette."""
+    renderer's own ε as trained (system.fit_level_every moves it); "silhouette", silhouette_level against the
+    NeRF renderer; "auto", trained where the explicit renderer drew at the last step (p_dmtet at `steps` > 0),
+    else silhouette."""
     if level == "auto":
         level = "trained" if scheduled(p_dmtet, steps) > 0 else "silhouette"
     if level == "trained":
-        return float(model.explicit.cfg.eps)
+        return model.explicit.geometry.eps
     renderer = model.renderer
     if not isinstance(renderer, NeRFRenderer):
         raise UserError(

@@ -24,6 +24,7 @@ from . import precision, registry, scene_layout
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
 from .errors import ConfigError
+from .export import LEVELS, silhouette_level
 from .guidance.discriminator import ConvDiscriminator  # (and registers it)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
@@ -34,6 +35,7 @@ from .priors import load_prior
 from .priors.base import Prior
 from .regularizers import RegularizerConfig, field_regularizer_losses, regularizer_losses
 from .render.base import RenderOutput
+from .render.nerf import NeRFRenderer
 from .render.shading import sample_light, sample_mode
 
 
@@ -48,6 +50,7 @@ class SystemConfig:
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
     nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
     dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
+    fit_level_every: int = bounded(0, 0)  # > 0: every N steps DMTet's ε is set to the level the NeRF draws
 
     def check(self, where: str) -> None:
         check_scheduled(self.p_nerf, f"{where}.p_nerf")
@@ -178,6 +181,29 @@ class Real3DSystem(nn.Module):
         with precision.use(self.cfg.precision):
             return self._training_step(step, generator)
 
+    @torch.no_grad()
+    def fit_level(self) -> None:
+        """DMTet's ε moved to the level whose surface best matches the NeRF's silhouettes (export.silhouette_level,
+        4 views at 32², among the two levels of export.LEVELS either side of the current one), so both
+        renderers of θ draw one surface; its band is measured again at that level."""
+        renderer, geometry = self.model.renderer, self.model.explicit.geometry
+        if not isinstance(renderer, NeRFRenderer):
+            return
+        here = min(range(len(LEVELS)), key=lambda i: abs(LEVELS[i] - geometry.eps))
+        renderer.eval()
+        try:
+            geometry.eps = silhouette_level(
+                self.model.field,
+                lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0],
+                geometry.grid.res,
+                LEVELS[max(here - 2, 0) : here + 3],
+                views=4,
+                size=32,
+            )
+        finally:
+            renderer.train()
+        geometry.last_sdf = torch.empty(0)  # the next update_step measures the whole grid again
+
     def local_object(self, step: int, generator: torch.Generator) -> int | None:
         """Which object of a laid-out scene this step draws alone (probability p_local), or None: the scene."""
         p = scheduled(self.cfg.system.p_local, step)
@@ -191,6 +217,9 @@ class Real3DSystem(nn.Module):
         per-part milliseconds."""
         cfg, sys_cfg, clock = self.cfg, self.cfg.system, StepClock()
         self.model.renderer.update_step(step, generator)
+        every = sys_cfg.fit_level_every
+        if every and step % every == 0 and scheduled(sys_cfg.p_dmtet, step) > 0:
+            self.fit_level()
         self.model.explicit.update_step(step, generator)
         k = self.local_object(step, generator)
         v1, v2 = self.views(generator, step) if k is None else self.local_views(k, generator, step)

@@ -195,3 +195,12 @@ def test_surface_level_auto_follows_the_renderer_schedule():
     assert surface_level(model, "trained", 0.0, 600, 32) == model.explicit.cfg.eps
     nerf_only = surface_level(model, "auto", 0.0, 600, 32)  # the start blob's soft edge
     assert nerf_only in LEVELS and nerf_only == surface_level(model, "silhouette", 1.0, 600, 32)
+
+
+def test_a_checkpoint_from_before_the_level_buffer_loads_with_the_configured_eps():
+    cfg = parse(SceneConfig, {"explicit": {"eps": 0.2}})
+    state = SceneModel(cfg).state_dict()
+    del state["explicit.geometry.level"]  # as saved before ε was kept in the state
+    model = SceneModel(cfg)
+    model.load_state_dict(state)
+    assert model.explicit.geometry.eps == 0.2

@@ -192,3 +192,18 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(capsys, tmp_path, monkeyp
     monkeypatch.setattr(Real3DSystem, "training_step", real_step)
     assert main(["generate", "--resume", str(run)]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
+
+
+def test_a_fitted_level_is_checkpointed_and_exported(tmp_path):
+    """system.fit_level_every moves DMTet's ε to the level the NeRF draws (the start blob draws wider than
+    τ = 0.1); the level is in the checkpoint, comes back with it, and is the level the export meshes."""
+    from real3d.export import LEVELS
+    from real3d.model import load_checkpoint
+
+    out = tmp_path / "run"
+    args = ["generate", "a blue sphere", "--out", str(out), *tiny(tmp_path), "system.fit_level_every=2"]
+    assert main(args) == 0
+    level = float(torch.load(out / "checkpoint.pt", weights_only=True)["model"]["explicit.geometry.level"])
+    assert level in LEVELS and level != 0.1, "the level moved off the configured ε"
+    assert load_checkpoint(out)[1].explicit.geometry.eps == level
+    assert json.loads((out / "metrics.json").read_text())["export_eps"] == level

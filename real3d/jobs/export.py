@@ -24,11 +24,11 @@ def run(args: argparse.Namespace) -> int:
     _, model, ckpt = load_checkpoint(args.checkpoint)
     dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
     if dmtet is None or args.level == "trained":
-        eps = (dmtet.cfg if dmtet is not None else DMTetRenderer.Config()).eps
+        eps = dmtet.geometry.eps if dmtet is not None else DMTetRenderer.Config().eps
     else:  # a job without a renderer schedule (real3d fit) trained its explicit surface: "auto" keeps it
         schedule = ckpt["config"].get("system", {}).get("p_dmtet", 1.0)
         eps = surface_level(model, args.level, schedule, int(ckpt["config"].get("steps", 0)), args.grid)
-    geometry = dmtet.geometry if dmtet is not None and eps == dmtet.cfg.eps else None  # Δu of its own level
+    geometry = dmtet.geometry if dmtet is not None and eps == dmtet.geometry.eps else None  # Δu of its own level
     out_dir = prepare_out_dir(args.out, args.overwrite)
     paths = export(
         model.field,

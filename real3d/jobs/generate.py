@@ -256,7 +256,7 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     system.eval()
     settings, explicit, field = run_settings(system), system.model.explicit, system.model.field
     eps = export_eps(system)
-    geometry = explicit.geometry if eps == explicit.cfg.eps else None  # its Δu belong to its own level
+    geometry = explicit.geometry if eps == explicit.geometry.eps else None  # its Δu belong to its own level
     if settings.export_files:
         mesh = texture_mesh(
             field,

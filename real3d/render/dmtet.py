@@ -18,7 +18,7 @@ import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -210,14 +210,32 @@ def marching_tets(pos: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor) -> M
 class DMTetGeometry(nn.Module):
     """The deformable tet grid (u + Δu) and its narrow band: `mesh(field)` is Eq. 9."""
 
+    level: torch.Tensor  # [] ε, a float64 buffer (see __init__)
+
     def __init__(self, res: int, bound: float, eps: float, deform_scale: float, band_cells: int) -> None:
         super().__init__()
         self.grid = tet_grid(res, bound)
-        self.eps, self.band_cells = eps, band_cells
+        self.band_cells = band_cells
+        # ε, checkpointed (system.fit_level_every moves it); float64, so that ε reads back exactly as configured
+        self.register_buffer("level", torch.tensor(eps, dtype=torch.float64))
+        self._register_load_state_dict_pre_hook(self._keep_level)
         self.deform_limit = deform_scale * self.grid.cell_size  # max |Δu| per axis, world units
         self.deformation = nn.Parameter(torch.zeros_like(self.grid.verts))  # Δu before the tanh bound [N,3]
         self.register_buffer("last_sdf", torch.empty(0), persistent=False)  # s of the last evaluation [N]
         self.band: tuple[torch.Tensor, torch.Tensor] | None = None  # band vertex ids [N_b] and tets [T_b,4]
+
+    @property
+    def eps(self) -> float:
+        """ε of Eq. 9: the surface is τ = ε."""
+        return float(self.level)
+
+    @eps.setter
+    def eps(self, value: float) -> None:
+        self.level.fill_(value)
+
+    def _keep_level(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        """A checkpoint from before ε was kept in the state loads with ε as configured."""
+        state.setdefault(prefix + "level", self.level.clone())
 
     def positions(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Deformed vertex positions u + Δu [N,3] (all, or of vertex ids [N])."""
