@@ -18,11 +18,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from reexport import export_cell  # benchmarks/reexport.py (scripts run from benchmarks/)
 
 from real3d import config as config_lib
-from real3d.jobs.generate import GenerateConfig, write_outputs
-from real3d.loop import load
-from real3d.system import Real3DSystem, build_prior, deterministic
+from real3d.jobs.generate import GenerateConfig
 
 COLUMNS = ("judge_score", "mesh_iou", "silhouette_iou")
 
@@ -30,16 +29,9 @@ COLUMNS = ("judge_score", "mesh_iou", "silhouette_iou")
 def rescore(cell: Path, grid: int) -> dict[str, float]:
     """The cell's θ exported on `grid` (the explicit renderer's deformed grid when the sizes match) and scored."""
     cfg = config_lib.load(GenerateConfig, str(cell / "config.yaml"))
-    cfg = dataclasses.replace(
-        cfg,
-        system=dataclasses.replace(cfg.system, lambda_adv=0.0),  # no D, so no x̃ to sample: export only
-        run=dataclasses.replace(cfg.run, export_grid=grid, export_files=False),
-    )
-    with deterministic():
-        system = Real3DSystem(cfg, build_prior(cfg))
-        system.model.load_state_dict(load(cell / "checkpoint.pt", "a bench cell's checkpoint.pt")["model"])
-        with tempfile.TemporaryDirectory() as tmp:
-            metrics = write_outputs(system, Path(tmp), {}, 0.0)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, export_grid=grid, export_files=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = export_cell(cfg, cell / "checkpoint.pt", Path(tmp), {}, 0.0)
     return {k: float(metrics[k]) for k in COLUMNS}
 
 

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -45,13 +46,21 @@ def reexport(src: Path, dst: Path, overrides: list[str]) -> dict:
             shutil.copy2(src / name, dst / name)
     config_lib.save(cfg, dst / "config.yaml")
     old = json.loads((src / "metrics.json").read_text())
-    built = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, lambda_adv=0.0))  # no D: no x̃ to sample
+    timing = {f"ms_{k}": v for k, v in old["ms_per_step"].items()}
+    return export_cell(cfg, src / "checkpoint.pt", dst, timing, old["seconds"])
+
+
+def export_cell(
+    cfg: GenerateConfig, checkpoint: Path, out_dir: Path, timing: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    """`write_outputs` of the θ in a cell's checkpoint under `cfg`, into out_dir: its metrics. The system that
+    carries θ is built without D, so no x̃ is sampled (export reads neither)."""
+    built = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, lambda_adv=0.0))
     with deterministic():
         system = Real3DSystem(built, build_prior(built), False)
-        system.model.load_state_dict(load(src / "checkpoint.pt", "a bench cell's checkpoint.pt")["model"])
+        system.model.load_state_dict(load(checkpoint, "a bench cell's checkpoint.pt")["model"])
         system.cfg = cfg
-        timing = {f"ms_{k}": v for k, v in old["ms_per_step"].items()}
-        return write_outputs(system, dst, timing, old["seconds"])
+        return write_outputs(system, out_dir, timing, seconds)
 
 
 def main() -> None:

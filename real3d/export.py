@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from .render.dmtet import DMTetGeometry, Mesh, TauField, render_mesh
 from .render.nerf import NeRFRenderer
 from .render.raster import TorchRasterizer, interpolate, make_rasterizer, to_clip
 from .render.shading import ShadingConfig, SolidBackground
+
+if TYPE_CHECKING:
+    from .model import SceneModel
 
 Y_UP = [1, 2, 0]  # exported axes taken from the world axes: (x, y, z) → (y, z, x)
 
@@ -193,22 +196,42 @@ def bake_texture(
     return dilate(texture, covered, passes)
 
 
-def surface_level(model: Any, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64) -> float:
-    """ε of the surface to export from a scene model (field, renderer, explicit): "trained", the explicit
-    renderer's own ε as trained (system.fit_level_every moves it); "silhouette", silhouette_level against the
-    NeRF renderer; "auto", trained where the explicit renderer drew at the last step (p_dmtet at `steps` > 0),
-    else silhouette."""
-    if level == "auto":
-        level = "trained" if scheduled(p_dmtet, steps) > 0 else "silhouette"
-    if level == "trained":
-        return model.explicit.geometry.eps
+@torch.no_grad()
+def nerf_level(
+    model: SceneModel, grid: int = 64, levels: tuple[float, ...] = LEVELS, views: int = 8, size: int = 64
+) -> float:
+    """silhouette_level against the model's NeRF renderer, drawn in eval mode (no sample jitter: the same level
+    from a training run's end and from its checkpoint); a one-line error where the model has no NeRF."""
     renderer = model.renderer
     if not isinstance(renderer, NeRFRenderer):
         raise UserError(
             "the silhouette level matches the NeRF's renders, and this model has no NeRF renderer; "
             "export the trained level instead"
         )
-    return silhouette_level(model.field, lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0], grid)
+    was_training = renderer.training
+    renderer.eval()
+    try:
+        return silhouette_level(
+            model.field,
+            lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0],
+            grid,
+            levels,
+            views,
+            size,
+        )
+    finally:
+        renderer.train(was_training)
+
+
+def surface_level(model: SceneModel, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64) -> float:
+    """ε of the surface to export from a scene model: "trained", the explicit renderer's own ε as trained
+    (system.fit_level_every moves it); "silhouette", nerf_level; "auto", trained where the explicit renderer
+    drew at the last step (p_dmtet at `steps` > 0), else silhouette."""
+    if level == "auto":
+        level = "trained" if scheduled(p_dmtet, steps) > 0 else "silhouette"
+    if level == "trained":
+        return model.explicit.geometry.eps
+    return nerf_level(model, grid)
 
 
 def texture_mesh(

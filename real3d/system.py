@@ -24,7 +24,7 @@ from . import precision, registry, scene_layout
 from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
 from .errors import ConfigError
-from .export import LEVELS, silhouette_level
+from .export import LEVELS, nerf_level
 from .guidance.discriminator import ConvDiscriminator  # (and registers it)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
@@ -181,27 +181,15 @@ class Real3DSystem(nn.Module):
         with precision.use(self.cfg.precision):
             return self._training_step(step, generator)
 
-    @torch.no_grad()
     def fit_level(self) -> None:
-        """DMTet's ε moved to the level whose surface best matches the NeRF's silhouettes (export.silhouette_level,
-        4 views at 32², among the two levels of export.LEVELS either side of the current one), so both
+        """DMTet's ε moved to the level whose surface best matches the NeRF's silhouettes (export.nerf_level, 4
+        views at 32², among the two levels of export.LEVELS either side of the current one), so both
         renderers of θ draw one surface; its band is measured again at that level."""
-        renderer, geometry = self.model.renderer, self.model.explicit.geometry
-        if not isinstance(renderer, NeRFRenderer):
+        geometry = self.model.explicit.geometry
+        if not isinstance(self.model.renderer, NeRFRenderer):
             return
         here = min(range(len(LEVELS)), key=lambda i: abs(LEVELS[i] - geometry.eps))
-        renderer.eval()
-        try:
-            geometry.eps = silhouette_level(
-                self.model.field,
-                lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0],
-                geometry.grid.res,
-                LEVELS[max(here - 2, 0) : here + 3],
-                views=4,
-                size=32,
-            )
-        finally:
-            renderer.train()
+        geometry.eps = nerf_level(self.model, geometry.grid.res, LEVELS[max(here - 2, 0) : here + 3], views=4, size=32)
         geometry.last_sdf = torch.empty(0)  # the next update_step measures the whole grid again
 
     def local_object(self, step: int, generator: torch.Generator) -> int | None:

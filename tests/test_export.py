@@ -195,6 +195,11 @@ def test_surface_level_auto_follows_the_renderer_schedule():
     assert surface_level(model, "trained", 0.0, 600, 32) == model.explicit.cfg.eps
     nerf_only = surface_level(model, "auto", 0.0, 600, 32)  # the start blob's soft edge
     assert nerf_only in LEVELS and nerf_only == surface_level(model, "silhouette", 1.0, 600, 32)
+    seen = []
+    model.renderer.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    assert model.renderer.training and surface_level(model, "silhouette", 1.0, 600, 32) == nerf_only
+    assert seen and not any(seen), "the NeRF draws its silhouettes without sample jitter"
+    assert model.renderer.training, "and is given back in the mode it was in"
 
 
 def test_a_checkpoint_from_before_the_level_buffer_loads_with_the_configured_eps():
