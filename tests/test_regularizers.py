@@ -1,5 +1,5 @@
-"""The mesh regularizer of the explicit renderer (normal consistency) and the field's own (plane total variation),
-real3d/regularizers.py."""
+"""The mesh regularizer of the explicit renderer (normal consistency), the NeRF's distortion and the field's own
+(plane total variation), real3d/regularizers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from real3d.cameras import orbit
 from real3d.field import TriplaneField
 from real3d.regularizers import (
     RegularizerConfig,
+    distortion_loss,
     field_regularizer_losses,
     normal_consistency_loss,
     plane_tv_loss,
@@ -76,3 +77,36 @@ def test_plane_tv_is_zero_on_constant_planes_and_descent_takes_out_texel_noise()
         loss.backward()
         opt.step()
     assert plane_tv_loss(field.planes) < before / 5
+
+
+def with_rays(weights: torch.Tensor, edges: torch.Tensor) -> RenderOutput:
+    """A render whose rays [R] have weights [R,S] on intervals between sorted edges [R,S+1]."""
+    z = torch.zeros(1, 1, 1, 3)
+    intervals = torch.stack([edges[:, :-1], edges[:, 1:]], -1)
+    return RenderOutput(rgb=z, opacity=z[..., :1], depth=z[..., :1], ray_weights=weights, intervals=intervals)
+
+
+def test_distortion_is_the_double_sum_and_a_surface_costs_less_than_a_fog() -> None:
+    gen = torch.Generator().manual_seed(0)
+    weights, edges = torch.rand(6, 16, generator=gen) / 16, torch.rand(6, 17, generator=gen).sort(-1).values
+    mid, length = (edges[:, 1:] + edges[:, :-1]) / 2, edges[:, 1:] - edges[:, :-1]
+    pairs = weights[:, :, None] * weights[:, None, :] * (mid[:, :, None] - mid[:, None, :]).abs()
+    brute = (pairs.sum((1, 2)) + (weights.square() * length).sum(-1) / 3).mean()
+    assert torch.allclose(distortion_loss(with_rays(weights, edges)), brute, atol=1e-6)
+    even = torch.linspace(0, 1, 33)[None]  # 32 equal intervals
+    surface = torch.zeros(1, 32).index_fill(1, torch.tensor([20]), 1.0)  # all the weight in one interval
+    fog = torch.zeros(1, 32).index_fill(1, torch.arange(8, 32), 1 / 24)  # the same weight over 24 of them
+    assert distortion_loss(with_rays(surface, even)) < 0.02 < 0.2 < distortion_loss(with_rays(fog, even))
+
+
+def test_distortion_reaches_theta_through_the_nerf_and_skips_dmtet() -> None:
+    torch.manual_seed(0)
+    field, bg = TriplaneField(TriplaneField.Config(resolution=16)), SolidBackground(SolidBackground.Config())
+    cfg, cams = RegularizerConfig(lambda_distortion=1.0), orbit(1, 20.0, 2.5, 45.0)
+    nerf = NeRFRenderer(NeRFRenderer.Config(num_samples=16), field=field, background=bg, shading=ShadingConfig())
+    losses = regularizer_losses(nerf(cams, 16, 16), cfg)
+    assert set(losses) == {"loss_distortion"} and losses["loss_distortion"] > 0
+    losses["loss_distortion"].backward()
+    assert field.planes.grad is not None and field.planes.grad.abs().sum() > 0
+    dmtet = DMTetRenderer(DMTetRenderer.Config(grid_resolution=16), field=field, background=bg, shading=ShadingConfig())
+    assert regularizer_losses(dmtet(cams, 16, 16), cfg) == {}

@@ -22,6 +22,8 @@ class RenderOutput:
     # per-sample terms of the implicit renderer, packed over the M evaluated samples (regularizers use them)
     weights: torch.Tensor | None = None  # [M] compositing weights w_i (Eq. 7)
     normals_dot_dirs: torch.Tensor | None = None  # [M] n_i · d (positive = normal faces away from the camera)
+    ray_weights: torch.Tensor | None = None  # [R,S] the same weights w_i laid out per ray (0 where not evaluated)
+    intervals: torch.Tensor | None = None  # [R,S,2] each sample's interval along its ray, as a share of the ray's span
     # the explicit renderer's surface (Eq. 9), for the mesh regularizers
     mesh_verts: torch.Tensor | None = None  # [V,3] world positions, differentiable
     mesh_faces: torch.Tensor | None = None  # [F,3] vertex ids, outward counter-clockwise

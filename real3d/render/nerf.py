@@ -144,7 +144,11 @@ class NeRFRenderer(nn.Module):
         def img(v: torch.Tensor) -> torch.Tensor:
             return v.reshape(B, height, width, -1)
 
-        out = RenderOutput(rgb=img(rgb), opacity=img(opacity), depth=img(depth), weights=w_m)
+        start = (t - t_near[:, None]) / span.clamp(min=1e-6)  # [R,S] ∈ [0,1]
+        intervals = torch.stack([start, start + delta / span.clamp(min=1e-6)], -1)  # [R,S,2]
+        out = RenderOutput(
+            rgb=img(rgb), opacity=img(opacity), depth=img(depth), weights=w_m, ray_weights=weights, intervals=intervals
+        )
         if normals_m is not None:
             out.normal = img(torch.zeros(rays_o.shape[0], 3).index_add(0, ray_id, w_m[:, None] * normals_m))
             out.normals_dot_dirs = (normals_m * rays_d[ray_id]).sum(-1)
