@@ -144,8 +144,8 @@ class NeRFRenderer(nn.Module):
         def img(v: torch.Tensor) -> torch.Tensor:
             return v.reshape(B, height, width, -1)
 
-        start = (t - t_near[:, None]) / span.clamp(min=1e-6)  # [R,S] ∈ [0,1]
-        intervals = torch.stack([start, start + delta / span.clamp(min=1e-6)], -1)  # [R,S,2]
+        share = span.clamp(min=1e-6)  # [R,1] the ray's span, for distances as shares of it
+        intervals = torch.stack([t - t_near[:, None], t - t_near[:, None] + delta], -1) / share[..., None]  # [R,S,2]
         out = RenderOutput(
             rgb=img(rgb), opacity=img(opacity), depth=img(depth), weights=w_m, ray_weights=weights, intervals=intervals
         )
