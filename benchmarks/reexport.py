@@ -88,15 +88,15 @@ def main() -> None:
         if (args.src / name).exists() and not (args.dst / name).exists():
             copy = shutil.copytree if (args.src / name).is_dir() else shutil.copy2
             copy(args.src / name, args.dst / name)
-    print("| cell | ε | judge | mesh IoU |\n|---|---|---|---|")
+    print("| cell | ε | offset | judge | mesh IoU |\n|---|---|---|---|---|")
     for cell in cells:
         target = args.dst / cell.relative_to(args.src)
         if (target / "metrics.json").exists():
             continue
         m = reexport(cell, target, args.overrides)
         print(
-            f"| {cell.relative_to(args.src / 'cells')} | {m['export_eps']:g} | {m['judge_score']:.2f} | "
-            f"{m['mesh_iou']:.2f} |",
+            f"| {cell.relative_to(args.src / 'cells')} | {m['export_eps']:g} | {m['export_offset']:g} | "
+            f"{m['judge_score']:.2f} | {m['mesh_iou']:.2f} |",
             flush=True,
         )
 

@@ -2,6 +2,7 @@
 
     mesh    = extract_mesh(field, grid)        the surface τ = ε on the (deformed) tet grid, smoothed, decimated
     eps     = silhouette_level(field, opacity) the ε whose surface looks like the volume render (NeRF-only runs)
+    offset  = OffsetField(field, surface)      the trained surface moved inward to where the volume render draws
     atlas   = unwrap(mesh)                     xatlas charts, seam vertices duplicated
     texture = bake_texture(...)                θ's albedo at every texel's surface point, dilated across seams
     files   = mesh.glb (texture embedded), mesh.obj + mesh.mtl + mesh.png, turntable.mp4 / .gif / .png
@@ -29,6 +30,7 @@ from .render.dmtet import DMTetGeometry, Mesh, TauField, render_mesh
 from .render.nerf import NeRFRenderer
 from .render.raster import TorchRasterizer, interpolate, make_rasterizer, to_clip
 from .render.shading import ShadingConfig, SolidBackground
+from .surface import sample_surface
 
 if TYPE_CHECKING:
     from .model import SceneModel
@@ -129,6 +131,44 @@ def silhouette_level(
     return best
 
 
+OFFSETS = (-0.02, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15)  # inward moves tried
+
+
+class OffsetField:
+    """θ seen from its trained surface S = {τ = ε} (a Mesh): `tau` is the signed distance to S (> 0 inside), so
+    this field's level d is S moved d inward (d < 0: outward), as smooth as S itself, where θ's own inner levels
+    are noisy (docs/results.md, ninth round); `albedo` is θ's albedo at the point of S nearest x, the colour the
+    renderers were trained on. Distances are to `samples` points drawn on S (a k-d tree), about 0.005 apart on
+    a unit-sized object, and stop at `reach` (a far point's search is the slow one): levels up to it are exact."""
+
+    def __init__(
+        self, field: TauField, surface: Mesh, eps: float, samples: int = 200_000, reach: float = 0.25, seed: int = 0
+    ) -> None:
+        from scipy.spatial import cKDTree
+
+        self.field, self.eps, self.reach = field, eps, reach
+        self.points = sample_surface(surface.verts, surface.faces, samples, torch.Generator().manual_seed(seed))
+        self.tree = cKDTree(self.points.numpy())
+
+    @property
+    def bound(self) -> float:
+        return self.field.bound
+
+    def _nearest(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distance [N] from points x [N,3] to S and the index [N] of the nearest sample."""
+        dist, index = self.tree.query(x.detach().float().numpy(), distance_upper_bound=self.reach, workers=-1)
+        far = torch.from_numpy(index) == len(self.points)  # beyond reach: no neighbour found
+        return torch.from_numpy(dist).float().clamp(max=self.reach), torch.from_numpy(index).long().where(~far, 0)
+
+    def tau(self, x: torch.Tensor) -> torch.Tensor:
+        inside = self.field.tau(x).float() > self.eps
+        dist, _ = self._nearest(x)
+        return torch.where(inside, dist, -dist)
+
+    def albedo(self, x: torch.Tensor) -> torch.Tensor:
+        return self.field.albedo(self.points[self._nearest(x)[1]])
+
+
 def decimate(mesh: Mesh, max_faces: int) -> Mesh:
     """Quadric edge-collapse decimation (fast-simplification) to at most `max_faces` faces.
 
@@ -198,10 +238,16 @@ def bake_texture(
 
 @torch.no_grad()
 def nerf_level(
-    model: SceneModel, grid: int = 64, levels: tuple[float, ...] = LEVELS, views: int = 8, size: int = 64
+    model: SceneModel,
+    grid: int = 64,
+    levels: tuple[float, ...] = LEVELS,
+    views: int = 8,
+    size: int = 64,
+    field: TauField | None = None,
 ) -> float:
-    """silhouette_level against the model's NeRF renderer, drawn in eval mode (no sample jitter: the same level
-    from a training run's end and from its checkpoint); a one-line error where the model has no NeRF."""
+    """silhouette_level of `field` (default θ) against the model's NeRF renderer, drawn in eval mode (no sample
+    jitter: the same level from a training run's end and from its checkpoint); a one-line error where the model
+    has no NeRF."""
     renderer = model.renderer
     if not isinstance(renderer, NeRFRenderer):
         raise UserError(
@@ -212,7 +258,7 @@ def nerf_level(
     renderer.eval()
     try:
         return silhouette_level(
-            model.field,
+            model.field if field is None else field,
             lambda cams, size: renderer(cams, size, size, "albedo").opacity[..., 0],
             grid,
             levels,
@@ -223,15 +269,24 @@ def nerf_level(
         renderer.train(was_training)
 
 
-def surface_level(model: SceneModel, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64) -> float:
-    """ε of the surface to export from a scene model: "trained", the explicit renderer's own ε as trained
-    (system.fit_level_every moves it); "silhouette", nerf_level; "auto", trained where the explicit renderer
-    drew at the last step (p_dmtet at `steps` > 0), else silhouette."""
+def surface_level(
+    model: SceneModel, level: str, p_dmtet: Scheduled, steps: int, grid: int = 64, smooth: int = SMOOTH_PASSES
+) -> tuple[TauField, float]:
+    """The field and ε of the surface to export from a scene model: "trained", θ at the explicit renderer's own
+    ε as trained (system.fit_level_every moves it); "silhouette", θ at nerf_level; "offset", the trained surface
+    (given `smooth` Taubin passes) as an OffsetField, moved by the d of OFFSETS whose mesh matches the NeRF's
+    renders; "auto", trained where the explicit renderer drew at the last step (p_dmtet at `steps` > 0), else
+    silhouette."""
     if level == "auto":
         level = "trained" if scheduled(p_dmtet, steps) > 0 else "silhouette"
+    if level == "silhouette":
+        return model.field, nerf_level(model, grid)
+    geometry = model.explicit.geometry
     if level == "trained":
-        return model.explicit.geometry.eps
-    return nerf_level(model, grid)
+        return model.field, geometry.eps
+    eps, geometry = geometry.eps, geometry if geometry.grid.res == grid else None
+    offset = OffsetField(model.field, extract_mesh(model.field, grid, eps, geometry, max_faces=0, smooth=smooth), eps)
+    return offset, nerf_level(model, grid, OFFSETS, field=offset)
 
 
 def texture_mesh(

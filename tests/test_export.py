@@ -9,8 +9,10 @@ from real3d.cli import main
 from real3d.config import parse
 from real3d.export import (
     LEVELS,
+    OFFSETS,
     SMOOTH_PASSES,
     Y_UP,
+    OffsetField,
     bake_texture,
     export,
     extract_mesh,
@@ -191,13 +193,14 @@ def test_the_silhouette_level_is_the_one_whose_surface_the_render_shows(level):
 def test_surface_level_auto_follows_the_renderer_schedule():
     cfg = parse(SceneConfig, {})
     model = SceneModel(cfg)
-    assert surface_level(model, "auto", [0, 0.2, 1.0, 600], 600, 32) == model.explicit.cfg.eps
-    assert surface_level(model, "trained", 0.0, 600, 32) == model.explicit.cfg.eps
-    nerf_only = surface_level(model, "auto", 0.0, 600, 32)  # the start blob's soft edge
-    assert nerf_only in LEVELS and nerf_only == surface_level(model, "silhouette", 1.0, 600, 32)
+    assert surface_level(model, "auto", [0, 0.2, 1.0, 600], 600, 32) == (model.field, model.explicit.cfg.eps)
+    assert surface_level(model, "trained", 0.0, 600, 32) == (model.field, model.explicit.cfg.eps)
+    field, nerf_only = surface_level(model, "auto", 0.0, 600, 32)  # the start blob's soft edge
+    assert field is model.field and nerf_only in LEVELS
+    assert (field, nerf_only) == surface_level(model, "silhouette", 1.0, 600, 32)
     seen = []
     model.renderer.register_forward_pre_hook(lambda module, args: seen.append(module.training))
-    assert model.renderer.training and surface_level(model, "silhouette", 1.0, 600, 32) == nerf_only
+    assert model.renderer.training and surface_level(model, "silhouette", 1.0, 600, 32)[1] == nerf_only
     assert seen and not any(seen), "the NeRF draws its silhouettes without sample jitter"
     assert model.renderer.training, "and is given back in the mode it was in"
 
@@ -209,3 +212,38 @@ def test_a_checkpoint_from_before_the_level_buffer_loads_with_the_configured_eps
     model = SceneModel(cfg)
     model.load_state_dict(state)
     assert model.explicit.geometry.eps == 0.2
+
+
+class _RadialAlbedo(SphereField):
+    """SphereField whose albedo's red channel is |x|: a point's colour says how deep it lies."""
+
+    def albedo(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x.norm(dim=-1), torch.zeros_like(x[:, 0]), torch.zeros_like(x[:, 0])], -1)
+
+
+@pytest.mark.parametrize("offset", [-0.05, 0.1])
+def test_an_offset_surface_is_the_trained_one_moved_inward_with_its_colours(offset):
+    """The trained surface τ = 0.1 of SphereField(0.55) is the sphere of radius 0.55: level d of its OffsetField
+    is the sphere of radius 0.55 − d, and its colour is the trained surface's (|x| = 0.55), not the depth's."""
+    field = _RadialAlbedo(0.55)
+    offset_field = OffsetField(field, extract_mesh(field, 32, 0.1, max_faces=0, smooth=SMOOTH_PASSES), 0.1)
+    mesh = extract_mesh(offset_field, 32, offset, max_faces=0, smooth=SMOOTH_PASSES)
+    radius = mesh.verts.norm(dim=-1)
+    assert abs(float(radius.mean()) - (0.55 - offset)) < 0.01 and float(radius.std()) < 0.01
+    red = offset_field.albedo(mesh.verts)[:, 0]
+    assert (red - 0.55).abs().max() < 0.02, "the colour of the trained surface, at any depth"
+
+
+def test_the_offset_level_moves_the_trained_surface_toward_what_the_nerf_draws():
+    """At the start the NeRF draws the blob larger than its trained surface τ = 0.1 (the silhouette level is
+    below 0.1): the offset chosen moves the surface outward, toward the silhouette level's surface."""
+    model = SceneModel(parse(SceneConfig, {}))
+    field, offset = surface_level(model, "offset", [0, 0.2, 1.0, 600], 600, 32)
+    assert isinstance(field, OffsetField) and field.eps == model.explicit.cfg.eps and offset in OFFSETS
+    _, level = surface_level(model, "silhouette", 1.0, 600, 32)
+
+    def radius(f, eps: float) -> float:
+        return float(extract_mesh(f, 32, eps, max_faces=0).verts.norm(dim=-1).mean())
+
+    trained, moved, drawn = radius(model.field, 0.1), radius(field, offset), radius(model.field, level)
+    assert offset < 0 and trained + 0.01 < moved <= drawn + 0.005

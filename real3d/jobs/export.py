@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..export import MAX_FACES, SMOOTH_PASSES, export, surface_level
 from ..io import discard_replaced, prepare_out_dir
 from ..model import load_checkpoint
-from ..render.dmtet import DMTetRenderer
+from ..render.dmtet import DMTetRenderer, TauField
 from .args import int_in, positive_int
 
 
@@ -23,15 +23,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--texture-size must be in 16..8192, --frames >= 1, --frame-size in 16..4096, --max-faces >= 0")
     _, model, ckpt = load_checkpoint(args.checkpoint)
     dmtet = next((r for r in (model.explicit, model.renderer) if isinstance(r, DMTetRenderer)), None)
+    field: TauField = model.field
     if dmtet is None or args.level == "trained":
         eps = dmtet.geometry.eps if dmtet is not None else DMTetRenderer.Config().eps
     else:  # a job without a renderer schedule (real3d fit) trained its explicit surface: "auto" keeps it
         schedule = ckpt["config"].get("system", {}).get("p_dmtet", 1.0)
-        eps = surface_level(model, args.level, schedule, int(ckpt["config"].get("steps", 0)), args.grid)
-    geometry = dmtet.geometry if dmtet is not None and eps == dmtet.geometry.eps else None  # Δu of its own level
+        steps = int(ckpt["config"].get("steps", 0))
+        field, eps = surface_level(model, args.level, schedule, steps, args.grid, args.smooth)
+    own = dmtet is not None and field is model.field and eps == dmtet.geometry.eps  # Δu belong to θ's own level
+    geometry = dmtet.geometry if own and dmtet is not None else None
     out_dir = prepare_out_dir(args.out, args.overwrite)
     paths = export(
-        model.field,
+        field,
         out_dir,
         args.grid,
         args.texture_size,
@@ -71,11 +74,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--level",
-        choices=("auto", "trained", "silhouette"),
+        choices=("auto", "trained", "silhouette", "offset"),
         default="auto",
         help="surface to export: the explicit renderer's own (trained), the one matching the NeRF's renders "
-        "(silhouette), or trained where the run's explicit renderer drew at its last step, else silhouette "
-        "(auto, the default, as run.export_level)",
+        "(silhouette), the trained one moved inward to match them (offset), or trained where the run's explicit "
+        "renderer drew at its last step, else silhouette (auto, the default, as run.export_level)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)

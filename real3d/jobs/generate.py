@@ -34,6 +34,7 @@ from ..errors import UserError, shorten
 from ..export import (
     MAX_FACES,
     SMOOTH_PASSES,
+    OffsetField,
     extract_mesh,
     orbit_frames,
     surface_level,
@@ -44,7 +45,7 @@ from ..export import (
 )
 from ..io import contact_sheet, discard_replaced, peak_rss_mb, prepare_out_dir, save_image, write_text
 from ..loop import Loop, halve_learning_rate, load
-from ..render.dmtet import Mesh
+from ..render.dmtet import Mesh, TauField
 from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
 from ..toyworld.runs import VIEW_SIZE, VIEWS
 from .args import MAX_SEED, add_config_arguments, seed_int
@@ -61,8 +62,9 @@ class RunSettings:
     export_smooth: int = config_lib.bounded(SMOOTH_PASSES, 0)  # Taubin passes on the exported mesh (0: none)
     # which surface τ = ε is exported: "trained", the explicit renderer's ε; "silhouette", the ε whose mesh
     # matches the NeRF's renders; "auto", trained where the explicit renderer draws at the last step, else
-    # silhouette (a NeRF-only run has no surface of its own; docs/results.md, ninth round)
-    export_level: Literal["auto", "trained", "silhouette"] = "auto"
+    # silhouette (a NeRF-only run has no surface of its own; docs/results.md, ninth round); "offset", the
+    # trained surface moved inward until its mesh matches the NeRF's renders (export.OffsetField)
+    export_level: Literal["auto", "trained", "silhouette", "offset"] = "auto"
     texture_size: int = config_lib.bounded(256, 16, 4096)
     turntable_frames: int = config_lib.bounded(36, 4)
     turntable_size: int = config_lib.bounded(256, 32, 2048)
@@ -242,10 +244,12 @@ def toy_metrics(
     )
 
 
-def export_eps(system: Real3DSystem) -> float:
-    """ε of the exported surface τ = ε, by run.export_level (see RunSettings)."""
+def export_surface(system: Real3DSystem) -> tuple[TauField, float]:
+    """The field and ε of the exported surface τ = ε, by run.export_level (see RunSettings)."""
     settings, cfg = run_settings(system), system.cfg
-    return surface_level(system.model, settings.export_level, cfg.system.p_dmtet, cfg.steps, settings.export_grid)
+    return surface_level(
+        system.model, settings.export_level, cfg.system.p_dmtet, cfg.steps, settings.export_grid, settings.export_smooth
+    )
 
 
 def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float], seconds: float) -> dict[str, Any]:
@@ -254,9 +258,10 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
     metrics.json (with the exported ε). With run.export_files off (benchmarks), no UV atlas, texture, OBJ or
     turntable: model.glb has θ's albedo per vertex, and the views are rasterized from that mesh."""
     system.eval()
-    settings, explicit, field = run_settings(system), system.model.explicit, system.model.field
-    eps = export_eps(system)
-    geometry = explicit.geometry if eps == explicit.geometry.eps else None  # its Δu belong to its own level
+    settings, explicit = run_settings(system), system.model.explicit
+    field, eps = export_surface(system)
+    own = field is system.model.field and eps == explicit.geometry.eps
+    geometry = explicit.geometry if own else None  # its Δu belong to θ's own level
     if settings.export_files:
         mesh = texture_mesh(
             field,
@@ -283,7 +288,8 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
         "peak_rss_mb": round(peak_rss_mb()),
         "precision": precision.name(precision.resolve()),
         "faces": int(plain.faces.shape[0]),
-        "export_eps": eps,
+        "export_eps": field.eps if isinstance(field, OffsetField) else eps,
+        "export_offset": eps if isinstance(field, OffsetField) else 0.0,
     }
     if system.cfg.prior_type == "embedded":
         result |= toy_metrics(system, views, plain.verts, plain.faces)

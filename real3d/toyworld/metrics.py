@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cameras import orbit
+from ..surface import sample_surface
 from .judge import HEADS, SLOT_ATTRS, Judge, off_front
 from .scene import COLOURS, FEATURE_SHAPES, RELATIONS, SHAPES, Scene, compose, parse
 
@@ -315,18 +316,6 @@ def mesh_iou(
     return mesh_overlap(verts, faces, scene, resolution, bound)["iou"]
 
 
-def surface_samples(verts: torch.Tensor, faces: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
-    """n points [n,3] uniformly on a triangle mesh (area-weighted)."""
-    tri = verts[faces]  # [F,3,3]
-    area = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
-    pick = torch.multinomial(area, n, replacement=True, generator=gen)
-    u, v = torch.rand(n, 1, generator=gen), torch.rand(n, 1, generator=gen)
-    flip = (u + v) > 1
-    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
-    t = tri[pick]
-    return t[:, 0] + u * (t[:, 1] - t[:, 0]) + v * (t[:, 2] - t[:, 0])
-
-
 def gt_surface_samples(
     scene: Scene, n: int, gen: torch.Generator, band: float = 0.02, bound: float = 1.0
 ) -> torch.Tensor:
@@ -348,7 +337,7 @@ def chamfer(verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, n: int
     to each of n GT-surface samples (biased up by about half the sample spacing)."""
     scene = _as_scene(scene)
     gen = torch.Generator().manual_seed(seed)
-    mesh = surface_samples(verts.float(), faces, 5 * n, gen)
+    mesh = sample_surface(verts, faces, 5 * n, gen)
     gt = gt_surface_samples(scene, n, gen)
     to_gt = scene.sdf(mesh[:n]).abs().mean()
     to_mesh = torch.cat([torch.cdist(c, mesh).min(dim=1).values for c in gt.split(1024)]).mean()
