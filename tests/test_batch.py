@@ -183,3 +183,24 @@ def test_a_worker_killed_mid_task_is_retried_from_its_checkpoint(ray_cluster, gr
     assert killed == [True]
     assert numbers(out) == numbers(in_process)  # every cell finished, as if nothing happened
     assert not [p.name for p in out.rglob("*") if ".tmp" in p.name]  # nothing half-written
+
+
+def test_a_bench_with_workers_starts_a_ray_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--workers N` never joins a Ray that is already running: one left by the run before may be shutting
+    down, and its tasks would be lost with it."""
+    ray = pytest.importorskip("ray")
+    from real3d.jobs import batch_ray
+    from real3d.jobs.bench import quality
+
+    inits: list[dict] = []
+    monkeypatch.setattr(ray, "init", lambda **kw: inits.append(kw))
+    batch_ray.connect("local", 4)
+    assert inits == [{"address": "local", "num_cpus": 4, "include_dashboard": False, "log_to_driver": False}]
+    asked: list[str | None] = []
+    monkeypatch.setattr(quality, "plan", lambda settings, root: {})
+    monkeypatch.setattr(quality, "execute", lambda store, configs, address, *a, **kw: asked.append(address) or 0.0)
+    monkeypatch.setattr(quality, "summarize", lambda settings, root: {})
+    quality.bench(None, tmp_path, workers=2)
+    quality.bench(None, tmp_path, workers=1)
+    quality.bench(None, tmp_path, workers=2, ray_address="auto")
+    assert asked == ["local", None, "auto"]

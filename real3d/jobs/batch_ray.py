@@ -40,9 +40,13 @@ def execute_cell(job: Job, cache: dict[str, bytes], prior: dict[str, bytes] | No
 
 
 def connect(address: str, local_cpus: int | None = None) -> None:
-    """Join the Ray at `address` ("auto": a local one, started here with `local_cpus` if none runs)."""
+    """Join the Ray at `address` ("auto": a local one, started here with `local_cpus` if none runs; "local": a
+    new local one of `local_cpus` for this run alone, never one that another run started and may be taking
+    down as this one joins it)."""
     try:
-        if address == "auto":
+        if address == "local":
+            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+        elif address == "auto":
             try:
                 ray.init(address="auto", log_to_driver=False)
             except ConnectionError:

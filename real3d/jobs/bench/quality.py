@@ -366,9 +366,9 @@ def bench(
     settings: BenchSettings, root: Path, workers: int = 1, threads: int = 2, ray_address: str | None = None
 ) -> dict[str, Any]:
     """Run (or continue) the bench in `root` on the batch machinery (real3d.jobs.batch: in this process, or
-    as Ray tasks; `workers` > 1 starts a local Ray of that many cells at once) and write its summary."""
+    as Ray tasks; `workers` > 1 starts a local Ray of its own, that many cells at once) and write its summary."""
     configs = plan(settings, root)
-    address = ray_address or ("auto" if workers > 1 else None)
+    address = ray_address or ("local" if workers > 1 else None)
     seconds = execute(Store(root), configs, address, threads, desc="bench cells", local_cpus=workers * threads)
     results = summarize(settings, root)
     results["seconds"] = round(seconds, 1)
