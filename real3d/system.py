@@ -84,6 +84,11 @@ class Real3DConfig(SceneConfig):
                 f"{where}: regularizers.lambda_appearance_tv acts on field.appearance_channels, which is 0 here; "
                 "set field.appearance_channels (e.g. 4) or leave lambda_appearance_tv at 0"
             )
+        if self.system.fit_level_every > 0 and self.renderer_type != "nerf":
+            raise ConfigError(
+                f"{where}: system.fit_level_every fits DMTet's ε to what the NeRF draws, and renderer_type is "
+                f"{self.renderer_type!r} here; set renderer_type: nerf or leave fit_level_every at 0"
+            )
 
 
 _PRIORS: dict[str, Prior] = {}
