@@ -1,0 +1,59 @@
+"""Does the judge's score follow the size of a run's own mesh? Each run's model.glb (the vertex-coloured mesh a
+bench cell writes) scaled k× about the origin, with the same surface and the same colours, rendered at the
+judge's turntable exactly as the cell's views.png was (`orbit_frames`) and scored (`metrics.judge_score`).
+
+    .venv/bin/python benchmarks/judge_scale.py RUN_DIR [RUN_DIR ...] [--scales 0.94,0.97,1,1.03]
+
+A score that changes with k alone says the judge reads size, not only shape, colour and features: an export
+that brings a mesh toward the GT's size then costs judge score whatever surface it takes (docs/results.md,
+eleventh round). The views interpolate the GLB's vertex colours, where the cell's own views read θ's albedo
+at every pixel: compare the columns with the k = 1 column, not with the score in metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from real3d.export import orbit_frames, read_glb
+from real3d.render.dmtet import Mesh
+from real3d.toyworld import metrics
+from real3d.toyworld.judge import load_judge
+from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEWS
+
+
+def coloured_mesh(path: Path) -> tuple[Mesh, torch.Tensor]:
+    """The mesh of a vertex-coloured model.glb in world axes (`read_glb`) and its colours [V,3] ∈ [0,1]."""
+    import trimesh
+
+    tm: Any = trimesh.load(path, force="mesh")  # loaded as read_glb loads it: the same vertices, in order
+    return read_glb(path), torch.tensor(np.asarray(tm.visual.vertex_colors)[:, :3], dtype=torch.float32) / 255
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="bench cells (metrics.json and a vertex-coloured model.glb)")
+    p.add_argument("--scales", default="0.94,0.97,1,1.03", help="magnifications k, comma-separated")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
+    print("| run | judge in metrics.json | " + " | ".join(f"k = {k:g}" for k in scales) + " |")
+    print("|---|---:" + "|---:" * len(scales) + "|")
+    for run in args.runs:
+        prompt = json.loads((run / "metrics.json").read_text())["prompt"]
+        mesh, colour = coloured_mesh(run / "model.glb")
+        row = []
+        for k in scales:
+            views = orbit_frames(Mesh(mesh.verts * k, mesh.faces), lambda c: c, colour, VIEWS, VIEW_SIZE)
+            row.append(metrics.judge_score(judge, views, prompt, CAMERAS.azimuth)[0])
+        recorded = json.loads((run / "metrics.json").read_text())["judge_score"]
+        print(f"| {run} | {recorded:.2f} | " + " | ".join(f"{s:.2f}" for s in row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
