@@ -149,6 +149,20 @@ class OffsetField:
         self.field, self.eps, self.reach = field, eps, reach
         self.points = sample_surface(surface.verts, surface.faces, samples, torch.Generator().manual_seed(seed))
         self.tree = cKDTree(self.points.numpy())
+        self._known: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x, tau(x)), least recently used first
+
+    def tau(self, x: torch.Tensor) -> torch.Tensor:
+        """Signed distance [N] to S of points x [N,3]. Every level of a silhouette search measures the same
+        grid again (in the same chunks), so the last few answers are kept and given back for equal x."""
+        for k, (seen, value) in enumerate(self._known):
+            if seen.shape == x.shape and torch.equal(seen, x):
+                self._known.append(self._known.pop(k))  # the most recently used is kept longest
+                return value
+        inside = self.field.tau(x).float() > self.eps
+        dist, _ = self._nearest(x)
+        value = torch.where(inside, dist, -dist)
+        self._known = [*self._known, (x.detach().clone(), value)][-4:]
+        return value
 
     @property
     def bound(self) -> float:
@@ -159,11 +173,6 @@ class OffsetField:
         dist, index = self.tree.query(x.detach().float().numpy(), distance_upper_bound=self.reach, workers=-1)
         far = torch.from_numpy(index) == len(self.points)  # beyond reach: no neighbour found
         return torch.from_numpy(dist).float().clamp(max=self.reach), torch.from_numpy(index).long().where(~far, 0)
-
-    def tau(self, x: torch.Tensor) -> torch.Tensor:
-        inside = self.field.tau(x).float() > self.eps
-        dist, _ = self._nearest(x)
-        return torch.where(inside, dist, -dist)
 
     def albedo(self, x: torch.Tensor) -> torch.Tensor:
         return self.field.albedo(self.points[self._nearest(x)[1]])

@@ -232,6 +232,9 @@ def test_an_offset_surface_is_the_trained_one_moved_inward_with_its_colours(offs
     assert abs(float(radius.mean()) - (0.55 - offset)) < 0.01 and float(radius.std()) < 0.01
     red = offset_field.albedo(mesh.verts)[:, 0]
     assert (red - 0.55).abs().max() < 0.02, "the colour of the trained surface, at any depth"
+    deeper = mesh.verts * 0.9  # a query seen before is answered again, a new one measured
+    assert torch.equal(offset_field.tau(mesh.verts.clone()), offset_field.tau(mesh.verts))
+    assert torch.allclose(offset_field.tau(deeper), offset + 0.1 * deeper.norm(dim=-1) / 0.9, atol=0.01)
 
 
 def test_the_offset_level_moves_the_trained_surface_toward_what_the_nerf_draws():
