@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from real3d.cli import main
+from real3d.errors import UserError
 from real3d.jobs import batch as batch_lib
 from tests.test_generate import tiny
 
@@ -196,6 +197,13 @@ def test_a_bench_with_workers_starts_a_ray_of_its_own(monkeypatch: pytest.Monkey
     monkeypatch.setattr(ray, "init", lambda **kw: inits.append(kw))
     batch_ray.connect("local", 4)
     assert inits == [{"address": "local", "num_cpus": 4, "include_dashboard": False, "log_to_driver": False}]
+
+    def refuse(**kw: object) -> None:
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(UserError, match="cannot start a local Ray .* without --workers"):
+        batch_ray.connect("local", 4)
     asked: list[str | None] = []
     monkeypatch.setattr(quality, "plan", lambda settings, root: {})
     monkeypatch.setattr(quality, "execute", lambda store, configs, address, *a, **kw: asked.append(address) or 0.0)

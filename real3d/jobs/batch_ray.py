@@ -54,6 +54,9 @@ def connect(address: str, local_cpus: int | None = None) -> None:
         else:
             ray.init(address=address, log_to_driver=False)
     except Exception as e:
+        if address == "local":
+            raise UserError(f"cannot start a local Ray ({type(e).__name__}): see its logs under /tmp/ray, "
+                            "or run the bench without --workers") from None  # fmt: skip
         raise UserError(f"cannot join Ray at {address} ({type(e).__name__}): start one with 'ray start --head' "
                         "or give its address") from None  # fmt: skip
 

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
         schedule = ckpt["config"].get("system", {}).get("p_dmtet", 1.0)
         steps = int(ckpt["config"].get("steps", 0))
         field, eps = surface_level(model, args.level, schedule, steps, args.grid, args.smooth)
-    own = dmtet is not None and field is model.field and eps == dmtet.geometry.eps  # Δu belong to θ's own level
-    geometry = dmtet.geometry if own and dmtet is not None else None
+    own = dmtet is not None and field is model.field and eps == dmtet.geometry.eps
+    geometry = dmtet.geometry if dmtet is not None and own else None  # its Δu belong to θ's own level
     out_dir = prepare_out_dir(args.out, args.overwrite)
     paths = export(
         field,
