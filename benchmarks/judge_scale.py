@@ -2,12 +2,14 @@
 bench cell writes) scaled k× about the origin, with the same surface and the same colours, rendered at the
 judge's turntable exactly as the cell's views.png was (`orbit_frames`) and scored (`metrics.judge_score`).
 
-    .venv/bin/python benchmarks/judge_scale.py RUN_DIR [RUN_DIR ...] [--scales 0.94,0.97,1,1.03]
+    .venv/bin/python benchmarks/judge_scale.py RUN_DIR [RUN_DIR ...] [--scales 0.94,0.97,1,1.03] [--supersample 1]
 
 A score that changes with k alone says the judge reads size, not only shape, colour and features: an export
 that brings a mesh toward the GT's size then costs judge score whatever surface it takes (docs/results.md,
-eleventh round). The views interpolate the GLB's vertex colours, where the cell's own views read θ's albedo
-at every pixel: compare the columns with the k = 1 column, not with the score in metrics.json.
+eleventh round). `--supersample 1` renders the views as views.png was made before the twelfth round, one
+sample a pixel, to show the jitter that aliasing added (the last rows). The views interpolate the GLB's
+vertex colours, where the cell's own views read θ's albedo at every pixel: compare the columns with the
+k = 1 column, not with the score in metrics.json.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from real3d.export import orbit_frames, read_glb
 from real3d.render.dmtet import Mesh
 from real3d.toyworld import metrics
 from real3d.toyworld.judge import load_judge
-from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEWS
+from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
 
 
 def coloured_mesh(path: Path) -> tuple[Mesh, torch.Tensor]:
@@ -39,20 +41,33 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="bench cells (metrics.json and a vertex-coloured model.glb)")
     p.add_argument("--scales", default="0.94,0.97,1,1.03", help="magnifications k, comma-separated")
+    p.add_argument(
+        "--supersample", type=int, default=VIEW_SUPERSAMPLE, help="k×k samples a pixel (1: as views.png was before)"
+    )
     args = p.parse_args()
     torch.set_num_threads(2)
     judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
     print("| run | judge in metrics.json | " + " | ".join(f"k = {k:g}" for k in scales) + " |")
     print("|---|---:" + "|---:" * len(scales) + "|")
+    table = []
     for run in args.runs:
         prompt = json.loads((run / "metrics.json").read_text())["prompt"]
         mesh, colour = coloured_mesh(run / "model.glb")
         row = []
         for k in scales:
-            views = orbit_frames(Mesh(mesh.verts * k, mesh.faces), lambda c: c, colour, VIEWS, VIEW_SIZE)
+            views = orbit_frames(
+                Mesh(mesh.verts * k, mesh.faces), lambda c: c, colour, VIEWS, VIEW_SIZE, supersample=args.supersample
+            )
             row.append(metrics.judge_score(judge, views, prompt, CAMERAS.azimuth)[0])
         recorded = json.loads((run / "metrics.json").read_text())["judge_score"]
         print(f"| {run} | {recorded:.2f} | " + " | ".join(f"{s:.2f}" for s in row) + " |", flush=True)
+        table.append(row)
+    scores = torch.tensor(table)  # [runs,scales]
+    change = (scores - scores[:, scales.index(1.0) : scales.index(1.0) + 1]).abs() if 1.0 in scales else None
+    print("| mean | | " + " | ".join(f"{s:.3f}" for s in scores.mean(0).tolist()) + " |")
+    if change is not None:
+        print("| mean \\|change\\| against k = 1 | | " + " | ".join(f"{s:.3f}" for s in change.mean(0).tolist()) + " |")
+        print("| largest change | | " + " | ".join(f"{s:.2f}" for s in change.amax(0).tolist()) + " |")
 
 
 if __name__ == "__main__":

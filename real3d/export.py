@@ -387,9 +387,12 @@ def orbit_frames(
     size: int = 256,
     elevation: float = 15.0,
     radius: float = 2.5,
+    supersample: int = 1,
 ) -> torch.Tensor:
     """Frames [N,size,size,3] of a mesh on white around a turntable, lit from the camera, rasterized
-    (render/raster.py); `colour` maps interpolated `attrs` [V,A] (default: positions) at pixels [P,A] → [P,3]."""
+    (render/raster.py); `colour` maps interpolated `attrs` [V,A] (default: positions) at pixels [P,A] → [P,3].
+    supersample k rasterizes k·size² and averages each k×k block (anti-aliased edges and shading, as the toy
+    world's GT renders are made)."""
     cams = orbit(frames, elevation, radius, 45.0)
     rasterizer, background = make_rasterizer(), SolidBackground(SolidBackground.Config())
     shading, out = ShadingConfig(ambient=0.45), []
@@ -399,8 +402,8 @@ def orbit_frames(
             render_mesh(
                 mesh,
                 cam,
-                size,
-                size,
+                size * supersample,
+                size * supersample,
                 rasterizer,
                 background,
                 colour,
@@ -410,11 +413,19 @@ def orbit_frames(
                 attrs=attrs,
             ).rgb[0]
         )
-    return torch.stack(out)
+    frames_rgb = torch.stack(out)  # [N,k·size,k·size,3]
+    if supersample == 1:
+        return frames_rgb
+    return F.avg_pool2d(frames_rgb.permute(0, 3, 1, 2), supersample).permute(0, 2, 3, 1)
 
 
 def turntable(
-    mesh: TexturedMesh, frames: int = 36, size: int = 256, elevation: float = 15.0, radius: float = 2.5
+    mesh: TexturedMesh,
+    frames: int = 36,
+    size: int = 256,
+    elevation: float = 15.0,
+    radius: float = 2.5,
+    supersample: int = 1,
 ) -> torch.Tensor:
     """Frames [N,size,size,3] of the textured mesh (see orbit_frames), its texture sampled at the UVs."""
     tex = mesh.texture.permute(2, 0, 1)[None]  # [1,3,S,S]
@@ -423,7 +434,9 @@ def turntable(
         grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # texture row 0 is v = 1
         return F.grid_sample(tex, grid, mode="bilinear", align_corners=False)[0, :, 0].T
 
-    return orbit_frames(Mesh(mesh.verts, mesh.faces), sample_texture, mesh.uv, frames, size, elevation, radius)
+    return orbit_frames(
+        Mesh(mesh.verts, mesh.faces), sample_texture, mesh.uv, frames, size, elevation, radius, supersample
+    )
 
 
 def write_exports(

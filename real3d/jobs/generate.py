@@ -47,7 +47,7 @@ from ..io import contact_sheet, discard_replaced, peak_rss_mb, prepare_out_dir, 
 from ..loop import Loop, halve_learning_rate, load
 from ..render.dmtet import Mesh, TauField
 from ..system import Real3DConfig, Real3DSystem, build_prior, deterministic
-from ..toyworld.runs import VIEW_SIZE, VIEWS
+from ..toyworld.runs import VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
 from .args import MAX_SEED, add_config_arguments, seed_int
 
 
@@ -273,11 +273,11 @@ def write_outputs(system: Real3DSystem, out_dir: Path, timing: dict[str, float],
             settings.export_smooth,
         )
         write_exports(mesh, out_dir, "model", settings.turntable_frames, settings.turntable_size)
-        plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, VIEWS, VIEW_SIZE)
+        plain, views = Mesh(mesh.verts, mesh.faces), turntable(mesh, VIEWS, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE)
     else:
         plain = extract_mesh(field, settings.export_grid, eps, geometry, settings.export_faces, settings.export_smooth)
         write_coloured_glb(out_dir / "model.glb", plain, field.albedo)  # for reports: vertex colours, no atlas
-        views = orbit_frames(plain, field.albedo, None, VIEWS, VIEW_SIZE)
+        views = orbit_frames(plain, field.albedo, None, VIEWS, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE)
     save_image(out_dir / "views.png", contact_sheet(list(views), 12))
     result: dict[str, Any] = {
         "prompt": system.cfg.prompt,

@@ -1,8 +1,9 @@
 """A finished run's folder seen by the toy world: its views.png read back and scored again with a judge.
 
-A generate run writes views.png: the 12 turntable views (azimuth 0, 30, …, elevation 15°) of 64² that the
-judge scores, in one row, and metrics.json naming the prompt. Nothing here knows how the views were made;
-the azimuth of each is known, so features and Janus are scored against the camera (the front faces +x).
+A generate run writes views.png: the 12 turntable views (azimuth 0, 30, …, elevation 15°) of 64², 2×2
+supersampled as the GT views are, that the judge scores, in one row, and metrics.json naming the prompt.
+Nothing here knows how the views were made; the azimuth of each is known, so features and Janus are scored
+against the camera (the front faces +x).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .render import render
 from .scene import parse
 
 VIEWS, VIEW_SIZE = 12, 64
+VIEW_SUPERSAMPLE = 2  # k×k samples a pixel, for the GT views and a run's alike: the judge reads both the same way
 CAMERAS = orbit(VIEWS, 15.0, 2.5, 45.0)  # the judge's turntable: azimuth 0 (the front), 30, …, 330°
 
 
@@ -41,7 +43,7 @@ def load_views(folder: Path) -> torch.Tensor:
 
 def gt_views(prompt: str) -> torch.Tensor:
     """Ground-truth renders [12,64,64,3] of a prompt at the judge's 12 turntable views."""
-    return render(parse(prompt), CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=2).rgb
+    return render(parse(prompt), CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE).rgb
 
 
 def view_metrics(judge: Judge, views: torch.Tensor, prompt: str) -> dict[str, float]:

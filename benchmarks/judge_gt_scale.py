@@ -1,0 +1,78 @@
+"""The judge's own response to size, on the ground truth: each prompt's GT scene scaled k× (shapes and
+positions, as the judge's training jitter scales them), rendered at the judge's turntable exactly as the bench
+renders its GT column (`runs.gt_views`) and scored (`metrics.judge_score`, against the camera).
+
+    .venv/bin/python benchmarks/judge_gt_scale.py [--prompts benchmarks/prompts.txt] [--scales 0.9,0.95,1,...] [--mesh]
+
+With `--mesh` the GT is drawn as a run is: its SDF meshed by marching tetrahedra on the export's 64-grid,
+each vertex in the colour of its nearest part, rasterized and lit as views.png is (`export.orbit_frames`,
+2×2 supersampled). A perfect object has no flaw for a lever to mend, so whatever its score does across k is
+the judge's (and the renderer's), not the generator's: a dip at some size is a score a run's mesh gets or
+loses by being that size, whatever its surface (docs/results.md, twelfth round). The judge trained on
+scales 0.85–1.1 of these scenes (`scene.jitter`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from real3d.export import orbit_frames
+from real3d.render.dmtet import marching_tets, tet_grid
+from real3d.toyworld import metrics
+from real3d.toyworld.judge import load_judge
+from real3d.toyworld.render import render
+from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
+from real3d.toyworld.scene import Scene, parse
+
+GRID = 64  # run.export_grid
+
+
+def scaled(scene: Scene, k: float) -> Scene:
+    """The scene k× larger about the origin (each object's size and position; contacts are kept)."""
+    objects = tuple(
+        replace(o, position=(k * o.position[0], k * o.position[1], k * o.position[2]), scale=k * o.scale)
+        for o in scene.objects
+    )
+    return replace(scene, objects=objects)
+
+
+def views(scene: Scene, mesh: bool) -> torch.Tensor:
+    """The judge's 12 views [12,64,64,3] of a GT scene: sphere-traced as the bench's GT column, or meshed and
+    rasterized as a run's views.png."""
+    if not mesh:
+        return render(scene, CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE).rgb
+    grid = tet_grid(GRID, 1.0)
+    surface = marching_tets(grid.verts, -scene.sdf(grid.verts), grid.all_tets())
+    colour = scene.palette()[scene.nearest_part(surface.verts)]  # [V,3]
+    return orbit_frames(surface, lambda c: c, colour, VIEWS, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--prompts", type=Path, default=Path(__file__).parent / "prompts.txt")
+    p.add_argument("--scales", default="0.85,0.9,0.95,1,1.05,1.1,1.15", help="magnifications k, comma-separated")
+    p.add_argument("--mesh", action="store_true", help="draw the GT as a run is drawn: meshed and rasterized")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
+    prompts = [ln.strip() for ln in args.prompts.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    print("| prompt | " + " | ".join(f"k = {k:g}" for k in scales) + " | max − min |")
+    print("|---" + "|---:" * (len(scales) + 1) + "|")
+    table = []
+    for prompt in prompts:
+        scene = parse(prompt)
+        row = []
+        for k in scales:
+            row.append(metrics.judge_score(judge, views(scaled(scene, k), args.mesh), scene, CAMERAS.azimuth)[0])
+        table.append(row)
+        print(f"| {prompt} | " + " | ".join(f"{s:.2f}" for s in row) + f" | {max(row) - min(row):.2f} |", flush=True)
+    mean = torch.tensor(table).mean(0)
+    print("| mean | " + " | ".join(f"{s:.3f}" for s in mean.tolist()) + f" | {float(mean.max() - mean.min()):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
