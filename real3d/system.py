@@ -87,7 +87,7 @@ class Real3DConfig(SceneConfig):
         if self.system.fit_level_every > 0 and self.renderer_type != "nerf":
             raise ConfigError(
                 f"{where}: system.fit_level_every fits DMTet's ε to what the NeRF draws, and renderer_type is "
-                f"{self.renderer_type!r} here; set renderer_type: nerf or leave fit_level_every at 0"
+                f"{self.renderer_type!r} here; add system.fit_level_every=0 (the real3d presets fit every 50 steps)"
             )
 
 

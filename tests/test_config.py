@@ -124,7 +124,9 @@ def test_a_key_that_needs_another_section_says_which(capsys):
 
     both = ["regularizers.lambda_appearance_tv=300", "field.appearance_channels=4"]
     assert config_lib.load(GenerateConfig, "real3d", both).field.appearance_channels == 4
-    fit = ["system.fit_level_every=50", "renderer_type=dmtet"]  # the level fit has no NeRF to follow
-    assert main(["generate", "a red cube", *fit]) == 2
-    assert "set renderer_type: nerf or leave fit_level_every at 0" in capsys.readouterr().err
-    assert config_lib.load(GenerateConfig, "real3d", fit[:1]).system.fit_level_every == 50
+    # the level fit (on in the preset) has no NeRF to follow with another main renderer
+    assert main(["generate", "a red cube", "renderer_type=dmtet"]) == 2
+    assert "add system.fit_level_every=0" in capsys.readouterr().err
+    plain = ["renderer_type=dmtet", "system.fit_level_every=0"]
+    assert config_lib.load(GenerateConfig, "real3d", plain).system.fit_level_every == 0
+    assert config_lib.load(GenerateConfig, "real3d").system.fit_level_every == 50
