@@ -38,7 +38,7 @@ bench: $(STAMP)
 # the other two ablations on one; hours on 2 cores, resumable (run it again to continue). Two cells at a time
 # with one thread each: a step is little faster on two threads than on one, so this does 1.6x the cells
 # an hour of one cell on two threads. The folder is committed (its .gitignore): a fresh clone skips what is done.
-BENCH3 := --out docs/results/fast9 --workers 2 --threads 1
+BENCH3 := --out docs/results/fast10 --workers 2 --threads 1
 bench-quality: $(STAMP)
 	.venv/bin/real3d bench quality --presets real3d,dreamfusion --seeds 0,1,2 $(BENCH3)
 	.venv/bin/real3d bench quality --presets dreamfusion-d,dreamfusion-explicit --seeds 0 $(BENCH3)
