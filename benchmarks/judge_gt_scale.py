@@ -15,29 +15,25 @@ scales 0.85–1.1 of these scenes (`scene.jitter`).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import random
 from pathlib import Path
 
 import torch
 
 from real3d.export import orbit_frames
+from real3d.jobs.generate import RunSettings
 from real3d.render.dmtet import marching_tets, tet_grid
 from real3d.toyworld import metrics
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.render import render
 from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
-from real3d.toyworld.scene import Scene, parse
-
-GRID = 64  # run.export_grid
+from real3d.toyworld.scene import Scene, jitter, parse
 
 
 def scaled(scene: Scene, k: float) -> Scene:
-    """The scene k× larger about the origin (each object's size and position; contacts are kept)."""
-    objects = tuple(
-        replace(o, position=(k * o.position[0], k * o.position[1], k * o.position[2]), scale=k * o.scale)
-        for o in scene.objects
-    )
-    return replace(scene, objects=objects)
+    """The scene k× larger about the origin: the judge's training jitter with its scale pinned to k and no
+    shift or turn (each object's size and position; contacts are kept)."""
+    return jitter(scene, random.Random(0), scale=(k, k), shift=0.0, yaw=0.0)
 
 
 def views(scene: Scene, mesh: bool) -> torch.Tensor:
@@ -45,7 +41,7 @@ def views(scene: Scene, mesh: bool) -> torch.Tensor:
     rasterized as a run's views.png."""
     if not mesh:
         return render(scene, CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE).rgb
-    grid = tet_grid(GRID, 1.0)
+    grid = tet_grid(RunSettings().export_grid, 1.0)
     surface = marching_tets(grid.verts, -scene.sdf(grid.verts), grid.all_tets())
     colour = scene.palette()[scene.nearest_part(surface.verts)]  # [V,3]
     return orbit_frames(surface, lambda c: c, colour, VIEWS, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE)
