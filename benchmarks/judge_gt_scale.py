@@ -4,7 +4,8 @@ renders its GT column (`runs.gt_views`) and scored (`metrics.judge_score`, again
 
     .venv/bin/python benchmarks/judge_gt_scale.py [--prompts benchmarks/prompts.txt] [--scales 0.9,0.95,1,...] [--mesh]
 
-With `--mesh` the GT is drawn as a run is: its SDF meshed by marching tetrahedra on the export's 64-grid,
+With `--mesh` the GT is drawn as a run is: its SDF meshed by marching tetrahedra on the export's 64-grid and
+smoothed by the export's Taubin passes,
 each vertex in the colour of its nearest part, rasterized and lit as views.png is (`export.orbit_frames`,
 2×2 supersampled). A perfect object has no flaw for a lever to mend, so whatever its score does across k is
 the judge's (and the renderer's), not the generator's: a dip at some size is a score a run's mesh gets or
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from real3d.export import orbit_frames
+from real3d.export import orbit_frames, taubin_smooth
 from real3d.jobs.generate import RunSettings
 from real3d.render.dmtet import marching_tets, tet_grid
 from real3d.toyworld import metrics
@@ -41,8 +42,9 @@ def views(scene: Scene, mesh: bool) -> torch.Tensor:
     rasterized as a run's views.png."""
     if not mesh:
         return render(scene, CAMERAS, VIEW_SIZE, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE).rgb
-    grid = tet_grid(RunSettings().export_grid, 1.0)
-    surface = marching_tets(grid.verts, -scene.sdf(grid.verts), grid.all_tets())
+    settings = RunSettings()
+    grid = tet_grid(settings.export_grid, 1.0)
+    surface = taubin_smooth(marching_tets(grid.verts, -scene.sdf(grid.verts), grid.all_tets()), settings.export_smooth)
     colour = scene.palette()[scene.nearest_part(surface.verts)]  # [V,3]
     return orbit_frames(surface, lambda c: c, colour, VIEWS, VIEW_SIZE, supersample=VIEW_SUPERSAMPLE)
 

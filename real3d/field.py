@@ -152,6 +152,14 @@ class TriplaneField(nn.Module):
             sigma = sigma * (dist <= self.reach).any(dim=-1)
         return sigma, torch.sigmoid(raw[:, 1:])
 
+    def bound_distance(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Signed distance [N] of points x [N,3] to the round bound (`ball`; > 0 inside): the union of object
+        k's balls of radius reach_k · r_k, so max_k of each ball's. None without a ball (the cube only)."""
+        if self.cfg.ball <= 0:
+            return None
+        radius = self.reach * self.blobs[:, 3]  # [K] world units
+        return (radius - (x[:, None, :] - self.blobs[:, :3]).norm(dim=-1)).amax(dim=-1)
+
     @contextmanager
     def only(self, k: int) -> Iterator[None]:
         """Inside the block θ is object k of a laid-out scene alone: zero density wherever another blob's

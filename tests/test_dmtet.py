@@ -9,7 +9,7 @@ import trimesh
 from real3d import precision
 from real3d.cameras import Cameras, orbit
 from real3d.field import TriplaneField
-from real3d.render.dmtet import DMTetRenderer, marching_tets, tet_grid
+from real3d.render.dmtet import DMTetGeometry, DMTetRenderer, marching_tets, tet_grid
 from real3d.render.nerf import ray_box
 from real3d.render.shading import ShadingConfig, SolidBackground
 from tests.analytic_fields import SphereField
@@ -49,6 +49,23 @@ def test_dmtet_sphere_meshes_to_watertight_outward_sphere():
     normals, centres = mesh.face_normals().detach(), mesh.verts.detach()[mesh.faces].mean(1)
     big = normals.norm(dim=-1) > 1e-6
     assert ((normals * centres).sum(-1)[big] > 0).all(), "every face normal points away from the centre"
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.6])
+def test_a_field_cut_by_its_ball_meshes_on_the_ball_not_a_staircase(eps):
+    """A blob larger than the ball is cut by it (τ ≈ 0.9 inside, 0 outside). Read through τ − ε alone, marching
+    tets puts each vertex at one fraction of its edge wherever the bound crosses it: terraces a third of a cell
+    deep. Intersected with the bound's distance (`level_set`), the surface is the ball itself."""
+    field = TriplaneField(TriplaneField.Config(init_std=0.0, blob_radius=5.0, blob_density=60.0, ball=0.73))
+    geometry = DMTetGeometry(32, 1.0, eps, deform_scale=0.0, band_cells=1)
+    cell = geometry.grid.cell_size
+    stepped = marching_tets(geometry.grid.verts, field.tau(geometry.grid.verts).detach() - eps, geometry.grid.all_tets())
+    assert stepped.verts.norm(dim=-1).std() > 0.1 * cell
+    mesh = geometry.mesh(field)
+    r = mesh.verts.detach().norm(dim=-1)
+    assert (r - 0.73).abs().mean() < 0.01 * cell and (r - 0.73).abs().max() < 0.1 * cell  # chords of a curve
+    tm = trimesh.Trimesh(mesh.verts.detach().numpy(), mesh.faces.numpy())
+    assert tm.is_watertight and tm.volume == pytest.approx(4 / 3 * math.pi * 0.73**3, rel=0.02)
 
 
 def test_dmtet_renderer_gradients_reach_theta_and_deformation():

@@ -1,3 +1,5 @@
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -97,6 +99,9 @@ def test_ball_bound_of_a_laid_out_scene_is_one_ball_per_object():
         ]
     )
     assert (field.density(x) > 0).tolist() == [True, True, False, True]
+    d = field.bound_distance(x)  # signed distance to the nearer ball of radius 0.48, > 0 inside
+    assert torch.allclose(d, torch.tensor([0.04, 0.04, 0.48 - math.hypot(0.5, 0.36), 0.03]), atol=1e-6)
+    assert TriplaneField(TriplaneField.Config()).bound_distance(x) is None  # no ball: the cube alone
 
 
 def test_start_radius_moves_the_single_blob_and_nothing_else():

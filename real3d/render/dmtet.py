@@ -43,6 +43,16 @@ class TauField(Protocol):
     def albedo(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+BOUND_SLOPE = 0.3  # s per grid cell of the bound's signed distance in the level set (DMTetGeometry.level_set)
+
+
+def bound_distance(field: TauField, x: torch.Tensor) -> torch.Tensor | None:
+    """The field's signed distance [N] to its own hard bound (> 0 inside), if it has one (TriplaneField's
+    `ball`); None for fields bounded by the grid's cube alone."""
+    distance = getattr(field, "bound_distance", None)
+    return None if distance is None else distance(x)
+
+
 # ------------------------------------------------------------------------------------------------ the grid
 
 _CORNERS = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # [8,3] corner offsets of a cell (x,y,z)
@@ -242,11 +252,25 @@ class DMTetGeometry(nn.Module):
         u, du = (self.grid.verts, self.deformation) if ids is None else (self.grid.verts[ids], self.deformation[ids])
         return u + self.deform_limit * torch.tanh(du)
 
+    def level_set(self, field: TauField, pos: torch.Tensor) -> torch.Tensor:
+        """s [N] at points pos [N,3], whose zero set is Eq. 9's surface: s = τ − ε, intersected (CSG min) with
+        the field's hard bound as the signed distance d scaled to BOUND_SLOPE per grid cell. τ drops to 0 at the
+        bound in one step, so along an edge that leaves it linear interpolation puts the vertex at a fixed
+        fraction of the edge, wherever the bound crosses it: a round bound meshes as a terraced staircase.
+        Outside the bound s is the scaled d alone (τ there is the cut's 0, not θ's), and just inside it d is the
+        smaller term, so an edge that leaves θ's solid through the bound crosses at the bound itself."""
+        s = field.tau(pos) - self.eps
+        d = bound_distance(field, pos)
+        if d is None:
+            return s
+        ramp = d * (BOUND_SLOPE / self.grid.cell_size)
+        return torch.where(d > 0, torch.minimum(s, ramp), ramp)
+
     @torch.no_grad()
     def measure(self, field: TauField, ids: torch.Tensor | None = None, chunk: int = 1 << 18) -> None:
-        """Evaluate s = τ − ε without gradients into `last_sdf`, on the whole grid or at vertex ids [N]."""
+        """Evaluate s (`level_set`) without gradients into `last_sdf`, on the whole grid or at vertex ids [N]."""
         pos = self.positions(ids)
-        sdf = torch.cat([field.tau(p) for p in pos.split(chunk)]) - self.eps
+        sdf = torch.cat([self.level_set(field, p) for p in pos.split(chunk)])
         if ids is None:
             self.last_sdf = sdf
         else:
@@ -275,7 +299,7 @@ class DMTetGeometry(nn.Module):
             inside = self.last_sdf[tets] > 0  # [T,4]
             ids, local = torch.unique(tets[inside.any(1) & ~inside.all(1)], return_inverse=True)
         pos = self.positions(ids)
-        return marching_tets(pos, field.tau(pos) - self.eps, local.reshape(-1, 4))
+        return marching_tets(pos, self.level_set(field, pos), local.reshape(-1, 4))
 
 
 # ------------------------------------------------------------------------------------------------ renderer
