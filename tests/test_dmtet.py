@@ -58,8 +58,8 @@ def test_a_field_cut_by_its_ball_meshes_on_the_ball_not_a_staircase(eps):
     deep. Intersected with the bound's distance (`level_set`), the surface is the ball itself."""
     field = TriplaneField(TriplaneField.Config(init_std=0.0, blob_radius=5.0, blob_density=60.0, ball=0.73))
     geometry = DMTetGeometry(32, 1.0, eps, deform_scale=0.0, band_cells=1)
-    cell = geometry.grid.cell_size
-    stepped = marching_tets(geometry.grid.verts, field.tau(geometry.grid.verts).detach() - eps, geometry.grid.all_tets())
+    grid, cell = geometry.grid, geometry.grid.cell_size
+    stepped = marching_tets(grid.verts, field.tau(grid.verts).detach() - eps, grid.all_tets())
     assert stepped.verts.norm(dim=-1).std() > 0.1 * cell
     mesh = geometry.mesh(field)
     r = mesh.verts.detach().norm(dim=-1)
