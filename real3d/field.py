@@ -74,12 +74,15 @@ class TriplaneField(nn.Module):
         blobs: list[list[float]] | None = None  # [[x, y, z, r], …] in place of the one blob (real3d/scene_layout.py)
         tau_step: float = bounded(0.05, 1e-4)  # reference sample length of τ (see module docstring)
         normal_eps: float = bounded(0.01, 1e-5)  # finite-difference step of normals
+        albedo_range: list[float] = bounded([0.0, 1.0], 0.0, 1.0)  # [lo, hi] of c = lo + (hi − lo)·sigmoid(·)
 
         def check(self, where: str) -> None:
             from .errors import ConfigError
 
             if self.blobs is not None and (not self.blobs or any(len(b) != 4 or b[3] <= 0 for b in self.blobs)):
                 raise ConfigError(f"{where}.blobs: expected a list of [x, y, z, radius > 0], got {self.blobs}")
+            if len(self.albedo_range) != 2 or self.albedo_range[0] >= self.albedo_range[1]:
+                raise ConfigError(f"{where}.albedo_range: expected [lo, hi] with lo < hi, got {self.albedo_range}")
 
     def __init__(self, cfg: TriplaneField.Config) -> None:
         super().__init__()
@@ -150,7 +153,8 @@ class TriplaneField(nn.Module):
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)
         if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
             sigma = sigma * (dist <= self.reach).any(dim=-1)
-        return sigma, torch.sigmoid(raw[:, 1:])
+        lo, hi = self.cfg.albedo_range
+        return sigma, lo + (hi - lo) * torch.sigmoid(raw[:, 1:])
 
     def bound_distance(self, x: torch.Tensor) -> torch.Tensor | None:
         """Signed distance [N] of points x [N,3] to the round bound (`ball`; > 0 inside): the union of object

@@ -75,6 +75,17 @@ def test_exponent_without_a_dot_is_a_number():
         config_lib.load(GenerateConfig, "real3d", ["optimizer.lr=fast"])
 
 
+def test_an_albedo_range_must_be_ordered_and_within_0_1():
+    from real3d.jobs.generate import GenerateConfig
+
+    cfg = config_lib.load(GenerateConfig, "real3d", ["field.albedo_range=[0.05,0.98]"])
+    assert cfg.field.albedo_range == [0.05, 0.98]
+    with pytest.raises(config_lib.ConfigError, match=r"field.albedo_range: expected \[lo, hi\] with lo < hi"):
+        config_lib.load(GenerateConfig, "real3d", ["field.albedo_range=[0.5,0.2]"])
+    with pytest.raises(config_lib.ConfigError, match="field.albedo_range: must be between 0.0 and 1.0"):
+        config_lib.load(GenerateConfig, "real3d", ["field.albedo_range=[0.5,1.2]"])
+
+
 def test_rescale_steps_keeps_the_shape_of_every_schedule():
     from real3d.jobs.generate import GenerateConfig
 

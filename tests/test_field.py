@@ -186,3 +186,18 @@ def test_appearance_channels_colour_the_field_without_touching_its_density():
     assert losses["loss_plane_tv"] == plane_tv_loss(plain.planes) and losses["loss_appearance_tv"] > 0
     sigma, albedo = with_app(torch.zeros(0, 3))  # no points (an empty DMTet band): empty outputs, no error
     assert sigma.shape == (0,) and albedo.shape == (0, 3)
+
+
+def test_albedo_range_scales_the_sigmoid_into_it():
+    """`albedo_range` [lo, hi] maps the same logits into [lo, hi] (default [0, 1]: the plain sigmoid)."""
+    torch.manual_seed(0)
+    plain = TriplaneField(TriplaneField.Config())
+    ranged = TriplaneField(TriplaneField.Config(albedo_range=[0.05, 0.98]))
+    ranged.load_state_dict(plain.state_dict())
+    x = torch.rand(256, 3) * 1.6 - 0.8
+    c, c_ranged = plain.albedo(x), ranged.albedo(x)
+    assert torch.allclose(c_ranged, 0.05 + 0.93 * c, atol=1e-6)
+    with torch.no_grad():
+        plain.net[-1].bias[1:] = 100.0  # saturated logits: the plain sigmoid reaches 1, the ranged one stops at hi
+    ranged.load_state_dict(plain.state_dict())
+    assert plain.albedo(x).max() == 1.0 and ranged.albedo(x).max() <= 0.98 + 1e-6
