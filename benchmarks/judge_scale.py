@@ -9,7 +9,10 @@ that brings a mesh toward the GT's size then costs judge score whatever surface 
 eleventh round). `--supersample 1` renders the views as views.png was made before the twelfth round, one
 sample a pixel, to show the jitter that aliasing added (the last rows). The views interpolate the GLB's
 vertex colours, where the cell's own views read θ's albedo at every pixel: compare the columns with the
-k = 1 column, not with the score in metrics.json.
+k = 1 column, not with the score in metrics.json. `--gt-colour` paints each vertex in the GT body colour of
+the prompt's object nearest to it instead (features too take their object's colour, so use it on prompts
+without a front): the run's own shape in the GT's colours, which says how much of a score is lost to colour
+and how much to shape. `--colour R,G,B` paints the whole mesh one colour.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from real3d.render.dmtet import Mesh
 from real3d.toyworld import metrics
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
+from real3d.toyworld.scene import COLOURS, parse
 
 
 def coloured_mesh(path: Path) -> tuple[Mesh, torch.Tensor]:
@@ -44,6 +48,9 @@ def main() -> None:
     p.add_argument(
         "--supersample", type=int, default=VIEW_SUPERSAMPLE, help="k×k samples a pixel (1: as views.png was before)"
     )
+    paint = p.add_mutually_exclusive_group()
+    paint.add_argument("--gt-colour", action="store_true", help="paint the mesh in the GT's body colours")
+    paint.add_argument("--colour", help="paint the mesh one colour R,G,B in [0,1]")
     args = p.parse_args()
     torch.set_num_threads(2)
     judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
@@ -53,6 +60,12 @@ def main() -> None:
     for run in args.runs:
         prompt = json.loads((run / "metrics.json").read_text())["prompt"]
         mesh, colour = coloured_mesh(run / "model.glb")
+        if args.gt_colour:
+            scene = parse(prompt)
+            body = torch.tensor([COLOURS[scene.objects[i].colour] for i, _ in scene.part_owners()])  # [P,3]
+            colour = body[scene.nearest_part(mesh.verts)]  # [V,3]
+        elif args.colour:
+            colour = torch.tensor([float(c) for c in args.colour.split(",")]).expand(mesh.verts.shape[0], 3)
         row = []
         for k in scales:
             views = orbit_frames(
