@@ -12,17 +12,15 @@ the exact bound puts every vertex on it. Bench cells keep checkpoint.pt only on 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
 import yaml
+from reexport import trained_system  # benchmarks/ is on sys.path when a script there runs
 
 from real3d import config as config_lib
 from real3d.jobs.generate import GenerateConfig, export_surface, run_settings
-from real3d.loop import load
 from real3d.render.dmtet import DMTetGeometry, marching_tets
-from real3d.system import Real3DSystem, build_prior
 
 
 def main() -> None:
@@ -33,10 +31,7 @@ def main() -> None:
     print("| run | ε | mesh | radius mean | std | min | max | on the bound |\n|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         cfg = config_lib.parse(GenerateConfig, yaml.safe_load((run / "config.yaml").read_text()))
-        built = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, lambda_adv=0.0))  # no x̃ needed
-        system = Real3DSystem(built, build_prior(built), False)
-        system.model.load_state_dict(load(run / "checkpoint.pt", "a run's checkpoint.pt")["model"])
-        system.eval()
+        system = trained_system(cfg, run / "checkpoint.pt")
         field, eps = export_surface(system)
         geometry = DMTetGeometry(run_settings(system).export_grid, field.bound, eps, deform_scale=0.0, band_cells=1)
         grid, ball = geometry.grid, cfg.field.ball

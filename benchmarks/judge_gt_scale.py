@@ -4,13 +4,12 @@ renders its GT column (`runs.gt_views`) and scored (`metrics.judge_score`, again
 
     .venv/bin/python benchmarks/judge_gt_scale.py [--prompts benchmarks/prompts.txt] [--scales 0.9,0.95,1,...] [--mesh]
 
-With `--mesh` the GT is drawn as a run is: its SDF meshed by marching tetrahedra on the export's 64-grid and
-smoothed by the export's Taubin passes,
-each vertex in the colour of its nearest part, rasterized and lit as views.png is (`export.orbit_frames`,
-2×2 supersampled). A perfect object has no flaw for a lever to mend, so whatever its score does across k is
-the judge's (and the renderer's), not the generator's: a dip at some size is a score a run's mesh gets or
-loses by being that size, whatever its surface (docs/results.md, twelfth round). The judge trained on
-scales 0.85–1.1 of these scenes (`scene.jitter`).
+With `--mesh` the GT is drawn as a run is: its SDF meshed by marching tetrahedra on the export's 64-grid,
+given the export's Taubin passes, each vertex in the colour of its nearest part, rasterized and lit as
+views.png is (`export.orbit_frames`, 2×2 supersampled). A perfect object has no flaw for a lever to mend,
+so whatever its score does across k is the judge's (and the renderer's), not the generator's: a dip at some
+size is a score a run's mesh gets or loses by being that size, whatever its surface (docs/results.md,
+twelfth round). The judge trained on scales 0.85–1.1 of these scenes (`scene.jitter`).
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def main() -> None:
     print("|---|---:" + "|---:" * len(scales) + "|")
     table = []
     for run in args.runs:
-        prompt = json.loads((run / "metrics.json").read_text())["prompt"]
+        recorded = json.loads((run / "metrics.json").read_text())
+        prompt = recorded["prompt"]
         mesh, colour = coloured_mesh(run / "model.glb")
         if args.gt_colour:
             scene = parse(prompt)
@@ -72,8 +73,7 @@ def main() -> None:
                 Mesh(mesh.verts * k, mesh.faces), lambda c: c, colour, VIEWS, VIEW_SIZE, supersample=args.supersample
             )
             row.append(metrics.judge_score(judge, views, prompt, CAMERAS.azimuth)[0])
-        recorded = json.loads((run / "metrics.json").read_text())["judge_score"]
-        print(f"| {run} | {recorded:.2f} | " + " | ".join(f"{s:.2f}" for s in row) + " |", flush=True)
+        print(f"| {run} | {recorded['judge_score']:.2f} | " + " | ".join(f"{s:.2f}" for s in row) + " |", flush=True)
         table.append(row)
     scores = torch.tensor(table)  # [runs,scales]
     change = (scores - scores[:, scales.index(1.0) : scales.index(1.0) + 1]).abs() if 1.0 in scales else None

@@ -50,17 +50,22 @@ def reexport(src: Path, dst: Path, overrides: list[str]) -> dict:
     return export_cell(cfg, src / "checkpoint.pt", dst, timing, old["seconds"])
 
 
+def trained_system(cfg: GenerateConfig, checkpoint: Path) -> Real3DSystem:
+    """The system carrying the θ of a run's checkpoint under `cfg`, in eval mode. It is built without D, so no
+    x̃ is sampled (an export reads neither)."""
+    built = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, lambda_adv=0.0))
+    system = Real3DSystem(built, build_prior(built), False)
+    system.model.load_state_dict(load(checkpoint, "a run's checkpoint.pt")["model"])
+    system.cfg = cfg
+    return system.eval()
+
+
 def export_cell(
     cfg: GenerateConfig, checkpoint: Path, out_dir: Path, timing: dict[str, float], seconds: float
 ) -> dict[str, Any]:
-    """`write_outputs` of the θ in a cell's checkpoint under `cfg`, into out_dir: its metrics. The system that
-    carries θ is built without D, so no x̃ is sampled (export reads neither)."""
-    built = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, lambda_adv=0.0))
+    """`write_outputs` of the θ in a cell's checkpoint under `cfg`, into out_dir: its metrics."""
     with deterministic():
-        system = Real3DSystem(built, build_prior(built), False)
-        system.model.load_state_dict(load(checkpoint, "a bench cell's checkpoint.pt")["model"])
-        system.cfg = cfg
-        return write_outputs(system, out_dir, timing, seconds)
+        return write_outputs(trained_system(cfg, checkpoint), out_dir, timing, seconds)
 
 
 def main() -> None:

@@ -161,8 +161,7 @@ class TriplaneField(nn.Module):
         k's balls of radius reach_k · r_k, so max_k of each ball's. None without a ball (the cube only)."""
         if self.cfg.ball <= 0:
             return None
-        radius = self.reach * self.blobs[:, 3]  # [K] world units
-        return (radius - (x[:, None, :] - self.blobs[:, :3]).norm(dim=-1)).amax(dim=-1)
+        return ((self.reach - self._blob_distance(x)) * self.blobs[:, 3]).amax(dim=-1)  # world units
 
     @contextmanager
     def only(self, k: int) -> Iterator[None]:
