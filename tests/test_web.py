@@ -225,6 +225,7 @@ def message(prompt: str) -> str:
 def test_the_page_loads_offline_and_shows_errors_of_bad_prompts(server: Server, browser: object) -> None:
     tab = Page(browser)
     tab.page.goto(server.url)
+    expect(tab.page.locator("#preset option").nth(4)).to_be_attached()  # app.js fills the list after load
     assert tab.page.locator("#preset option").count() >= 5
     for prompt in ["", "a red cub", "<script>alert(1)</script>"]:
         tab.page.fill("#prompt", prompt)
