@@ -4,6 +4,7 @@ the shipped weights load offline on the CPU."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from real3d.cli import main
 from real3d.errors import UserError
 from real3d.priors.base import Prior, cfg_combine, perp_neg_combine
 from real3d.priors.embedded import SHIPPED, EmbeddedPrior
+from real3d.priors.train import TrainConfig, train
 
 
 def tiny_prior() -> EmbeddedPrior:
@@ -330,6 +332,28 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     text_only = [*sample[:-1], str(tmp_path / "first"), "--view", "30", "15", "--out", str(tmp_path / "t")]
     assert main(text_only) == 2  # a text-only prior has no camera to take
     assert not (tmp_path / "t").exists()  # refused before its output folder is touched
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_view_word_dropout_gives_the_caption_without_its_view_word(
+    tmp_path: Path, tiny_data: Path, share: float
+) -> None:
+    """TrainConfig.view_word_dropout: a view-conditioned prior is trained on that share of captions without
+    their view word (the camera alone says the view), and on the full captions otherwise."""
+    data = np.load(tiny_data)
+    captions = data["captions"].tolist()
+    prior = EmbeddedPrior(dataclasses.replace(tiny_prior().cfg, view_conditioned=True))
+    seen: list[torch.Tensor] = []
+    denoiser = prior.denoiser
+    prior.denoiser = lambda x, t, context, view=None: (seen.append(context.float()), denoiser(x, t, context, view))[1]  # type: ignore[method-assign]
+    cfg = TrainConfig(steps=2, batch=8, warmup=0, caption_dropout=0.0, view_word_dropout=share)
+    views = torch.zeros(len(captions), 2)
+    train(prior, cfg, torch.from_numpy(data["images"]), captions, views, tmp_path / "ck", tmp_path / "p")
+    encoder = prior.text_encoder()
+    full, bare = encoder(sorted(set(captions))).half().float(), encoder(["a red cube", "a blue cube"]).half().float()
+    for context in torch.cat(seen):
+        assert bool((context == (bare if share else full)).flatten(1).all(1).any())
+        assert not bool((context == (full if share else bare)).flatten(1).all(1).any())
 
 
 def test_eval_prior_scores_every_group_it_is_given(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from real3d.toyworld.dataset import DatasetSpec, toy_dataset
 from real3d.toyworld.judge import HEADS, NAME, WEIGHTS_DIR, Judge, _fine_tune_from, labels, load_judge, save_judge
 from real3d.toyworld.render import render, visible_pixels
 from real3d.toyworld.runs import gt_views
-from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene
+from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene, view_caption, without_view
 from real3d.toyworld.sdf import PRIMITIVES
 
 torch.set_num_threads(2)
@@ -68,6 +68,8 @@ def test_parser_round_trips_captions() -> None:
         assert parse(caption(scene)) == scene
         assert parse(caption(scene, gen)) == scene  # synonyms, "under", articles
         assert parse(caption(scene) + ", back view") == scene
+        text = caption(scene, gen)
+        assert without_view(view_caption(text, gen.uniform(-180, 180), gen.uniform(-10, 75))) == text
     assert parse("a blue ball under a red box") == parse("a red cube on top of a blue sphere")
 
 

@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..io import save_torch
 from ..loop import Loop, halve_learning_rate
 from ..precision import Precision
+from ..toyworld.scene import without_view
 from .embedded import VIEW_LAYERS, EmbeddedPrior
 
 
@@ -47,6 +48,9 @@ class TrainConfig:
     # the view's layers learn this many times faster than the rest: at the base rate they barely leave their
     # zero start (docs: weights/embedded-prior/README.md, stage 4)
     view_lr_scale: float = bounded(20.0, 0.0)
+    # a view-conditioned prior: share of captions given without their view word, so that on those the camera
+    # alone says where the view is from and the view's layers get the whole of that gradient
+    view_word_dropout: float = bounded(0.0, 0.0, 1.0)
     checkpoint_every: int = bounded(500, 1)
     precision: Precision = "auto"  # real3d.precision: bf16 autocast only where it is native
     seed: int = 0
@@ -158,7 +162,11 @@ def train(
     prior.unet.requires_grad_(True)
     images = images.to(dev)
     views = views.to(dev) if views is not None and prior.cfg.view_conditioned else None  # [N,2]; text-only: none
-    table, caption_index = caption_table(prior, captions, dev, cache=cache)
+    bare = views is not None and cfg.view_word_dropout > 0
+    table, caption_index = caption_table(
+        prior, captions + ([without_view(c) for c in captions] if bare else []), dev, cache
+    )
+    caption_index, bare_index = caption_index[: len(captions)], caption_index[len(captions) :]  # [N], [N] or [0]
     empty = table.shape[0] - 1
     run = PriorTraining(prior, cfg, dev)
     loop = Loop(
@@ -184,7 +192,12 @@ def train(
         idx = torch.randint(len(images), (cfg.batch,), generator=gen, device=dev)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # [B,3,r,r] in [-1,1]
         drop = torch.rand(cfg.batch, generator=gen, device=dev) < cfg.caption_dropout
-        context = table[torch.where(drop, empty, caption_index[idx])]
+        index = caption_index[idx]
+        if bare:
+            index = torch.where(
+                torch.rand(cfg.batch, generator=gen, device=dev) < cfg.view_word_dropout, bare_index[idx], index
+            )
+        context = table[torch.where(drop, empty, index)]
         view = None
         if views is not None:
             keep = torch.rand(cfg.batch, generator=gen, device=dev) >= cfg.view_dropout

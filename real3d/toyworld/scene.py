@@ -264,6 +264,11 @@ def view_caption(prompt: str, azimuth: float, elevation: float) -> str:
     return f"{prompt}, {view_direction(azimuth, elevation)} view"
 
 
+def without_view(caption: str) -> str:
+    """The caption with its view suffix taken off (the inverse of view_caption)."""
+    return _VIEW_SUFFIX.sub("", caption)
+
+
 _WORDS: dict[str, tuple[str, str]] = {}  # word → (kind, canonical)
 for _kind, _names in (("shape", SHAPES), ("colour", list(COLOURS)), ("feature", FEATURES)):
     for _name in _names:
