@@ -14,6 +14,7 @@ The one camera convention of real3d (every renderer, the toy world and the promp
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,14 @@ def view_direction(azimuth: float, elevation: float) -> str:
         return "overhead"
     a = off_front(azimuth)
     return "front" if a < 45.0 else "back" if a > 135.0 else "side"
+
+
+_VIEW_SUFFIX = re.compile(r",?\s*(front|side|back|overhead) view\s*$")
+
+
+def without_view(caption: str) -> str:
+    """The caption with its view suffix (", front view", ...) taken off."""
+    return _VIEW_SUFFIX.sub("", caption)
 
 
 VIEW_CODE_DIM = 5  # width of view_code

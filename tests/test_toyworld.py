@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from real3d.cameras import Cameras, orbit
+from real3d.cameras import Cameras, orbit, without_view
 from real3d.cli import main
 from real3d.errors import UserError
 from real3d.toyworld import metrics
@@ -17,7 +17,7 @@ from real3d.toyworld.dataset import DatasetSpec, toy_dataset
 from real3d.toyworld.judge import HEADS, NAME, WEIGHTS_DIR, Judge, _fine_tune_from, labels, load_judge, save_judge
 from real3d.toyworld.render import render, visible_pixels
 from real3d.toyworld.runs import gt_views
-from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene, view_caption, without_view
+from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene, view_caption
 from real3d.toyworld.sdf import PRIMITIVES
 
 torch.set_num_threads(2)

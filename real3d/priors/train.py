@@ -22,13 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import precision
-from ..cameras import view_code
+from ..cameras import view_code, without_view
 from ..config import bounded
 from ..errors import UserError
 from ..io import save_torch
 from ..loop import Loop, halve_learning_rate
 from ..precision import Precision
-from ..toyworld.scene import without_view
 from .embedded import VIEW_LAYERS, EmbeddedPrior
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ..cameras import view_direction
+from ..cameras import view_direction, without_view
 from ..errors import UserError, shorten
 from . import sdf as S
 
@@ -264,11 +264,6 @@ def view_caption(prompt: str, azimuth: float, elevation: float) -> str:
     return f"{prompt}, {view_direction(azimuth, elevation)} view"
 
 
-def without_view(caption: str) -> str:
-    """The caption with its view suffix taken off (the inverse of view_caption)."""
-    return _VIEW_SUFFIX.sub("", caption)
-
-
 _WORDS: dict[str, tuple[str, str]] = {}  # word → (kind, canonical)
 for _kind, _names in (("shape", SHAPES), ("colour", list(COLOURS)), ("feature", FEATURES)):
     for _name in _names:
@@ -276,12 +271,11 @@ for _kind, _names in (("shape", SHAPES), ("colour", list(COLOURS)), ("feature", 
             _WORDS[_w] = (_kind, _name)
 _PHRASES = {w: ("relation", r) for r in RELATIONS for w in _synonyms(r)}
 _PHRASES.update({w: ("inverse", r) for w, r in INVERSE_RELATIONS.items()})
-_VIEW_SUFFIX = re.compile(r",?\s*(front|side|back|overhead) view\s*$")
 KNOWN_WORDS = sorted(set(_WORDS) | {w for p in _PHRASES for w in p.split()} | ARTICLES | {"with"})
 
 
 def _tokens(prompt: str) -> list[str]:
-    text = _VIEW_SUFFIX.sub("", prompt.strip().lower())
+    text = without_view(prompt.strip().lower())
     return re.sub(r"[^a-z\s]", " ", text).split()
 
 
