@@ -1,10 +1,11 @@
 """Does the prior put a front feature where the camera says? Samples at mirrored cameras, scored against GT.
 
     .venv/bin/python benchmarks/view_placement.py [--weights DIR] [--prompts benchmarks/prompts-front.txt]
-        [--azimuths 30,60,90] [-n 8] [--out outputs/view-placement]
+        [--azimuths 30,60,90] [-n 8] [--bare] [--out outputs/view-placement]
 
 For each prompt and azimuth a, n samples are drawn at +a and n at −a (elevation 15°), with the same noise and
-the same caption (the view word of |a|): only the camera tells the two apart. The GT views at +a and −a are
+the same caption (the view word of |a|, or with `--bare` none, as `view_word_dropout` trains a share of
+captions): only the camera tells the two apart. The GT views at +a and −a are
 mirror images whose feature lies on opposite sides. A sample is placed right when it is nearer (mean squared
 pixel error, after a blur that leaves the feature's position but not its detail) to the GT of its own camera
 than to the GT of the mirrored one. A prior that reads no camera draws the same image at ±a, right for one
@@ -45,6 +46,7 @@ def main() -> None:
     p.add_argument("--prompts", type=Path, default=Path("benchmarks/prompts-front.txt"))
     p.add_argument("--azimuths", default="30,60,90", help="a of the camera pairs ±a, degrees")
     p.add_argument("-n", type=int, default=8, help="samples per camera")
+    p.add_argument("--bare", action="store_true", help="captions without a view word: the camera alone says it")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("outputs/view-placement"))
     args = p.parse_args()
@@ -62,7 +64,7 @@ def main() -> None:
             azimuth = torch.tensor([a, -a])
             cams = dataclasses.replace(orbit(2, ELEVATION), azimuth=azimuth)
             gt = render(scene, cams, r, r, supersample=2).rgb  # [2,r,r,3]: +a, −a
-            caption = view_prompt(prompt, view_direction(a, ELEVATION))
+            caption = prompt if args.bare else view_prompt(prompt, view_direction(a, ELEVATION))
             images = []
             for az in azimuth:  # the same noise for both cameras
                 views = view_code(az[None], torch.tensor([ELEVATION]))
