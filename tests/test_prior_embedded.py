@@ -336,7 +336,7 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_view_word_dropout_gives_the_caption_without_its_view_word(
-    tmp_path: Path, tiny_data: Path, share: float
+    tmp_path: Path, tiny_data: Path, share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """TrainConfig.view_word_dropout: a view-conditioned prior is trained on that share of captions without
     their view word (the camera alone says the view), and on the full captions otherwise."""
@@ -345,7 +345,12 @@ def test_view_word_dropout_gives_the_caption_without_its_view_word(
     prior = EmbeddedPrior(dataclasses.replace(tiny_prior().cfg, view_conditioned=True))
     seen: list[torch.Tensor] = []
     denoiser = prior.denoiser
-    prior.denoiser = lambda x, t, context, view=None: (seen.append(context.float()), denoiser(x, t, context, view))[1]  # type: ignore[method-assign]
+
+    def recording(x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, view: torch.Tensor | None = None):
+        seen.append(context.float())
+        return denoiser(x_t, t, context, view)
+
+    monkeypatch.setattr(prior, "denoiser", recording)
     cfg = TrainConfig(steps=2, batch=8, warmup=0, caption_dropout=0.0, view_word_dropout=share)
     views = torch.zeros(len(captions), 2)
     train(prior, cfg, torch.from_numpy(data["images"]), captions, views, tmp_path / "ck", tmp_path / "p")
