@@ -315,6 +315,8 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     args = ["train-prior", "--init", str(tmp_path / "first"), "--view-conditioned", "--batch", "8", "--steps", "3"]
     args += ["--warmup", "0", "--lr", "1e-2", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "p")]
     assert main([*args, "--data", str(tiny_data)]) == 2  # no views in it
+    text_only = [a for a in args if a != "--view-conditioned"]
+    assert main([*text_only, "--data", str(tiny_data), "view_word_dropout=0.5"]) == 2  # no camera to say it
     data = dict(np.load(tiny_data))
     rng = np.random.default_rng(1)
     views = np.stack([rng.uniform(-180, 180, 32), rng.uniform(-10, 75, 32)], -1).astype(np.float32)

@@ -23,7 +23,7 @@ from .. import config as config_lib
 from ..errors import UserError
 from ..io import atomic_path, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
-from ..priors.train import TrainConfig, train
+from ..priors.train import TrainConfig, check_settings, train
 from .args import add_precision_argument, finite_float, flag_overrides, int_in, positive_int, precision_of, seed_int
 
 DEFAULT_CHECKPOINT = Path("outputs/prior/train")
@@ -107,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
                 view_conditioned=args.view_conditioned,
             )
         )
+    check_settings(prior, cfg)
     data = Path(args.data) if args.data else data_path(prior.resolution, cfg.data_n, cfg.data_seed)
     images, captions, views = load_data(data, prior.resolution, cfg.data_n, cfg.data_seed, args.workers)
     info = train(

@@ -4,7 +4,8 @@
 
 The data is any set of images uint8 [N,r,r,3] with captions (`real3d train-prior` brings the toy world's GT
 renders). Captions are encoded once by the frozen MiniLM encoder (cached beside the data when given a path);
-a share `caption_dropout` of them is replaced by the empty prompt (CFG). Model, EMA, optimizer and step are
+a share `caption_dropout` of them is replaced by the empty prompt (CFG) and, for a view-conditioned
+prior, a share `view_word_dropout` by the caption without its view word. Model, EMA, optimizer and step are
 checkpointed every `checkpoint_every` steps; the EMA weights are written as the trained prior at the end.
 """
 
@@ -133,6 +134,15 @@ class PriorTraining:
         self.started = time.time() - ckpt["elapsed"]
 
 
+def check_settings(prior: EmbeddedPrior, cfg: TrainConfig) -> None:
+    """UserError for settings this prior cannot train with (before any data is built)."""
+    if cfg.view_word_dropout > 0 and not prior.cfg.view_conditioned:
+        raise UserError(
+            f"view_word_dropout={cfg.view_word_dropout} needs a view-conditioned prior (train-prior "
+            "--view-conditioned): a text-only one has no camera to say the view instead"
+        )
+
+
 def train(
     prior: EmbeddedPrior,
     cfg: TrainConfig,
@@ -152,6 +162,7 @@ def train(
     azimuth from the front and elevation, degrees [N,2]) from scratch or from the checkpoint to cfg.steps,
     or for one leg of `max_minutes` (0: no limit) after which the checkpoint is kept and a resume continues;
     write the EMA prior to `out`. `cache`: where the caption embeddings are kept (see caption_table)."""
+    check_settings(prior, cfg)
     if prior.cfg.view_conditioned and views is None:
         where = cache or "the training data"
         raise UserError(f"{where} holds no views (built before they were kept): delete it to build it again")
