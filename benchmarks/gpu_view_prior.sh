@@ -44,10 +44,12 @@ train() {  # name, then its own settings
 train a --lr 1e-4 &
 train b --lr 3e-5 view_lr_scale=50 &
 wait
-for name in a b; do
+for name in a b; do  # one that failed leaves its log's end, and the other still comes back
     tail -n 4 "$out/$name.log"
     weights=$out/$name/diffusion_pytorch_model.safetensors
-    sha256sum "$weights"
-    split -b 15000000 "$weights" "$out/$name/w.part-" && rm "$weights"
+    if [ -f "$weights" ]; then
+        sha256sum "$weights"
+        split -b 15000000 "$weights" "$out/$name/w.part-" && rm "$weights"
+    fi
 done
 echo "total: $(($(date +%s) - start)) s"
