@@ -89,6 +89,21 @@ def view_code(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
     return torch.stack([a.sin(), a.cos(), e.sin(), e.cos(), torch.ones_like(a)], -1)
 
 
+RAY_MAP_FOVY = 45.0  # the field of view ray_map assumes: the middle of the toy world's 40-50°
+
+
+def ray_map(view: torch.Tensor, size: int) -> torch.Tensor:
+    """Each pixel's ray direction in world space [B,3,size,size] for the cameras of view codes `view` [B,5]
+    (view_code, at RAY_MAP_FOVY); a "no view" code (all zeros) gives zeros. The per-pixel camera input of a
+    ray-conditioned prior, as CAT3D's ray maps: it says where in the image each side of the object lies."""
+    azimuth = torch.rad2deg(torch.atan2(view[:, 0], view[:, 1])).float().cpu()
+    elevation = torch.rad2deg(torch.atan2(view[:, 2], view[:, 3])).float().cpu()
+    ones = torch.ones_like(azimuth)
+    _, rays_d = Cameras(azimuth, elevation, ones, ones * RAY_MAP_FOVY).rays(size, size)  # [B,HW,3]
+    rays = rays_d.transpose(1, 2).reshape(len(view), 3, size, size).to(view.device)
+    return rays * view[:, 4, None, None, None].to(rays.dtype)
+
+
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """Camera-to-world matrices [B,4,4] for eyes [B,3] looking at targets [B,3] (OpenGL camera frame)."""
     back = torch.nn.functional.normalize(eye - target, dim=-1)

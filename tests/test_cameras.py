@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from real3d.cameras import CameraConfig, Cameras, orbit, project, sample_views, view_direction
+from real3d.cameras import CameraConfig, Cameras, orbit, project, ray_map, sample_views, view_code, view_direction
 
 
 def test_point_projects_to_same_pixel_through_rays_and_mvp():
@@ -28,6 +28,21 @@ def test_azimuth_zero_sees_the_front():
     uv = project(torch.tensor([[[0.0, 0.5, 0.0], [0.0, 0.0, 0.5]]]), cam.mvp(H, W), H, W)[0]
     assert uv[0, 0] > W // 2 and abs(uv[0, 1] - H // 2) < 1e-4
     assert uv[1, 1] < H // 2 and abs(uv[1, 0] - W // 2) < 1e-4
+
+
+def test_ray_map_says_where_each_side_of_the_object_lies():
+    """ray_map: the front camera's middle pixel looks along −x; mirrored cameras (±a) give mirrored maps, left
+    and right swapped and y negated, which differ (what view_code's sin a alone says only globally); the rays
+    are each camera's own; no view is all zeros."""
+    az, el = torch.tensor([0.0, 60.0, -60.0]), torch.tensor([0.0, 15.0, 15.0])
+    rays = ray_map(view_code(az, el), 33)  # [3,3,33,33]
+    torch.testing.assert_close(rays[0, :, 16, 16], torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6, rtol=0)
+    mirrored = rays[2].flip(-1) * torch.tensor([1.0, -1.0, 1.0])[:, None, None]
+    torch.testing.assert_close(rays[1], mirrored, atol=1e-6, rtol=0)
+    assert (rays[1] - rays[2]).abs().max() > 0.5
+    _, rays_d = Cameras(az, el, torch.full((3,), 2.5), torch.full((3,), 45.0)).rays(33, 33)
+    torch.testing.assert_close(rays.flatten(2).transpose(1, 2), rays_d, atol=1e-5, rtol=0)
+    assert ray_map(torch.zeros(2, 5), 8).eq(0).all()
 
 
 def test_view_direction_words_and_offset():

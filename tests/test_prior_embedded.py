@@ -336,6 +336,51 @@ def test_train_prior_view_conditioned_learns_the_views_of_its_data(tmp_path: Pat
     assert not (tmp_path / "t").exists()  # refused before its output folder is touched
 
 
+def test_a_view_conditioned_prior_gains_a_ray_map_that_starts_as_nothing(tmp_path: Path, tiny_data: Path) -> None:
+    """A view-conditioned prior loaded with view_rays predicts the same ε̂ (the ray input's weights start at
+    zero), eager and traced; once they are trained, mirrored cameras change ε̂ through them and save/reload
+    keeps it. `train-prior --init TEXT_ONLY --view-rays` trains them in the view's fast group."""
+    from real3d.cameras import view_code
+
+    torch.manual_seed(0)
+    cfg = EmbeddedPrior.Config(resolution=16, block_out_channels=[64, 64], attention_heads=2, view_conditioned=True)
+    viewed = EmbeddedPrior(cfg)
+    for p in viewed.unet.parameters():
+        p.data += 0.01 * torch.randn_like(p)
+    viewed.save_pretrained(tmp_path / "viewed")
+    rays = EmbeddedPrior.from_pretrained(tmp_path / "viewed", view_rays=True)
+    viewed.requires_grad_(False)
+    x, t, ctx = torch.randn(2, 3, 16, 16), torch.tensor([10, 700]), viewed.encode_text(["a red cube"] * 2).cond
+    plus, minus = view_code(torch.full((2,), 60.0), torch.zeros(2)), view_code(torch.full((2,), -60.0), torch.zeros(2))
+    with torch.no_grad(), precision.use("fp32"):
+        for mode in (contextlib.nullcontext(), rays.eager()):
+            with mode:
+                torch.testing.assert_close(rays.denoiser(x, t, ctx, plus), viewed.denoiser(x, t, ctx, plus))
+        before = rays.denoiser(x, t, ctx, plus) - rays.denoiser(x, t, ctx, minus)
+        torch.nn.init.normal_(rays.unet.conv_in.ray_weight, std=0.1)  # as if trained
+        rays.save_pretrained(tmp_path / "rays")
+        again = EmbeddedPrior.from_pretrained(tmp_path / "rays")
+        assert again.cfg.view_rays
+        after = again.denoiser(x, t, ctx, plus) - again.denoiser(x, t, ctx, minus)
+        assert (after - before).abs().max() > 1e-3
+        torch.testing.assert_close(again.denoiser(x, t, ctx, plus), rays.denoiser(x, t, ctx, plus))
+    with pytest.raises(UserError, match="does not hold this prior's weights"):
+        EmbeddedPrior.from_pretrained(tmp_path / "rays", view_rays=False)
+
+    tiny_prior().save_pretrained(tmp_path / "first")
+    data = dict(np.load(tiny_data))
+    views = np.stack([np.linspace(-180, 180, 32), np.full(32, 15.0)], -1).astype(np.float32)
+    np.savez(tmp_path / "data.npz", **data, views=views)
+    args = ["train-prior", "--init", str(tmp_path / "first"), "--view-rays", "--batch", "8", "--steps", "3"]
+    args += ["--warmup", "0", "--lr", "1e-2", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "p")]
+    assert main([*args, "--data", str(tmp_path / "data.npz")]) == 0
+    trained = EmbeddedPrior.from_pretrained(tmp_path / "p")
+    assert trained.cfg.view_conditioned and trained.cfg.view_rays
+    assert trained.unet.conv_in.ray_weight.abs().max() > 0  # it moved from its zero start
+    groups = torch.load(tmp_path / "ck" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert [len(g["params"]) for g in groups] == [len(list(trained.unet.parameters())) - 5, 5]
+
+
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_view_word_dropout_gives_the_caption_without_its_view_word(
     tmp_path: Path, tiny_data: Path, share: float, monkeypatch: pytest.MonkeyPatch
@@ -358,9 +403,13 @@ def test_view_word_dropout_gives_the_caption_without_its_view_word(
     train(prior, cfg, torch.from_numpy(data["images"]), captions, views, tmp_path / "ck", tmp_path / "p")
     encoder = prior.text_encoder()
     full, bare = encoder(sorted(set(captions))).half().float(), encoder(["a red cube", "a blue cube"]).half().float()
+
+    def matches(context: torch.Tensor, table: torch.Tensor) -> bool:  # to the encoder's rounding, which on some
+        return bool(((context - table).abs().flatten(1).amax(1) < 1e-2).any())  # CPUs varies with batch size
+
     for context in torch.cat(seen):
-        assert bool((context == (bare if share else full)).flatten(1).all(1).any())
-        assert not bool((context == (full if share else bare)).flatten(1).all(1).any())
+        assert matches(context, bare if share else full)
+        assert not matches(context, full if share else bare)
 
 
 def test_eval_prior_scores_every_group_it_is_given(tmp_path: Path) -> None:

@@ -95,8 +95,9 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_lib.load(TrainConfig, args.config, [*flag_overrides(args, FLAGS), *args.overrides])
     if precision_of(args) != "auto":
         cfg = dataclasses.replace(cfg, precision=precision_of(args))
-    if args.init:  # a view-conditioned one stays so; --view-conditioned makes a text-only one so
-        view: dict[str, object] = {"view_conditioned": True} if args.view_conditioned else {}
+    if args.init:  # a view-conditioned one stays so; --view-conditioned (--view-rays) makes a text-only one so
+        view: dict[str, object] = {"view_conditioned": True} if args.view_conditioned or args.view_rays else {}
+        view |= {"view_rays": True} if args.view_rays else {}
         prior = EmbeddedPrior.from_pretrained(args.init, text_encoder_path=args.text_encoder, **view)
     else:
         prior = EmbeddedPrior(
@@ -104,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
                 resolution=args.resolution or 32,
                 text_encoder_path=args.text_encoder,
                 block_out_channels=args.channels or EmbeddedPrior.Config().block_out_channels,
-                view_conditioned=args.view_conditioned,
+                view_conditioned=args.view_conditioned or args.view_rays,
+                view_rays=args.view_rays,
             )
         )
     check_settings(prior, cfg)
@@ -172,6 +174,12 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="condition the prior on each image's camera as well (MVDream style); with --init, a text-only "
         "prior gains it, zero-initialised",
+    )
+    p.add_argument(
+        "--view-rays",
+        action="store_true",
+        help="a view-conditioned prior that also reads each pixel's ray direction beside the image (implies "
+        "--view-conditioned); with --init, a prior gains it, zero-initialised",
     )
     p.add_argument("--resolution", type=int, default=None, choices=[16, 32, 64], help="image side (default: 32)")
     p.add_argument(

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import precision
-from ..cameras import VIEW_CODE_DIM
+from ..cameras import VIEW_CODE_DIM, ray_map
 from ..config import bounded
 from ..errors import UserError
 from ..io import atomic_path, write_text
@@ -36,7 +36,8 @@ from .minilm import EMBED_DIM, load_encoder
 
 SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "embedded-prior"
 MACHINE_LOCAL = ("path", "text_encoder_path")  # config fields not saved with the weights
-VIEW_LAYERS = "class_embedding."  # the UNet's layers of a view-conditioned prior that read the camera
+# the UNet's weights that read the camera: the view code's MLP and the ray map's input convolution
+VIEW_LAYERS = ("class_embedding.", "conv_in.ray_weight")
 WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
 
 
@@ -45,6 +46,23 @@ def _unet_eps(
 ) -> torch.Tensor:
     """ε of the diffusers UNet for x_t [B,3,r,r], t [B], context [B,L,D] and, if it reads one, view [B,5]."""
     return unet(x_t, t, encoder_hidden_states=context, class_labels=view, return_dict=False)[0]
+
+
+class RayConvIn(nn.Module):
+    """The UNet's input convolution for x_t [B,3,r,r] with a ray map [B,3,r,r] (cameras.ray_map) beside it, as
+    [B,6,r,r]: conv(x_t; weight, bias) + conv(rays; ray_weight). `weight` and `bias` keep the names of the
+    plain conv_in, so a prior without rays loads into it; `ray_weight` starts at zero, so it predicts as before."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.weight, self.bias, self.padding = conv.weight, conv.bias, conv.padding
+        self.ray_weight = nn.Parameter(torch.zeros_like(conv.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image, rays = x[:, :3], x[:, 3:]
+        return F.conv2d(image, self.weight, self.bias, padding=self.padding) + F.conv2d(
+            rays, self.ray_weight, padding=self.padding
+        )
 
 
 class _UNetCall(nn.Module):
@@ -79,6 +97,9 @@ class EmbeddedPrior(DiffusionPrior):
         # ε_φ also sees the camera of the view (cameras.view_code, added to the timestep embedding, as MVDream
         # does); a prior trained without it gains it zero-initialised, so it starts as the text-only prior
         view_conditioned: bool = False
+        # a view-conditioned prior also reads each pixel's ray (cameras.ray_map, beside x_t): the camera as a
+        # place in the image, which convolutions and attention without position encodings cannot tell otherwise
+        view_rays: bool = False
 
     def __init__(self, cfg: EmbeddedPrior.Config) -> None:
         super().__init__()
@@ -105,9 +126,13 @@ class EmbeddedPrior(DiffusionPrior):
                 else {}
             ),
         )
+        if cfg.view_rays and not cfg.view_conditioned:
+            raise UserError("view_rays needs a view-conditioned prior (train-prior --view-conditioned --view-rays)")
         if cfg.view_conditioned:  # the view adds nothing until trained: it starts as the text-only prior
             nn.init.zeros_(self.unet.class_embedding.linear_2.weight)
             nn.init.zeros_(self.unet.class_embedding.linear_2.bias)
+        if cfg.view_rays:
+            self.unet.conv_in = RayConvIn(self.unet.conv_in)
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg.num_train_timesteps,
             beta_schedule=cfg.beta_schedule,
@@ -137,11 +162,12 @@ class EmbeddedPrior(DiffusionPrior):
                 f"{folder / CONFIG_FILE} is not an embedded prior's config ({type(e).__name__}); "
                 "train the prior again or restore the file"
             ) from None
-        # a text-only prior loaded as view-conditioned (to train it further) lacks only the view's layers
-        gains_view = cfg.view_conditioned and not saved.get("view_conditioned", False)
+        # a prior loaded with more camera input than it was trained with (to train it further) lacks only those
+        inputs = zip(("view_conditioned", "view_rays"), VIEW_LAYERS)
+        gains = tuple(layers for key, layers in inputs if getattr(cfg, key) and not saved.get(key, False))
         try:
             missing, unexpected = prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
-            if unexpected or any(not (gains_view and k.startswith(VIEW_LAYERS)) for k in missing):
+            if unexpected or any(not k.startswith(gains) for k in missing):
                 raise KeyError(f"{len(missing)} missing, {len(unexpected)} unexpected keys")
         except Exception as e:
             raise UserError(
@@ -196,6 +222,8 @@ class EmbeddedPrior(DiffusionPrior):
         extra: tuple[torch.Tensor, ...] = ()
         if self.cfg.view_conditioned:
             extra = (torch.zeros(len(x_t), VIEW_CODE_DIM, device=x_t.device) if view is None else view.float(),)
+        if self.cfg.view_rays:  # x_t [B,3,r,r] → [B,6,r,r] with its ray map
+            x_t = torch.cat([x_t, ray_map(extra[0], x_t.shape[-1]).to(x_t.dtype)], 1)
         frozen = not torch.is_grad_enabled() and not any(p.requires_grad for p in self.unet.parameters())
         if frozen and self.use_graph and x_t.device.type == "cpu":
             graph, dtype = self._graph(x_t, t, context, *extra)
