@@ -64,6 +64,9 @@ class Real3DConfig(SceneConfig):
 
     name: str = "real3d"
     prompt: str = ""
+    # the prompts of the side and back views, where they differ (positional prompt embedding; "": `prompt`)
+    prompt_side: str = ""
+    prompt_back: str = ""
     seed: int = 0
     steps: int = bounded(1000, 1)
     layout: Literal["prompt", "none"] = "prompt"  # θ's start: a density blob per object of "A on B" (scene_layout.py)
@@ -127,7 +130,7 @@ class Real3DSystem(nn.Module):
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
         self.cfg, self.prior = cfg, prior
-        self.prompt = PositionalPrompt(prior, cfg.prompt)
+        self.prompt = PositionalPrompt(prior, cfg.prompt, cfg.prompt_side, cfg.prompt_back)
         # local guidance: each object of a laid-out prompt "A <relation> B" with its own prompt (`local_views`)
         objects = scene_layout.objects(cfg.prompt) or []
         blobs = getattr(cfg.field, "blobs", None) or []

@@ -107,6 +107,7 @@ def test_export_takes_a_run_folder(tmp_path: Path) -> None:
         (["export", "OUT", "--out", "OUT2"], "no checkpoint at"),
         (["generate", "--resume", "OUT"], "holds no config.yaml"),
         (["generate", "a red \x00cube\x1b[31m"], "unknown word"),
+        (["generate", "a red cube", "prompt_back=a red dragon"], "unknown word 'dragon'"),
     ],
 )
 def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path, argv: list[str], words: str) -> None:

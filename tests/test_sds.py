@@ -139,6 +139,26 @@ def test_positional_prompt_interpolates_view_embeddings() -> None:
     assert emb.uncond.shape == emb.cond.shape and emb.uncond.abs().sum() == 0
 
 
+def test_side_and_back_views_take_their_own_prompts() -> None:
+    """prompt_side / prompt_back (threestudio's): the front view keeps the prompt, the side and back views take
+    theirs, interpolated by angle as the view words are; the overhead view keeps the prompt."""
+    prior = LinearPrior()
+    pp = PositionalPrompt(prior, "a red cube with a face", side="a red cube", back="a red")
+    emb = pp(torch.tensor([0.0, 45.0, 90.0, 180.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 0.0, 89.0]))
+    front, side, back, overhead = (
+        len(f"{p}, {v} view")
+        for p, v in [
+            ("a red cube with a face", "front"),
+            ("a red cube", "side"),
+            ("a red", "back"),
+            ("a red cube with a face", "overhead"),
+        ]
+    )
+    torch.testing.assert_close(
+        emb.cond[:, 0, 0], torch.tensor([front, (front + side) / 2, side, back, overhead], dtype=torch.float)
+    )
+
+
 def test_perp_neg_negatives_are_the_opposite_views() -> None:
     """sds.perp_neg = λ: a front view gets "…, back view" as its negative (weight λ), a back view "…, front
     view", a side view half of each; λ = 0 adds no negatives (plain CFG)."""

@@ -15,6 +15,9 @@ Against the Janus problem, `perp_neg` > 0 adds the opposite views as negative pr
 (priors.base.perp_neg_combine, as threestudio offers): "…, back view" with weight λ (1 − a/180°) and
 "…, front view" with weight λ a/180°, so a view near the front is pushed away from looking like a back and
 the other way round.
+
+As threestudio's prompt processor, the side and back views may have prompts of their own (`prompt_side`,
+`prompt_back`): e.g. the object without a front feature, so that only views that see the front ask for it.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ def view_weights(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor
 class PositionalPrompt:
     """One prompt's four view embeddings, interpolated per camera into a TextEmbedding for SDS."""
 
-    def __init__(self, prior: Prior, prompt: str) -> None:
+    def __init__(self, prior: Prior, prompt: str, side: str | None = None, back: str | None = None) -> None:
+        """`side`, `back`: the prompts of those views (None: `prompt`), interpolated as the view words are."""
         self.prompt = prompt
-        emb = prior.encode_text([view_prompt(prompt, v) for v in VIEWS])
+        per_view = (prompt, side or prompt, back or prompt, prompt)  # VIEWS' order
+        emb = prior.encode_text([view_prompt(p, v) for p, v in zip(per_view, VIEWS)])
         self.views, self.uncond = emb.cond, emb.uncond[:1]  # [4,L,D], [1,L,D]
 
     def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor, perp_neg: float = 0.0) -> TextEmbedding:

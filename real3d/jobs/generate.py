@@ -93,7 +93,9 @@ def check_prompt(cfg: GenerateConfig) -> None:
     if cfg.prior_type == "embedded":
         from ..toyworld.scene import check_prompt as in_vocabulary
 
-        in_vocabulary(cfg.prompt)  # raises UserError naming the nearest known words
+        for prompt in (cfg.prompt, cfg.prompt_side, cfg.prompt_back):
+            if prompt:
+                in_vocabulary(prompt)  # raises UserError naming the nearest known words
 
 
 def slug(prompt: str) -> str:
