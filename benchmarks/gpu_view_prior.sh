@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stage 5 of weights/embedded-prior/README.md: two view-conditioned fine-tunes of the shipped prior, run side by
-# side on one CUDA GPU from the same fresh toy-world views (a moves every layer at lr 1e-4; b keeps the text
-# prior nearer the shipped one at lr 3e-5 and lets the view's layers learn 50x faster). Both give half of the
+# Stages 5 and 6 of weights/embedded-prior/README.md at GPU scale: two view-conditioned fine-tunes of the shipped
+# prior, run side by side on one CUDA GPU from the same fresh toy-world views, both at lr 1e-4 (a: the camera
+# code alone, as stage 5; b: the per-pixel ray map too, --view-rays, as stage 6). Both give half of the
 # captions without their view word (TrainConfig.view_word_dropout), so the camera alone has to say the view.
 #
 #     bash benchmarks/gpu_view_prior.sh OUT [VIEWS] [MINUTES]     # defaults 131072 views, 5.5 min each
@@ -43,7 +43,7 @@ train() {  # name, then its own settings
         >"$out/$name.log" 2>&1
 }
 train a --lr 1e-4 &
-train b --lr 3e-5 view_lr_scale=50 &
+train b --lr 1e-4 --view-rays &
 wait
 for name in a b; do  # one that failed leaves its log's end, and the other still comes back
     tail -n 4 "$out/$name.log"
