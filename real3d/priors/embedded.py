@@ -157,6 +157,8 @@ class EmbeddedPrior(DiffusionPrior):
             saved = json.loads((folder / CONFIG_FILE).read_text())
             cfg = cls.Config(**{**saved, "path": str(folder), **overrides})
             prior = cls(cfg)
+        except UserError:
+            raise
         except Exception as e:
             raise UserError(
                 f"{folder / CONFIG_FILE} is not an embedded prior's config ({type(e).__name__}); "
