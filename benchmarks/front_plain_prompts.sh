@@ -4,7 +4,7 @@
 #   bash benchmarks/front_plain_prompts.sh OUT [CACHE] [SEEDS]   # CACHE: an x̃ cache folder to copy in
 #                                                                # (docs/results/fast11/cache); SEEDS: 0 (or 0,1,2)
 set -euo pipefail
-out=${1:?usage: front_plain_prompts.sh OUT [CACHE]}
+out=${1:?usage: front_plain_prompts.sh OUT [CACHE] [SEEDS]}
 cache=${2:-}
 seeds=${3:-0}
 while read -r prompt; do

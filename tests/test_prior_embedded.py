@@ -366,7 +366,7 @@ def test_a_view_conditioned_prior_gains_a_ray_map_that_starts_as_nothing(tmp_pat
         torch.testing.assert_close(again.denoiser(x, t, ctx, plus), rays.denoiser(x, t, ctx, plus))
     with pytest.raises(UserError, match="does not hold this prior's weights"):
         EmbeddedPrior.from_pretrained(tmp_path / "rays", view_rays=False)
-    with pytest.raises(UserError, match="view_rays needs a view-conditioned prior"):
+    with pytest.raises(UserError, match="view_rays needs view_conditioned too"):
         EmbeddedPrior.from_pretrained(tmp_path / "rays", view_conditioned=False)
 
     tiny_prior().save_pretrained(tmp_path / "first")

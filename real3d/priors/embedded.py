@@ -36,8 +36,10 @@ from .minilm import EMBED_DIM, load_encoder
 
 SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "embedded-prior"
 MACHINE_LOCAL = ("path", "text_encoder_path")  # config fields not saved with the weights
-# the UNet's weights that read the camera: the view code's MLP and the ray map's input convolution
-VIEW_LAYERS = ("class_embedding.", "conv_in.ray_weight")
+# the UNet's weights that read the camera, by the config flag that adds them: the view code's MLP, the ray map's
+# input convolution
+VIEW_INPUTS = {"view_conditioned": "class_embedding.", "view_rays": "conv_in.ray_weight"}
+VIEW_LAYERS = tuple(VIEW_INPUTS.values())
 WEIGHTS_FILE, CONFIG_FILE = "diffusion_pytorch_model.safetensors", "config.json"
 
 
@@ -127,7 +129,7 @@ class EmbeddedPrior(DiffusionPrior):
             ),
         )
         if cfg.view_rays and not cfg.view_conditioned:
-            raise UserError("view_rays needs a view-conditioned prior (train-prior --view-conditioned --view-rays)")
+            raise UserError("view_rays needs view_conditioned too (train-prior --view-rays sets both)")
         if cfg.view_conditioned:  # the view adds nothing until trained: it starts as the text-only prior
             nn.init.zeros_(self.unet.class_embedding.linear_2.weight)
             nn.init.zeros_(self.unet.class_embedding.linear_2.bias)
@@ -165,8 +167,7 @@ class EmbeddedPrior(DiffusionPrior):
                 "train the prior again or restore the file"
             ) from None
         # a prior loaded with more camera input than it was trained with (to train it further) lacks only those
-        inputs = zip(("view_conditioned", "view_rays"), VIEW_LAYERS)
-        gains = tuple(layers for key, layers in inputs if getattr(cfg, key) and not saved.get(key, False))
+        gains = tuple(layers for key, layers in VIEW_INPUTS.items() if getattr(cfg, key) and not saved.get(key))
         try:
             missing, unexpected = prior.unet.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
             if unexpected or any(not k.startswith(gains) for k in missing):
