@@ -1,11 +1,12 @@
 """How does the field's size evolve during a run? (issue #19: spheres that grow into the bounding box)
 
-    python benchmarks/growth.py "a blue sphere" [key.sub=value ...] [--every 100]
+    python benchmarks/growth.py "a blue sphere" [key.sub=value ...] [--every 100] [--preset real3d]
 
-Trains one `real3d` run of the prompt (the preset at its own budget, with the overrides given; nothing is
+Trains one run of the prompt with a preset (the preset at its own budget, with the overrides given; nothing is
 written) and every `--every` steps prints the size of θ: the radius of the ball whose volume equals the
 part of the bounding cube inside the surface (τ > 0.1, Eq. 9's ε) and where τ > 0.5, sampled on a 40³ grid,
-and the NeRF's mean opacity over the judge's 12 views at 32 px. For comparison the GT object's own
+the extent of τ > 0.1 along the up axis (z) and across it (x, y: the wider), and the NeRF's mean opacity
+over the judge's 12 views at 32 px. For comparison the GT object's own
 equivalent radius is printed first (the GT sphere's radius is 0.7).
 """
 
@@ -29,14 +30,23 @@ def equivalent_radius(inside: torch.Tensor, bound: float) -> float:
     return (volume * 3 / (4 * math.pi)) ** (1 / 3)
 
 
+def extents(points: torch.Tensor) -> str:
+    """'height × width' of points [N,3]: their span along z (up) and the wider of their spans along x and y."""
+    if len(points) == 0:
+        return "empty"
+    span = points.amax(0) - points.amin(0)  # [3]
+    return f"{float(span[2]):.2f} × {float(span[:2].max()):.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prompt")
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--preset", default="real3d")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    cfg = run_config("real3d", args.prompt, args.overrides)
+    cfg = run_config(args.preset, args.prompt, args.overrides)
     generator = torch.Generator().manual_seed(cfg.seed)
     with precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), False)
@@ -44,9 +54,9 @@ def main() -> None:
         g = torch.linspace(-field.bound, field.bound, 40)
         grid = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)  # [40³,3]
         gt_inside = parse(args.prompt).sdf(grid) < 0
-        print(f"GT: radius {equivalent_radius(gt_inside, field.bound):.2f}")
-        print("| step | radius (τ > 0.1) | radius (τ > 0.5) | NeRF opacity |")
-        print("|---:|---:|---:|---:|")
+        print(f"GT: radius {equivalent_radius(gt_inside, field.bound):.2f}, {extents(grid[gt_inside])}")
+        print("| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity |")
+        print("|---:|---:|---:|---:|---:|")
         for step in range(1, cfg.steps + 1):
             system.train()
             system.training_step(step, generator)
@@ -56,7 +66,8 @@ def main() -> None:
                     tau = torch.cat([field.tau(x) for x in grid.split(20000)])
                     opacity = system.model.renderer(CAMERAS, 32, 32, "albedo").opacity.mean()
                 r1, r5 = equivalent_radius(tau > 0.1, field.bound), equivalent_radius(tau > 0.5, field.bound)
-                print(f"| {step} | {r1:.2f} | {r5:.2f} | {float(opacity):.2f} |", flush=True)
+                shape = extents(grid[tau > 0.1])
+                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
