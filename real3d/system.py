@@ -51,6 +51,8 @@ class SystemConfig:
     nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
     dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
     fit_level_every: int = bounded(0, 0)  # > 0: every N steps DMTet's ε is set to the level the NeRF draws
+    dmtet_zoom: float = bounded(1.0, 0.1, 10.0)  # v2's field of view narrowed by this (tan(fovy/2) / zoom) for
+    # DMTet alone: < 1 shows its solid surface smaller in frame than the NeRF's fog is shown
 
     def check(self, where: str) -> None:
         check_scheduled(self.p_nerf, f"{where}.p_nerf")
@@ -148,7 +150,9 @@ class Real3DSystem(nn.Module):
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
         v1 = sample_views(self.cfg.camera, 1, generator, step)
-        return v1, v1.offset(self.cfg.camera.view_offset)
+        v2 = v1.offset(self.cfg.camera.view_offset)
+        zoom = self.cfg.system.dmtet_zoom
+        return v1, v2 if zoom == 1.0 else v2.focus(v2.position.new_zeros(3), zoom)
 
     def local_views(self, k: int, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """The views of `views`, centred on object k's blob and zoomed so that it fills them as a single

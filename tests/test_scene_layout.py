@@ -125,3 +125,15 @@ def test_a_local_step_draws_one_object_with_its_own_prompt(tmp_path: Path) -> No
     assert math.isfinite(stats["loss_sds"]) and stats["loss_adv"] == 0 and "d_loss" not in stats
     single = Real3DSystem(cfg := run_config("real3d", "a red cube", overrides), build_prior(cfg))
     assert single.object_prompts == [] and single.local_object(0, gen) is None
+
+
+def test_dmtet_zoom_narrows_only_the_explicit_renderers_view(tmp_path: Path) -> None:
+    """system.dmtet_zoom: v2 (DMTet) sees the same direction with tan(fovy/2) / zoom; v1 (NeRF) is untouched."""
+    views = {}
+    for zoom in (1.0, 0.8):
+        cfg = run_config("real3d", "a red cube", [*tiny(tmp_path), f"system.dmtet_zoom={zoom}"])
+        views[zoom] = Real3DSystem(cfg, build_prior(cfg)).views(torch.Generator().manual_seed(0), 0)
+    (v1, v2), (z1, z2) = views[1.0], views[0.8]
+    assert torch.equal(v1.fovy, z1.fovy) and torch.equal(v2.azimuth, z2.azimuth)
+    assert torch.allclose(torch.tan(torch.deg2rad(z2.fovy) / 2), torch.tan(torch.deg2rad(v2.fovy) / 2) / 0.8)
+    assert torch.allclose(z2.c2w, v2.c2w)
