@@ -1,7 +1,8 @@
-"""How far does each bench prompt's GT object reach from the origin, and how much of it does a round bound keep?
+"""How far does each prompt's GT object reach from the origin, and how much of it does a round bound keep?
 
     .venv/bin/python benchmarks/gt_reach.py [--balls 0.70,0.72,0.75] [--prompts benchmarks/prompts-single.txt]
 
+The prompts default to the ten single objects (`--prompts benchmarks/prompts.txt` for all twenty).
 For `field.ball`: a single object grown to the bound meshes as the bound, so the bound should be no larger
 than the largest GT object. Prints a table: per prompt, the largest |x| of its GT voxels (a 96³ grid over
 [−1, 1]³) and the share of its volume inside each ball.
