@@ -63,13 +63,21 @@ def scheduled(value: Scheduled, step: int) -> float:
     return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
 
 
-def check_scheduled(value: Scheduled, where: str) -> None:
-    """A list-valued schedule must be [start_step, start_value, end_value, end_step] with start <= end."""
+def schedule_values(value: Scheduled) -> list[float]:
+    """The values a schedule takes: [value] for a constant, [start_value, end_value] for a list."""
+    return list(value[1:3]) if isinstance(value, list) else [float(value)]
+
+
+def check_scheduled(value: Scheduled, where: str, lo: float | None = None) -> None:
+    """A list-valued schedule must be [start_step, start_value, end_value, end_step] with start <= end, and
+    every value it takes >= lo where lo is given."""
     if isinstance(value, list) and (len(value) != 4 or value[0] > value[3]):
         raise ConfigError(
             f"{where}: expected a number or [start_step, start_value, end_value, end_step] "
             f"with start_step <= end_step, got {value}"
         )
+    if lo is not None and min(schedule_values(value)) < lo:
+        raise ConfigError(f"{where}: every value must be >= {lo}, got {value}")
 
 
 def rescale_steps(cfg: Any, steps: int) -> Any:

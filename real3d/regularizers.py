@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import bounded
+from .config import Scheduled, bounded, check_scheduled, scheduled
 from .field import TriplaneField
 from .render.base import RenderOutput
 
@@ -21,8 +21,11 @@ class RegularizerConfig:
     lambda_opacity_entropy: float = bounded(0.0, 0.0)  # binary entropy of opacity: masks become 0 or 1
     lambda_normal_consistency: float = bounded(0.0, 0.0)  # bends between adjacent faces of the DMTet mesh
     lambda_distortion: float = bounded(0.0, 0.0)  # weights spread along a ray: a fog, not a surface (Mip-NeRF 360)
-    lambda_plane_tv: float = bounded(0.0, 0.0)  # steps between neighbouring texels of θ's geometry planes
+    lambda_plane_tv: Scheduled = 0.0  # steps between neighbouring texels of θ's geometry planes (or a schedule)
     lambda_appearance_tv: float = bounded(0.0, 0.0)  # the same on its appearance planes (field.appearance_channels)
+
+    def check(self, where: str) -> None:
+        check_scheduled(self.lambda_plane_tv, f"{where}.lambda_plane_tv", lo=0.0)
 
 
 def orientation_loss(out: RenderOutput) -> torch.Tensor:
@@ -86,12 +89,12 @@ def plane_tv_loss(planes: torch.Tensor) -> torch.Tensor:
     return planes.diff(dim=-1).square().mean() + planes.diff(dim=-2).square().mean()
 
 
-def field_regularizer_losses(field: TriplaneField, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:
-    """The weighted terms on θ itself rather than on a render: TV of the geometry planes (`lambda_plane_tv` →
-    loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv)."""
+def field_regularizer_losses(field: TriplaneField, cfg: RegularizerConfig, step: int) -> dict[str, torch.Tensor]:
+    """The weighted terms on θ itself rather than on a render: TV of the geometry planes (`lambda_plane_tv` at
+    `step` → loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv)."""
     c = field.cfg.channels
     terms = {
-        "plane_tv": (cfg.lambda_plane_tv, field.planes[:, :c]),
+        "plane_tv": (scheduled(cfg.lambda_plane_tv, step), field.planes[:, :c]),
         "appearance_tv": (cfg.lambda_appearance_tv, field.planes[:, c:]),
     }
     return {f"loss_{n}": lam * plane_tv_loss(p) for n, (lam, p) in terms.items() if lam > 0 and p.shape[1] > 0}

@@ -22,7 +22,7 @@ from torch import nn
 
 from . import precision, registry, scene_layout
 from .cameras import Cameras, sample_views
-from .config import Scheduled, bounded, check_scheduled, component, scheduled, to_dict
+from .config import Scheduled, bounded, check_scheduled, component, schedule_values, scheduled, to_dict
 from .errors import ConfigError
 from .export import LEVELS, nerf_level
 from .guidance.discriminator import ConvDiscriminator  # (and registers it)
@@ -44,7 +44,7 @@ class SystemConfig:
     """Eq. 11's weights and the renderer schedule (NeRF-heavy early, DMTet-heavy late)."""
 
     lambda_sds: float = bounded(1.0, 0.0)
-    lambda_adv: float = bounded(1e-2, 0.0)  # 0 switches the discriminator off (no x̃ is sampled)
+    lambda_adv: Scheduled = 1e-2  # 0 throughout switches the discriminator off (no x̃ is sampled)
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -54,7 +54,13 @@ class SystemConfig:
     dmtet_zoom: float = bounded(1.0, 0.1, 10.0)  # v2's field of view narrowed by this (tan(fovy/2) / zoom) for
     # DMTet alone: < 1 shows its solid surface smaller in frame than the NeRF's fog is shown
 
+    @property
+    def uses_discriminator(self) -> bool:
+        """D takes part (and x̃ is sampled) unless λ_adv is 0 throughout."""
+        return max(schedule_values(self.lambda_adv)) > 0
+
     def check(self, where: str) -> None:
+        check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
         check_scheduled(self.p_nerf, f"{where}.p_nerf")
         check_scheduled(self.p_dmtet, f"{where}.p_dmtet")
         check_scheduled(self.p_local, f"{where}.p_local")
@@ -141,7 +147,7 @@ class Real3DSystem(nn.Module):
         self.model = SceneModel(cfg)
         self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
         self.discriminator: ConvDiscriminator | None = None
-        if cfg.system.lambda_adv > 0:
+        if cfg.system.uses_discriminator:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
             with precision.use(cfg.precision):
                 x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
@@ -236,13 +242,13 @@ class Real3DSystem(nn.Module):
             with clock(name), self.model.field.only(k) if k is not None else nullcontext():
                 renders.append((self.render(renderer, cams, size, generator), cams))
             losses |= {f"{n}_{name}": v for n, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
-        losses |= field_regularizer_losses(self.model.field, cfg.regularizers)
+        losses |= field_regularizer_losses(self.model.field, cfg.regularizers, step)
         prompt = None if k is None else self.object_prompts[k]
         with clock("sds"):
             losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator, prompt)
         with clock("adv"):
             adv = self.adversarial(renders, generator) if k is None else renders[0][0].rgb.new_zeros(())
-            losses["loss_adv"] = sys_cfg.lambda_adv * adv
+            losses["loss_adv"] = scheduled(sys_cfg.lambda_adv, step) * adv
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)

@@ -141,3 +141,19 @@ def test_a_key_that_needs_another_section_says_which(capsys):
     plain = ["renderer_type=dmtet", "system.fit_level_every=0"]
     assert config_lib.load(GenerateConfig, "real3d", plain).system.fit_level_every == 0
     assert config_lib.load(GenerateConfig, "real3d").system.fit_level_every == 50
+
+
+def test_loss_weights_take_a_schedule_and_refuse_a_negative_value():
+    """λ_adv and λ_plane_tv may ramp ([start_step, start_value, end_value, end_step]); D takes part when λ_adv
+    is above 0 anywhere in its schedule, and a weight below 0 anywhere is a one-line error."""
+    from real3d.config import scheduled
+    from real3d.jobs.generate import GenerateConfig
+
+    cfg = config_lib.load(GenerateConfig, "real3d", ["system.lambda_adv=[0,0.0,0.01,200]"])
+    assert cfg.system.uses_discriminator and scheduled(cfg.system.lambda_adv, 100) == pytest.approx(0.005)
+    assert not config_lib.load(GenerateConfig, "dreamfusion", []).system.uses_discriminator
+    for key in ("system.lambda_adv", "regularizers.lambda_plane_tv"):
+        with pytest.raises(config_lib.ConfigError, match=f"{key}: every value must be >= 0.0"):
+            config_lib.load(GenerateConfig, "real3d", [f"{key}=[0,-1.0,0.01,200]"])
+        with pytest.raises(config_lib.ConfigError, match=f"{key}: expected a number or"):
+            config_lib.load(GenerateConfig, "real3d", [f"{key}=[300,0.0,0.01,200]"])

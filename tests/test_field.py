@@ -182,7 +182,7 @@ def test_appearance_channels_colour_the_field_without_touching_its_density():
         (sigma, albedo), (sigma_plain, albedo_plain) = with_app(x), plain(x)
     torch.testing.assert_close(sigma, sigma_plain)  # density never reads the appearance planes
     assert (albedo - albedo_plain).abs().mean() > 0.01
-    losses = field_regularizer_losses(with_app, RegularizerConfig(lambda_plane_tv=1.0, lambda_appearance_tv=1.0))
+    losses = field_regularizer_losses(with_app, RegularizerConfig(lambda_plane_tv=1.0, lambda_appearance_tv=1.0), 0)
     assert losses["loss_plane_tv"] == plane_tv_loss(plain.planes) and losses["loss_appearance_tv"] > 0
     sigma, albedo = with_app(torch.zeros(0, 3))  # no points (an empty DMTet band): empty outputs, no error
     assert sigma.shape == (0,) and albedo.shape == (0, 3)

@@ -67,12 +67,17 @@ def test_plane_tv_is_zero_on_constant_planes_and_descent_takes_out_texel_noise()
     smooth = torch.linspace(0, 1, 32).expand(3, 12, 32, 32)  # a ramp: steps of 1/31
     assert plane_tv_loss(torch.ones(3, 12, 32, 32)) == 0
     assert plane_tv_loss(smooth) < 2e-3 < 0.02 < plane_tv_loss(field.planes)  # ramp (1/31)², init noise 4·0.1²
-    assert field_regularizer_losses(field, RegularizerConfig()) == {}  # off by default
+    assert field_regularizer_losses(field, RegularizerConfig(), 0) == {}  # off by default
+    ramp = RegularizerConfig(lambda_plane_tv=[100, 0.0, 2.0, 300])  # off until step 100, 2 from step 300
+    assert field_regularizer_losses(field, ramp, 50) == {}
+    tv = plane_tv_loss(field.planes)
+    torch.testing.assert_close(field_regularizer_losses(field, ramp, 200)["loss_plane_tv"], tv)
+    torch.testing.assert_close(field_regularizer_losses(field, ramp, 900)["loss_plane_tv"], 2 * tv)
     cfg = RegularizerConfig(lambda_plane_tv=1.0)
     before = plane_tv_loss(field.planes).item()
     opt = torch.optim.Adam([field.planes], lr=1e-2)
     for _ in range(30):
-        loss = field_regularizer_losses(field, cfg)["loss_plane_tv"]
+        loss = field_regularizer_losses(field, cfg, 0)["loss_plane_tv"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -158,7 +158,7 @@ def prior_sample_scores(settings: BenchSettings, root: Path) -> dict[str, float]
     for prompt in settings.prompts:
         for preset in settings.presets:
             cfg = cell_config(Cell(preset, prompt, settings.seeds[0]), settings)
-            if cfg.system.lambda_adv <= 0:
+            if not cfg.system.uses_discriminator:
                 continue  # a preset without D draws no x̃
             path = root / "cache" / cache_path(build_prior(cfg), prompt, cfg.reference).name
             if path.exists():
