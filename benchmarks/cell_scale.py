@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from real3d.jobs.bench.quality import read_prompts
+from real3d.jobs.generate import slug
 from real3d.toyworld.metrics import object_masks
 from real3d.toyworld.runs import gt_views, load_views
 
@@ -50,7 +51,7 @@ def main() -> None:
         gt = box_size(gt_views(prompt))
         row = []
         for preset in presets:
-            folders = sorted((args.folder / "cells" / preset / prompt.replace(" ", "-")).glob("seed-*"))
+            folders = sorted((args.folder / "cells" / preset / slug(prompt)).glob("seed-*"))
             if not folders:
                 row.append("–")
                 continue
