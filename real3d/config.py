@@ -68,9 +68,9 @@ def schedule_values(value: Scheduled) -> list[float]:
     return list(value[1:3]) if isinstance(value, list) else [float(value)]
 
 
-def check_scheduled(value: Scheduled, where: str, lo: float | None = None) -> None:
+def check_scheduled(value: Scheduled, where: str, lo: float | None = None, hi: float | None = None) -> None:
     """A list-valued schedule must be [start_step, start_value, end_value, end_step] with start <= end, and
-    every value it takes >= lo where lo is given."""
+    every value it takes >= lo and <= hi where they are given."""
     if isinstance(value, list) and (len(value) != 4 or value[0] > value[3]):
         raise ConfigError(
             f"{where}: expected a number or [start_step, start_value, end_value, end_step] "
@@ -78,6 +78,8 @@ def check_scheduled(value: Scheduled, where: str, lo: float | None = None) -> No
         )
     if lo is not None and min(schedule_values(value)) < lo:
         raise ConfigError(f"{where}: every value must be >= {lo}, got {value}")
+    if hi is not None and max(schedule_values(value)) > hi:
+        raise ConfigError(f"{where}: every value must be <= {hi}, got {value}")
 
 
 def rescale_steps(cfg: Any, steps: int) -> Any:

@@ -61,9 +61,8 @@ class SystemConfig:
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
-        check_scheduled(self.p_nerf, f"{where}.p_nerf")
-        check_scheduled(self.p_dmtet, f"{where}.p_dmtet")
-        check_scheduled(self.p_local, f"{where}.p_local")
+        for name in ("p_nerf", "p_dmtet", "p_local"):  # probabilities
+            check_scheduled(getattr(self, name), f"{where}.{name}", lo=0.0, hi=1.0)
 
 
 @dataclass

@@ -157,3 +157,19 @@ def test_loss_weights_take_a_schedule_and_refuse_a_negative_value():
             config_lib.load(GenerateConfig, "real3d", [f"{key}=[0,-1.0,0.01,200]"])
         with pytest.raises(config_lib.ConfigError, match=f"{key}: expected a number or"):
             config_lib.load(GenerateConfig, "real3d", [f"{key}=[300,0.0,0.01,200]"])
+
+
+def test_renderer_probabilities_outside_0_to_1_are_a_one_line_error():
+    """p_nerf, p_dmtet and p_local are probabilities: a value above 1 or below 0, constant or anywhere in a
+    schedule, names the key; the presets' own schedules pass."""
+    from real3d.jobs.generate import GenerateConfig
+
+    for preset in ("real3d", "dreamfusion", "magic3d"):
+        config_lib.load(GenerateConfig, preset, [])
+    for key, bad, message in (
+        ("system.p_nerf", "1.5", "<= 1.0"),
+        ("system.p_dmtet", "[0,0.2,2.0,600]", "<= 1.0"),
+        ("system.p_local", "-0.1", ">= 0.0"),
+    ):
+        with pytest.raises(config_lib.ConfigError, match=f"{key}: every value must be {message}"):
+            config_lib.load(GenerateConfig, "real3d", [f"{key}={bad}"])
