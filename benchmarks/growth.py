@@ -5,9 +5,10 @@
 Trains one run of the prompt with a preset (the preset at its own budget, with the overrides given; nothing is
 written) and every `--every` steps prints the size of θ: the radius of the ball whose volume equals the
 part of the bounding cube inside the surface (τ > 0.1, Eq. 9's ε) and where τ > 0.5, sampled on a 40³ grid,
-the extent of τ > 0.1 along the up axis (z) and across it (x, y: the wider), and the NeRF's mean opacity
-over the judge's 12 views at 32 px. For comparison the GT object's own
-equivalent radius is printed first (the GT sphere's radius is 0.7).
+the extent of τ > 0.1 along the up axis (z) and across it (x, y: the wider), the NeRF's mean opacity
+over the judge's 12 views at 32 px and, with a discriminator, D's mean D(x̃) and D(x') over the steps since the
+last row (both near 0.5: D cannot tell the renders from x̃, and its gradient carries nothing). For comparison
+the GT object's own equivalent radius is printed first (the GT sphere's radius is 0.7).
 """
 
 from __future__ import annotations
@@ -55,11 +56,14 @@ def main() -> None:
         grid = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)  # [40³,3]
         gt_inside = parse(args.prompt).sdf(grid) < 0
         print(f"GT: radius {equivalent_radius(gt_inside, field.bound):.2f}, {extents(grid[gt_inside])}")
-        print("| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity |")
-        print("|---:|---:|---:|---:|---:|")
+        print("| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity | D(x̃) / D(x') |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        d_seen: list[tuple[float, float]] = []  # (D(x̃), D(x')) of each step since the last row
         for step in range(1, cfg.steps + 1):
             system.train()
-            system.training_step(step, generator)
+            stats = system.training_step(step, generator)
+            if "d_real" in stats:
+                d_seen.append((stats["d_real"], stats["d_fake"]))
             if step % args.every == 0 or step == 1:
                 system.eval()
                 with torch.no_grad():
@@ -67,7 +71,9 @@ def main() -> None:
                     opacity = system.model.renderer(CAMERAS, 32, 32, "albedo").opacity.mean()
                 r1, r5 = equivalent_radius(tau > 0.1, field.bound), equivalent_radius(tau > 0.5, field.bound)
                 shape = extents(grid[tau > 0.1])
-                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} |", flush=True)
+                d = " / ".join(f"{sum(v) / len(v):.2f}" for v in zip(*d_seen)) if d_seen else "–"
+                d_seen = []
+                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} | {d} |", flush=True)
 
 
 if __name__ == "__main__":
