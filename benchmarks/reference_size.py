@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from cell_scale import box_size  # benchmarks/cell_scale.py (scripts run from benchmarks/ on sys.path)
 
+from real3d import precision
 from real3d.guidance.reference import reference_images
 from real3d.jobs.bench.quality import read_prompts
 from real3d.jobs.generate import run_config
@@ -37,7 +38,8 @@ def main() -> None:
     ratios = []
     for prompt in read_prompts(args.prompts):
         cfg = run_config("real3d", prompt, args.overrides)
-        x_ref = reference_images(build_prior(cfg), prompt, cfg.reference).float() / 255  # [N,h,w,3]
+        with precision.use(cfg.precision):  # as a run samples them
+            x_ref = reference_images(build_prior(cfg), prompt, cfg.reference).float() / 255  # [N,h,w,3]
         size = x_ref.shape[1]
         gt = F.interpolate(gt_views(prompt).permute(0, 3, 1, 2), size=(size, size), mode="bilinear", antialias=True)
         ratio = box_size(x_ref) / box_size(gt.permute(0, 2, 3, 1))
