@@ -118,14 +118,20 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(map(str, typing.get_args(tp)))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return f"a list of {_type_name(args[0])}s" if args else "a list"
+        return f"a list of {_plural(args[0])}" if args else "a list"
     if origin is dict:
-        return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}s"
+        return f"a mapping of names to {_plural(typing.get_args(tp)[1])}"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
+
+
+def _plural(tp: Any) -> str:
+    """'numbers' for float, 'integers' for int, ...: _type_name without its article, made plural."""
+    name = _type_name(tp)
+    return {"true or false": "true or false values"}.get(name, re.sub(r"^an? ", "", name) + "s")
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -138,12 +144,15 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        errors = []
         for arg in args:
             try:
                 return _coerce(value, arg, path)
-            except ConfigError:
-                continue
-        raise bad
+            except ConfigError as e:
+                errors.append(e)
+        # an arm of the right type that refused the value (a non-finite number) says why better than the union
+        finer = [e for e, arg in zip(errors, args) if not str(e).startswith(f"{path}: expected {_type_name(arg)}, ")]
+        raise finer[0] if finer else bad
     if origin is Literal:
         if value not in args:
             raise bad

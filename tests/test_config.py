@@ -173,3 +173,19 @@ def test_renderer_probabilities_outside_0_to_1_are_a_one_line_error():
     ):
         with pytest.raises(config_lib.ConfigError, match=f"{key}: every value must be {message}"):
             config_lib.load(GenerateConfig, "real3d", [f"{key}={bad}"])
+
+
+def test_a_wrong_type_names_the_type_in_words():
+    """A value of the wrong type says what the key takes, in plain words ("a list of numbers"); a non-finite
+    number in a key that takes a number or a schedule says it is not finite."""
+    from real3d.jobs.generate import GenerateConfig
+
+    for override, message in (
+        ("camera.fovy_range=abc", "camera.fovy_range: expected a list of numbers, got 'abc'"),
+        ("sds.guidance_scale=abc", "sds.guidance_scale: expected a number or a list of numbers, got 'abc'"),
+        ("system.lambda_adv=.inf", "system.lambda_adv: expected a finite number, got inf"),
+        ("system.p_nerf=[0,.nan,0.3,600]", "system.p_nerf[1]: expected a finite number, got nan"),
+    ):
+        with pytest.raises(config_lib.ConfigError) as e:
+            config_lib.load(GenerateConfig, "real3d", [override])
+        assert str(e.value) == message
