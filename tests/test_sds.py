@@ -97,6 +97,25 @@ def test_t_max_anneals_linearly() -> None:
     assert int(late.t.max()) < 500 and int(late.t.min()) >= 20
 
 
+def test_guidance_scale_follows_its_schedule() -> None:
+    """A CFG schedule [s0, start, end, s1] gives SDS the scale of its step: at the end step, the same
+    gradient as the constant end scale, with the same t and ε."""
+    prior, x = LinearPrior(), torch.randn(2, 3, 8, 8)
+    emb = prior.encode_text(["a red cube", "a cone"])
+
+    def grad(scale: float | list[float], step: int) -> torch.Tensor:
+        cfg = SDSConfig(guidance_scale=scale, t_min=0.1, t_max=[0.9, 0.9])
+        return sds(prior, x, emb, cfg, step, torch.Generator().manual_seed(5)).grad
+
+    ramp = [100.0, 20.0, 7.5, 300.0]
+    torch.testing.assert_close(grad(ramp, 50), grad(20.0, 50))
+    torch.testing.assert_close(grad(ramp, 200), grad(13.75, 200))
+    torch.testing.assert_close(grad(ramp, 300), grad(7.5, 300))
+    assert not torch.allclose(grad(ramp, 300), grad(20.0, 300))
+    with pytest.raises(ConfigError, match="sds.guidance_scale: every value must be >= 1.0"):
+        parse(SDSConfig, {"guidance_scale": [0, 20.0, 0.5, 600]}, "sds")
+
+
 def test_t_window_slides_down_with_t_max() -> None:
     cfg = SDSConfig(t_max=[0.98, 0.1], anneal_steps=100, t_window=0.2)
     prior = LinearPrior()

@@ -20,13 +20,14 @@ from typing import Literal
 
 import torch
 
-from ..config import bounded, step_count
+from ..config import Scheduled, bounded, check_scheduled, scheduled, step_count
 from ..priors.base import Prior, TextEmbedding
 
 
 @dataclass
 class SDSConfig:
-    guidance_scale: float = bounded(100.0, 1.0)  # CFG scale s (DreamFusion uses 100 with Stable Diffusion)
+    # CFG scale s (DreamFusion uses 100 with Stable Diffusion), or a schedule [s0, start, end, s1] over the run
+    guidance_scale: Scheduled = 100.0
     t_min: float = bounded(0.02, 0.0, 1.0)  # fraction of the prior's train timesteps
     t_max: list[float] = bounded([0.98, 0.5], 0.0, 1.0)  # t_max at step 0 → at `anneal_steps`
     anneal_steps: int = step_count(0)  # 0: no annealing (t_max stays at its first value)
@@ -38,6 +39,7 @@ class SDSConfig:
     def check(self, where: str) -> None:
         from ..errors import ConfigError
 
+        check_scheduled(self.guidance_scale, f"{where}.guidance_scale", lo=1.0)
         if len(self.t_max) != 2 or not all(self.t_min <= t for t in self.t_max):
             raise ConfigError(
                 f"{where}.t_max: expected [start, end], both at or above t_min={self.t_min}, got {self.t_max}"
@@ -87,7 +89,7 @@ def sds(
     with torch.no_grad():
         a = a_bar.sqrt()[:, None, None, None]
         x_t = a * x.detach().float() + (1 - a_bar).sqrt()[:, None, None, None] * eps  # z_t = α_t x + σ_t ε
-        eps_hat = prior.predict_noise(x_t.to(x.dtype), t, emb, cfg.guidance_scale).float()
+        eps_hat = prior.predict_noise(x_t.to(x.dtype), t, emb, scheduled(cfg.guidance_scale, step)).float()
         grad = weight(cfg, a_bar)[:, None, None, None] * (eps_hat - eps)
         grad = torch.nan_to_num(grad)
         if cfg.grad_clip is not None:

@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from ... import precision
 from ...cameras import Cameras
+from ...config import scheduled
 from ...errors import UserError
 from ...io import peak_rss_mb, write_text
 from ...precision import RATE_SIZE
@@ -223,16 +224,16 @@ def guidance_components(system: Real3DSystem, renders: Renders) -> list[Componen
         x = torch.cat([prior.encode_images(out.rgb) for out, _ in renders])  # [2,C,h,w] model space
         emb = system.prompt(torch.cat([c.azimuth for _, c in renders]), torch.cat([c.elevation for _, c in renders]))
     t = torch.full((len(renders),), prior.num_train_timesteps // 2, device=x.device)  # [2]
+    scale = scheduled(cfg.sds.guidance_scale, STEP)
 
     @torch.no_grad()
     def predict() -> None:
-        prior.predict_noise(x, t, emb, cfg.sds.guidance_scale)  # one UNet call on [uncond; cond] = 4 images
+        prior.predict_noise(x, t, emb, scale)  # one UNet call on [uncond; cond] = 4 images
 
     def score_distillation() -> None:
         leaves = [(dataclasses.replace(out, rgb=out.rgb.detach().requires_grad_()), c) for out, c in renders]
         system.score_distillation(leaves, STEP, _generator(seed)).backward()
 
-    scale = cfg.sds.guidance_scale
     return [
         Component("prior", f"prior ε̂ with CFG (s={scale:g}), batch {len(renders)}, no grad", predict),
         Component("sds", f"SDS, batch {len(renders)}: ε̂ + backward to the pixels", score_distillation),
