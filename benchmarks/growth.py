@@ -6,7 +6,8 @@ Trains one run of the prompt with a preset (the preset at its own budget, with t
 written) and every `--every` steps prints the size of θ: the radius of the ball whose volume equals the
 part of the bounding cube inside the surface (τ > 0.1, Eq. 9's ε) and where τ > 0.5, sampled on a 40³ grid,
 the extent of τ > 0.1 along the up axis (z) and across it (x, y: the wider), the NeRF's mean opacity
-over the judge's 12 views at 32 px and, with a discriminator, D's mean D(x̃) and D(x') over the steps since the
+over the judge's 12 views at 32 px, the mean albedo of θ where τ > 0.1 (does SDS drive a colour to its ends, and
+when?) and, with a discriminator, D's mean D(x̃) and D(x') over the steps since the
 last row (both near 0.5: D cannot tell the renders from x̃, and its gradient carries nothing). For comparison
 the GT object's own equivalent radius is printed first (the GT sphere's radius is 0.7).
 """
@@ -56,8 +57,11 @@ def main() -> None:
         grid = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)  # [40³,3]
         gt_inside = parse(args.prompt).sdf(grid) < 0
         print(f"GT: radius {equivalent_radius(gt_inside, field.bound):.2f}, {extents(grid[gt_inside])}")
-        print("| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity | D(x̃) / D(x') |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        print(
+            "| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity | albedo (τ > 0.1) "
+            "| D(x̃) / D(x') |"
+        )
+        print("|---:|---:|---:|---:|---:|---|---:|")
         d_seen: list[tuple[float, float]] = []  # (D(x̃), D(x')) of each step since the last row
         for step in range(1, cfg.steps + 1):
             system.train()
@@ -69,11 +73,13 @@ def main() -> None:
                 with torch.no_grad():
                     tau = torch.cat([field.tau(x) for x in grid.split(20000)])
                     opacity = system.model.renderer(CAMERAS, 32, 32, "albedo").opacity.mean()
+                    albedo = field.albedo(grid[tau > 0.1]).float().mean(0) if bool((tau > 0.1).any()) else None
                 r1, r5 = equivalent_radius(tau > 0.1, field.bound), equivalent_radius(tau > 0.5, field.bound)
                 shape = extents(grid[tau > 0.1])
                 d = " / ".join(f"{sum(v) / len(v):.2f}" for v in zip(*d_seen)) if d_seen else "–"
                 d_seen = []
-                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} | {d} |", flush=True)
+                rgb = ", ".join(f"{c:.2f}" for c in albedo.tolist()) if albedo is not None else "–"
+                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} | {rgb} | {d} |", flush=True)
 
 
 if __name__ == "__main__":
