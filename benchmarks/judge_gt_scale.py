@@ -9,7 +9,9 @@ given the export's Taubin passes, each vertex in the colour of its nearest part,
 views.png is (`export.orbit_frames`, 2×2 supersampled). A perfect object has no flaw for a lever to mend,
 so whatever its score does across k is the judge's (and the renderer's), not the generator's: a dip at some
 size is a score a run's mesh gets or loses by being that size, whatever its surface (docs/results.md,
-twelfth round). The judge trained on scales 0.85–1.1 of these scenes (`scene.jitter`).
+twelfth round). The judge trained on scales 0.85–1.1 of these scenes (`scene.jitter`). `--chroma 2` scores the
+same views with their colours pushed toward the pure hues (`judge.saturate`), as SDS draws a run's albedo: what
+the judge makes of a perfect shape in a run's colours (docs/results.md, nineteenth round).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from real3d.export import orbit_frames, taubin_smooth
 from real3d.jobs.generate import RunSettings
 from real3d.render.dmtet import marching_tets, tet_grid
 from real3d.toyworld import metrics
-from real3d.toyworld.judge import load_judge
+from real3d.toyworld.judge import load_judge, saturate
 from real3d.toyworld.render import render
 from real3d.toyworld.runs import CAMERAS, VIEW_SIZE, VIEW_SUPERSAMPLE, VIEWS
 from real3d.toyworld.scene import Scene, jitter, parse
@@ -53,6 +55,7 @@ def main() -> None:
     p.add_argument("--prompts", type=Path, default=Path(__file__).parent / "prompts.txt")
     p.add_argument("--scales", default="0.85,0.9,0.95,1,1.05,1.1,1.15", help="magnifications k, comma-separated")
     p.add_argument("--mesh", action="store_true", help="draw the GT as a run is drawn: meshed and rasterized")
+    p.add_argument("--chroma", type=float, default=1.0, help="scale each pixel's distance from grey (1: as drawn)")
     args = p.parse_args()
     torch.set_num_threads(2)
     judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
@@ -64,7 +67,8 @@ def main() -> None:
         scene = parse(prompt)
         row = []
         for k in scales:
-            row.append(metrics.judge_score(judge, views(scaled(scene, k), args.mesh), scene, CAMERAS.azimuth)[0])
+            drawn = saturate(views(scaled(scene, k), args.mesh), args.chroma)
+            row.append(metrics.judge_score(judge, drawn, scene, CAMERAS.azimuth)[0])
         table.append(row)
         print(f"| {prompt} | " + " | ".join(f"{s:.2f}" for s in row) + f" | {max(row) - min(row):.2f} |", flush=True)
     mean = torch.tensor(table).mean(0)

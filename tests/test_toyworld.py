@@ -378,6 +378,19 @@ def test_a_ragged_rim_is_not_a_feature_and_a_face_with_one_still_is(judge) -> No
     assert on_ragged[front].mean() >= 0.8
 
 
+def test_saturate_keeps_white_and_greys_and_drives_a_colour_to_its_pure_hue() -> None:
+    """The eval's saturated-colours degradation: white background and greys unchanged, chroma 1 the identity,
+    the palette's blue at chroma 2 a near-pure blue (what SDS makes of a run's albedo)."""
+    from real3d.toyworld.judge import saturate
+    from real3d.toyworld.scene import COLOURS
+
+    rgb = torch.tensor([[1.0, 1.0, 1.0], [0.4, 0.4, 0.4], list(COLOURS["blue"])])
+    torch.testing.assert_close(saturate(rgb, 1.0), rgb)
+    out = saturate(rgb, 2.0)
+    torch.testing.assert_close(out[:2], rgb[:2])
+    assert out[2, 0] < 0.05 and out[2, 2] == 1.0 and out[2, 1] < rgb[2, 1]
+
+
 def test_framing_reads_the_frame_ring_and_a_magnified_view_is_cut_off() -> None:
     """framing's labels: a GT object is whole in the judge's turntable; magnified 2.5× about the centre it is
     cut off and keeps no other label; magnified 1× nothing changes."""

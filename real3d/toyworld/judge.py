@@ -371,6 +371,14 @@ def augment(
     return (rgb + noise).clamp(0, 1)
 
 
+def saturate(rgb: torch.Tensor, chroma: float) -> torch.Tensor:
+    """Views rgb [...,3] with each pixel's distance from its own grey scaled by `chroma` (clamped to [0, 1]):
+    white and greys stay, a colour moves toward its pure hue, as SDS drives a run's albedo (docs/results.md,
+    nineteenth round)."""
+    grey = rgb.mean(-1, keepdim=True)
+    return (grey + chroma * (rgb - grey)).clamp(0, 1)
+
+
 DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     # what a generator's renders look like, to check that the judge transfers (rgb [B,H,W,3], mask [B,H,W])
     "blur σ 1.5 px": lambda rgb, mask: gaussian_blur(rgb, torch.full((rgb.shape[0],), 1.5)),
@@ -378,6 +386,7 @@ DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
         F.interpolate(rgb.permute(0, 3, 1, 2), scale_factor=0.5, mode="area"), scale_factor=2.0, mode="bilinear"
     ).permute(0, 2, 3, 1),
     "grey background": lambda rgb, mask: rgb - 0.5 * (1 - mask[..., None]),
+    "colours saturated (chroma ×2)": lambda rgb, mask: saturate(rgb, 2.0),
     "ragged outline (30 % of the rim)": lambda rgb, mask: ragged_outline(
         rgb, mask, torch.full((rgb.shape[0],), 0.3), torch.Generator().manual_seed(0)
     ),
