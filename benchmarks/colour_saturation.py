@@ -4,9 +4,9 @@ own pixels, started from a light grey frame, in a timestep window and at a learn
     .venv/bin/python benchmarks/colour_saturation.py [--prompts "a blue sphere,a green cylinder"]
         [--guidance 4,7.5,20] [--lr 0.3] [--steps 50] [--t-max 0.98,0.94] [--t-window 0.5] [--copies 2]
 
-A 3D run's albedo goes to the sigmoid's ends within its first 50 steps (`growth.py`'s albedo column: the blue
-sphere's (0.26, 0.26, 0.69) at step 25 is (0.00, 0.01, 0.99) at step 50), where the GT's body colour is
-(0.12, 0.24, 0.88), and it stays there. Free pixels are the control: `--lr` sets how fast they can follow
+A 3D run's albedo goes to the sigmoid's ends within its first 50 steps (`growth.py "a blue sphere" --every 50`:
+(0.50, 0.52, 0.49) at step 1, (0.00, 0.01, 0.99) at step 50), where the GT's body colour is (0.12, 0.24, 0.88),
+and it stays there. Free pixels are the control: `--lr` sets how fast they can follow
 the gradient (Adam on each pixel's logit; a 3D field's shared weights move a whole object's colour at once),
 `--t-max START,END` and `--t-window` set t ~ U(t_max − window, t_max), with t_max linear over the steps (the
 preset's window is 0.98 → 0.5 over 600 steps). Each row: the object pixels' mean colour (`object_masks`) and the

@@ -134,25 +134,29 @@ def _plural(tp: Any) -> str:
     return {"true or false": "true or false values"}.get(name, re.sub(r"^an? ", "", name) + "s")
 
 
+class _WrongType(ConfigError):
+    """A value of another type than the key takes (a union tries its next arm; any other refusal is final)."""
+
+
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     """Check `value` against annotation `tp`; return it converted (int → float, list → tuple)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    bad = ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    bad = _WrongType(f"{path}: expected {_type_name(tp)}, got {value!r}")
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        errors = []
+        refusals = []
         for arg in args:
             try:
                 return _coerce(value, arg, path)
-            except ConfigError as e:
-                errors.append(e)
-        # an arm of the right type that refused the value (a non-finite number) says why better than the union
-        finer = [e for e, arg in zip(errors, args) if not str(e).startswith(f"{path}: expected {_type_name(arg)}, ")]
-        raise finer[0] if finer else bad
+            except _WrongType:
+                continue
+            except ConfigError as e:  # the right type, refused (a non-finite number): say why, not the union
+                refusals.append(e)
+        raise refusals[0] if refusals else bad
     if origin is Literal:
         if value not in args:
             raise bad
