@@ -25,7 +25,7 @@ from .cameras import Cameras, sample_views
 from .config import Scheduled, bounded, check_scheduled, component, schedule_values, scheduled, to_dict
 from .errors import ConfigError
 from .export import LEVELS, nerf_level
-from .guidance.discriminator import ConvDiscriminator  # (and registers it)
+from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import ReferenceConfig, reference_images
 from .guidance.sds import SDSConfig, sds
@@ -145,7 +145,7 @@ class Real3DSystem(nn.Module):
         torch.manual_seed(cfg.seed)  # θ and D start from the seed alone (not from what loading consumed)
         self.model = SceneModel(cfg)
         self.optimizer, self.scheduler = make_optimizer(self.model.parameters(), cfg.optimizer, cfg.steps)
-        self.discriminator: ConvDiscriminator | None = None
+        self.discriminator: Discriminator | None = None
         if cfg.system.uses_discriminator:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
             with precision.use(cfg.precision):

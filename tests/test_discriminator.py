@@ -1,6 +1,6 @@
 import torch
 
-from real3d.guidance.discriminator import ConvDiscriminator, diff_augment
+from real3d.guidance.discriminator import ConvDiscriminator, PixelDiscriminator, diff_augment
 
 
 def colour_batch(rgb: list[float], n: int, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -53,3 +53,38 @@ def test_r1_penalty_runs_and_steps_persist():
     d = ConvDiscriminator(ConvDiscriminator.Config(r1_every=1, r1_gamma=10.0))
     stats = d.update(torch.rand(4, 32, 32, 3), [torch.rand(2, 64, 64, 3)], gen)
     assert stats["r1"] > 0 and int(d.state_dict()["steps"]) == 1
+
+
+def ball(colour: list[float], centre: tuple[float, float], radius: float, size: int = 32) -> torch.Tensor:
+    """One image [size,size,3]: a disc of `colour` on white."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    inside = ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < radius**2)[..., None]
+    return torch.where(inside, torch.tensor(colour), torch.ones(3))
+
+
+def test_pixel_discriminator_sees_colours_not_shapes():
+    """The per-pixel D scores an image by its colours alone: the same pixels shuffled score the same, and a
+    saturated blue ball is told from the prior's blue and pulled toward it, whatever its size."""
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    d = PixelDiscriminator(PixelDiscriminator.Config())
+    prior_blue, pure_blue = [0.12, 0.24, 0.88], [0.0, 0.0, 1.0]
+    real = torch.stack([ball(prior_blue, (0.1 * i - 0.2, 0.0), 0.5 + 0.05 * i) for i in range(4)])
+    fake = torch.stack([ball(pure_blue, (0.0, 0.1 * i - 0.2), 0.5 + 0.05 * i) for i in range(4)])
+    for _ in range(100):
+        stats = d.update(real, [fake], gen)
+    assert stats["d_real"] > 0.6 and stats["d_fake"] < 0.4, stats
+    d.eval()
+    shuffled = fake.reshape(4, -1, 3)[:, torch.randperm(32 * 32, generator=gen)].reshape(4, 32, 32, 3)
+    assert torch.allclose(d(shuffled), d(fake), atol=1e-4)
+    big_real_colour = ball(prior_blue, (0.0, 0.0), 0.9)[None]  # the wrong size in the right colour passes
+    assert torch.sigmoid(d(big_real_colour)) > torch.sigmoid(d(fake[:1]))
+    pixels = fake.clone().requires_grad_(True)
+    opt = torch.optim.Adam([pixels], lr=0.01)
+    for _ in range(30):
+        opt.zero_grad()
+        d.generator_loss(pixels.clamp(0, 1)).backward()
+        opt.step()
+    inside = fake[..., 0] == 0.0  # the ball's pixels
+    moved = pixels.detach().clamp(0, 1)[inside].mean(0)
+    assert (moved - torch.tensor(prior_blue)).norm() < 0.6 * (torch.tensor(pure_blue) - torch.tensor(prior_blue)).norm()

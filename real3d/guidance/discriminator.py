@@ -53,35 +53,30 @@ def diff_augment(
     return x * keep[:, None]
 
 
-@register("discriminator", "conv")
-class ConvDiscriminator(nn.Module):
-    """A small strided conv net → one logit per image. Inputs of any size are resized to `resolution`,
-    so the low-resolution NeRF render and the higher-resolution DMTet render share one D."""
+@dataclass
+class DiscriminatorConfig:
+    resolution: int = bounded(32, 8, 512)  # images are resized to this before D
+    channels: int = bounded(32, 4, 512)  # width of the first layer
+    layers: int = bounded(3, 1, 6)  # hidden layers
+    lr: float = bounded(2e-4, 0.0)  # D's own Adam optimiser
+    betas: list[float] = bounded([0.5, 0.99], 0.0, 1.0)
+    r1_gamma: float = bounded(1.0, 0.0)  # weight of the R1 penalty γ/2·E‖∇D(x̃)‖² (0 = off)
+    r1_every: int = bounded(4, 1)  # lazy R1: applied every k D steps, scaled by k
+    augment: bool = True  # DiffAugment on real and fake
+
+
+class Discriminator(nn.Module):
+    """D of Eq. 4: `features` (the architecture's own) → mean over pixels → one logit per image. Inputs of any
+    size are resized to `resolution`, so the low-resolution NeRF render and the higher-resolution DMTet render
+    share one D."""
 
     steps: torch.Tensor  # D updates so far (a buffer: resumes with the checkpoint)
 
-    @dataclass
-    class Config:
-        resolution: int = bounded(32, 8, 512)  # images are resized to this before D
-        channels: int = bounded(32, 4, 512)  # width of the first layer (doubles per stride-2 layer)
-        layers: int = bounded(3, 1, 6)  # stride-2 conv layers
-        lr: float = bounded(2e-4, 0.0)  # D's own Adam optimiser
-        betas: list[float] = bounded([0.5, 0.99], 0.0, 1.0)
-        r1_gamma: float = bounded(1.0, 0.0)  # weight of the R1 penalty γ/2·E‖∇D(x̃)‖² (0 = off)
-        r1_every: int = bounded(4, 1)  # lazy R1: applied every k D steps, scaled by k
-        augment: bool = True  # DiffAugment on real and fake
-
-    def __init__(self, cfg: ConvDiscriminator.Config) -> None:
+    def __init__(self, cfg: DiscriminatorConfig, features: nn.Sequential, width: int) -> None:
         super().__init__()
         self.cfg = cfg
-        mods: list[nn.Module] = []
-        cin = 3
-        for i in range(cfg.layers):
-            cout = cfg.channels * 2**i
-            mods += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
-            cin = cout
-        self.features = nn.Sequential(*mods)
-        self.head = nn.Linear(cin, 1)
+        self.features = features
+        self.head = nn.Linear(width, 1)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -122,3 +117,43 @@ class ConvDiscriminator(nn.Module):
         self.optimizer.step()
         self.steps += 1
         return stats
+
+
+@register("discriminator", "conv")
+class ConvDiscriminator(Discriminator):
+    """A small strided conv net (4×4 kernels, stride 2, width doubling per layer): it sees shapes and sizes as
+    well as colours, the paper's D."""
+
+    Config = DiscriminatorConfig
+
+    def __init__(self, cfg: DiscriminatorConfig) -> None:
+        mods: list[nn.Module] = []
+        cin = 3
+        for i in range(cfg.layers):
+            cout = cfg.channels * 2**i
+            mods += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        super().__init__(cfg, nn.Sequential(*mods), cin)
+
+
+@dataclass
+class PixelDiscriminatorConfig(DiscriminatorConfig):
+    lr: float = bounded(2e-3, 0.0)
+    augment: bool = False  # DiffAugment's colour shifts would hide the colours, all that this D sees
+
+
+@register("discriminator", "pixel")
+class PixelDiscriminator(Discriminator):
+    """A per-pixel D (1×1 convolutions: an MLP on each pixel's colour, its logits averaged over the image): it
+    can tell the colours of the renders from those of x̃ and nothing else, so its gradient moves colours toward
+    the prior's own samples and leaves the shape and size to SDS."""
+
+    Config = PixelDiscriminatorConfig
+
+    def __init__(self, cfg: PixelDiscriminatorConfig) -> None:
+        mods: list[nn.Module] = []
+        cin = 3
+        for _ in range(cfg.layers):
+            mods += [nn.Conv2d(cin, cfg.channels, 1), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cfg.channels
+        super().__init__(cfg, nn.Sequential(*mods), cin)
