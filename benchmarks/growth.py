@@ -7,7 +7,8 @@ written) and every `--every` steps prints the size of θ: the radius of the ball
 part of the bounding cube inside the surface (τ > 0.1, Eq. 9's ε) and where τ > 0.5, sampled on a 40³ grid,
 the extent of τ > 0.1 along the up axis (z) and across it (x, y: the wider), the NeRF's mean opacity
 over the judge's 12 views at 32 px, the mean albedo of θ where τ > 0.1 (does SDS drive a colour to its ends, and
-when?) and, with a discriminator, D's mean D(x̃) and D(x') over the steps since the
+when?) and the size of its logits before the sigmoid (past about 6 the sigmoid's slope is under 1/400: no
+force moves the colour back) and, with a discriminator, D's mean D(x̃) and D(x') over the steps since the
 last row (both near 0.5: D cannot tell the renders from x̃, and its gradient carries nothing). For comparison
 the GT object's own equivalent radius is printed first (the GT sphere's radius is 0.7).
 """
@@ -59,9 +60,9 @@ def main() -> None:
         print(f"GT: radius {equivalent_radius(gt_inside, field.bound):.2f}, {extents(grid[gt_inside])}")
         print(
             "| step | radius (τ > 0.1) | radius (τ > 0.5) | height × width (τ > 0.1) | NeRF opacity | albedo (τ > 0.1) "
-            "| D(x̃) / D(x') |"
+            "| albedo logit, mean |·| / max |·| | D(x̃) / D(x') |"
         )
-        print("|---:|---:|---:|---:|---:|---|---:|")
+        print("|---:|---:|---:|---:|---:|---|---:|---:|")
         d_seen: list[tuple[float, float]] = []  # (D(x̃), D(x')) of each step since the last row
         for step in range(1, cfg.steps + 1):
             system.train()
@@ -73,13 +74,19 @@ def main() -> None:
                 with torch.no_grad():
                     tau = torch.cat([field.tau(x) for x in grid.split(20000)])
                     opacity = system.model.renderer(CAMERAS, 32, 32, "albedo").opacity.mean()
-                    albedo = field.albedo(grid[tau > 0.1]).float().mean(0) if bool((tau > 0.1).any()) else None
+                    inside = grid[tau > 0.1]
+                    albedo = field.albedo(inside).float().mean(0) if len(inside) else None
+                    logits = field._raw(inside)[:, 1:].abs() if len(inside) else None  # [N,3] before the sigmoid
                 r1, r5 = equivalent_radius(tau > 0.1, field.bound), equivalent_radius(tau > 0.5, field.bound)
                 shape = extents(grid[tau > 0.1])
                 d = " / ".join(f"{sum(v) / len(v):.2f}" for v in zip(*d_seen)) if d_seen else "–"
                 d_seen = []
                 rgb = ", ".join(f"{c:.2f}" for c in albedo.tolist()) if albedo is not None else "–"
-                print(f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} | {rgb} | {d} |", flush=True)
+                logit = f"{float(logits.mean()):.1f} / {float(logits.max()):.1f}" if logits is not None else "–"
+                print(
+                    f"| {step} | {r1:.2f} | {r5:.2f} | {shape} | {float(opacity):.2f} | {rgb} | {logit} | {d} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -181,6 +181,10 @@ class TriplaneField(nn.Module):
         """c [N,3] at x [N,3]."""
         return self(x)[1]
 
+    def albedo_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The albedo's logits [N,3] at x [N,3], before the sigmoid of Eq. 5."""
+        return self._raw(x)[:, 1:]
+
     def tau(self, x: torch.Tensor) -> torch.Tensor:
         """τ [N] = 1 − exp(−σ·tau_step) ∈ [0,1): inside where τ > ε (see module docstring)."""
         return -torch.expm1(-self.density(x) * self.cfg.tau_step)

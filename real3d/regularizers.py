@@ -23,6 +23,7 @@ class RegularizerConfig:
     lambda_distortion: float = bounded(0.0, 0.0)  # weights spread along a ray: a fog, not a surface (Mip-NeRF 360)
     lambda_plane_tv: Scheduled = 0.0  # steps between neighbouring texels of θ's geometry planes (or a schedule)
     lambda_appearance_tv: float = bounded(0.0, 0.0)  # the same on its appearance planes (field.appearance_channels)
+    lambda_albedo_logit: float = bounded(0.0, 0.0)  # squared albedo logits: colours kept off the sigmoid's flat ends
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_plane_tv, f"{where}.lambda_plane_tv", lo=0.0)
@@ -89,15 +90,29 @@ def plane_tv_loss(planes: torch.Tensor) -> torch.Tensor:
     return planes.diff(dim=-1).square().mean() + planes.diff(dim=-2).square().mean()
 
 
+def albedo_logit_loss(field: TriplaneField, step: int, n: int = 4096) -> torch.Tensor:
+    """Mean squared albedo logit at n points [n,3] drawn uniformly in the bound (their own generator, seeded by
+    `step`, so the run's random stream is untouched). SDS at high noise drives a colour's logits far past the
+    sigmoid's bend in its first hundred steps (benchmarks/growth.py: |logit| ≈ 50, slope e⁻⁵⁰), where no later
+    force, a lower timestep or the discriminator, can move it back; this term's pull grows with the logit."""
+    gen = torch.Generator().manual_seed(step)
+    x = (torch.rand(n, 3, generator=gen) * 2 - 1).to(field.planes.device) * field.bound
+    return field.albedo_logits(x).square().mean()
+
+
 def field_regularizer_losses(field: TriplaneField, cfg: RegularizerConfig, step: int) -> dict[str, torch.Tensor]:
     """The weighted terms on θ itself rather than on a render: TV of the geometry planes (`lambda_plane_tv` at
-    `step` → loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv)."""
+    `step` → loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv), and the
+    albedo's logits (`lambda_albedo_logit` → loss_albedo_logit)."""
     c = field.cfg.channels
     terms = {
         "plane_tv": (scheduled(cfg.lambda_plane_tv, step), field.planes[:, :c]),
         "appearance_tv": (cfg.lambda_appearance_tv, field.planes[:, c:]),
     }
-    return {f"loss_{n}": lam * plane_tv_loss(p) for n, (lam, p) in terms.items() if lam > 0 and p.shape[1] > 0}
+    losses = {f"loss_{n}": lam * plane_tv_loss(p) for n, (lam, p) in terms.items() if lam > 0 and p.shape[1] > 0}
+    if cfg.lambda_albedo_logit > 0:
+        losses["loss_albedo_logit"] = cfg.lambda_albedo_logit * albedo_logit_loss(field, step)
+    return losses
 
 
 def regularizer_losses(out: RenderOutput, cfg: RegularizerConfig) -> dict[str, torch.Tensor]:

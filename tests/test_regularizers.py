@@ -115,3 +115,36 @@ def test_distortion_reaches_theta_through_the_nerf_and_skips_dmtet() -> None:
     assert field.planes.grad is not None and field.planes.grad.abs().sum() > 0
     dmtet = DMTetRenderer(DMTetRenderer.Config(grid_resolution=16), field=field, background=bg, shading=ShadingConfig())
     assert regularizer_losses(dmtet(cams, 16, 16), cfg) == {}
+
+
+def test_albedo_logits_stay_where_the_sigmoid_still_bends() -> None:
+    """A push toward pure blue (as SDS gives at high noise) under Adam drives the albedo's logits far past the
+    sigmoid's bend, where a pull back (here: toward the prior's blue) no longer moves the colour; with the
+    logit term the logits stay small and the pull brings the colour back."""
+    pts = torch.rand(256, 3, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.6
+    prior_blue = torch.tensor([0.12, 0.24, 0.88])
+
+    def run(lam: float) -> tuple[float, float]:
+        torch.manual_seed(0)
+        field = TriplaneField(TriplaneField.Config(resolution=16))
+        cfg = RegularizerConfig(lambda_albedo_logit=lam)
+        opt = torch.optim.Adam(field.parameters(), lr=5e-3)
+        for step in range(400):
+            albedo = field.albedo(pts)
+            if step < 150:  # SDS's first steps: bluer, at any cost
+                push = -(albedo[:, 2] - albedo[:, :2].sum(1)).mean()
+            else:  # a later force toward the prior's own blue
+                push = (albedo - prior_blue).square().mean()
+            loss = push + sum(field_regularizer_losses(field, cfg, step).values(), torch.zeros(()))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            error = (field.albedo(pts) - prior_blue).norm(dim=1).mean()
+            return field.albedo_logits(pts).abs().max().item(), error.item()
+
+    assert RegularizerConfig().lambda_albedo_logit == 0  # off by default
+    logit_free, error_free = run(0.0)
+    logit_held, error_held = run(0.1)
+    assert logit_free > 15 and error_free > 0.15, (logit_free, error_free)  # the pull moves nothing
+    assert logit_held < 8 and error_held < 0.08, (logit_held, error_held)
