@@ -88,3 +88,26 @@ def test_pixel_discriminator_sees_colours_not_shapes():
     inside = fake[..., 0] == 0.0  # the ball's pixels
     moved = pixels.detach().clamp(0, 1)[inside].mean(0)
     assert (moved - torch.tensor(prior_blue)).norm() < 0.6 * (torch.tensor(pure_blue) - torch.tensor(prior_blue)).norm()
+
+
+def test_an_object_only_pixel_discriminator_reads_colour_but_not_size():
+    """With `object_only` the per-pixel D averages over the object's pixels: the prior's blue scores the same
+    as a small ball or a large one, and the white background gets no gradient (nothing pulls the size)."""
+    gen = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    d = PixelDiscriminator(PixelDiscriminator.Config(object_only=True))
+    prior_blue, pure_blue = [0.12, 0.24, 0.88], [0.0, 0.0, 1.0]
+    real = torch.stack([ball(prior_blue, (0.0, 0.1 * i), 0.3 + 0.05 * i) for i in range(4)])
+    fake = torch.stack([ball(pure_blue, (0.1 * i, 0.0), 0.3 + 0.05 * i) for i in range(4)])
+    for _ in range(100):
+        stats = d.update(real, [fake], gen)
+    assert stats["d_real"] > 0.6 and stats["d_fake"] < 0.4, stats
+    d.eval()
+    small, large = d(ball(prior_blue, (0.0, 0.0), 0.3)[None]), d(ball(prior_blue, (0.0, 0.0), 0.9)[None])
+    gap = (d(real[:1]) - d(fake[:1])).abs()
+    assert (small - large).abs() < 0.05 * gap, (small, large, gap)
+    pixels = fake[:1].clone().requires_grad_(True)
+    d.generator_loss(pixels).backward()
+    assert pixels.grad is not None
+    white = (fake[:1] == 1).all(-1)  # [1,H,W] background
+    assert pixels.grad[white].abs().max() == 0 and pixels.grad[~white].abs().max() > 0

@@ -88,7 +88,11 @@ class Discriminator(nn.Module):
         if self.cfg.augment and self.training:
             x = diff_augment(x, generator)
         with precision.autocast(x.device):
-            return self.head(self.features(x).mean((2, 3)))[:, 0].float()
+            return self.head(self.pool(self.features(x), x))[:, 0].float()
+
+    def pool(self, feats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Features [B,C,h,w] of images x [B,3,H,W] → [B,C]: their mean over the image."""
+        return feats.mean((2, 3))
 
     def generator_loss(self, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """L_adv for θ (Eq. 4, non-saturating form): −log D(x') averaged over renders x' [B,H,W,3]."""
@@ -140,15 +144,19 @@ class ConvDiscriminator(Discriminator):
 class PixelDiscriminatorConfig(DiscriminatorConfig):
     lr: float = bounded(2e-3, 0.0)
     augment: bool = False  # DiffAugment's colour shifts would hide the colours, all that this D sees
+    object_only: bool = False  # average over the object's pixels only (more than 0.1 from a white background)
 
 
 @register("discriminator", "pixel")
 class PixelDiscriminator(Discriminator):
     """A per-pixel D (1×1 convolutions: an MLP on each pixel's colour, its logits averaged over the image): it
-    can tell the colours of the renders from those of x̃ and nothing else, so its gradient moves colours toward
-    the prior's own samples and leaves the shape and size to SDS."""
+    can tell the colours of the renders from those of x̃. Averaged over the whole image it also reads the share
+    of object pixels against the background, and so the object's size; with `object_only` the mean is over the
+    pixels more than 0.1 from white (a mask held constant: no gradient moves a pixel into or out of it), so D
+    reads the object's colours alone and leaves its shape and size to SDS."""
 
     Config = PixelDiscriminatorConfig
+    cfg: PixelDiscriminatorConfig
 
     def __init__(self, cfg: PixelDiscriminatorConfig) -> None:
         mods: list[nn.Module] = []
@@ -157,3 +165,10 @@ class PixelDiscriminator(Discriminator):
             mods += [nn.Conv2d(cin, cfg.channels, 1), nn.LeakyReLU(0.2, inplace=True)]
             cin = cfg.channels
         super().__init__(cfg, nn.Sequential(*mods), cin)
+
+    def pool(self, feats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The mean of features [B,C,h,w] over the image, or with `object_only` over its object's pixels."""
+        if not self.cfg.object_only:
+            return super().pool(feats, x)
+        mask = ((1 - x.detach()).amax(1, keepdim=True) / 2 > 0.1).to(feats.dtype)  # [B,1,H,W]: x in [−1,1]
+        return (feats * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)
