@@ -76,7 +76,7 @@ def main() -> None:
                     opacity = system.model.renderer(CAMERAS, 32, 32, "albedo").opacity.mean()
                     inside = grid[tau > 0.1]
                     albedo = field.albedo(inside).float().mean(0) if len(inside) else None
-                    logits = field._raw(inside)[:, 1:].abs() if len(inside) else None  # [N,3] before the sigmoid
+                    logits = field.albedo_logits(inside).abs() if len(inside) else None  # [N,3]
                 r1, r5 = equivalent_radius(tau > 0.1, field.bound), equivalent_radius(tau > 0.5, field.bound)
                 shape = extents(grid[tau > 0.1])
                 d = " / ".join(f"{sum(v) / len(v):.2f}" for v in zip(*d_seen)) if d_seen else "–"

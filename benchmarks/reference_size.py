@@ -26,13 +26,13 @@ from real3d.guidance.reference import reference_images
 from real3d.jobs.bench.quality import read_prompts
 from real3d.jobs.generate import run_config
 from real3d.system import build_prior
+from real3d.toyworld.metrics import object_masks
 from real3d.toyworld.runs import gt_views
 
 
 def object_colour(rgb: torch.Tensor) -> str:
-    """'r, g, b': the mean of the pixels of images rgb [N,h,w,3] more than 0.1 from white."""
-    pixels = rgb.reshape(-1, 3)
-    pixels = pixels[(1 - pixels).abs().amax(1) > 0.1]
+    """'r, g, b': the mean of the object pixels (`object_masks`: more than 0.1 from white) of images rgb [N,h,w,3]."""
+    pixels = rgb[object_masks(rgb)]  # [P,3]
     return ", ".join(f"{c:.2f}" for c in pixels.mean(0).tolist())
 
 

@@ -72,11 +72,16 @@ class Discriminator(nn.Module):
 
     steps: torch.Tensor  # D updates so far (a buffer: resumes with the checkpoint)
 
-    def __init__(self, cfg: DiscriminatorConfig, features: nn.Sequential, width: int) -> None:
+    def __init__(self, cfg: DiscriminatorConfig, widths: list[int], kernel: int, stride: int) -> None:
+        """`features`: one convolution (`kernel`, `stride`) + LeakyReLU per entry of `widths`, from RGB."""
         super().__init__()
         self.cfg = cfg
-        self.features = features
-        self.head = nn.Linear(width, 1)
+        mods: list[nn.Module] = []
+        for cin, cout in zip([3, *widths], widths):
+            mods += [nn.Conv2d(cin, cout, kernel, stride=stride, padding=(kernel - stride) // 2)]
+            mods += [nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*mods)
+        self.head = nn.Linear(widths[-1], 1)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -131,13 +136,7 @@ class ConvDiscriminator(Discriminator):
     Config = DiscriminatorConfig
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
-        mods: list[nn.Module] = []
-        cin = 3
-        for i in range(cfg.layers):
-            cout = cfg.channels * 2**i
-            mods += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
-            cin = cout
-        super().__init__(cfg, nn.Sequential(*mods), cin)
+        super().__init__(cfg, [cfg.channels * 2**i for i in range(cfg.layers)], kernel=4, stride=2)
 
 
 @dataclass
@@ -159,12 +158,7 @@ class PixelDiscriminator(Discriminator):
     cfg: PixelDiscriminatorConfig
 
     def __init__(self, cfg: PixelDiscriminatorConfig) -> None:
-        mods: list[nn.Module] = []
-        cin = 3
-        for _ in range(cfg.layers):
-            mods += [nn.Conv2d(cin, cfg.channels, 1), nn.LeakyReLU(0.2, inplace=True)]
-            cin = cfg.channels
-        super().__init__(cfg, nn.Sequential(*mods), cin)
+        super().__init__(cfg, [cfg.channels] * cfg.layers, kernel=1, stride=1)
 
     def pool(self, feats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The mean of features [B,C,h,w] over the image, or with `object_only` over its object's pixels."""
