@@ -63,6 +63,9 @@ def off_front(azimuth: Any) -> Any:
     return abs((azimuth + 180.0) % 360.0 - 180.0)
 
 
+VIEW_WORDS = ("front", "side", "back", "overhead")  # what view_direction returns
+
+
 def view_direction(azimuth: float, elevation: float) -> str:
     """DreamFusion's view word for a camera: 'overhead' above 60°, else front / side / back by azimuth."""
     if elevation > 60.0:

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from . import precision, registry, scene_layout
-from .cameras import Cameras, sample_views
+from .cameras import VIEW_WORDS, Cameras, sample_views, view_direction
 from .config import Scheduled, bounded, check_scheduled, component, schedule_values, scheduled, to_dict
 from .errors import ConfigError
 from .export import LEVELS, nerf_level
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
-from .guidance.reference import ReferenceConfig, reference_images
+from .guidance.reference import ReferenceConfig, colour_matching_loss, object_colours_by_view, reference_images
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
 from .optim import OptimizerConfig, make_optimizer
@@ -45,6 +45,7 @@ class SystemConfig:
 
     lambda_sds: float = bounded(1.0, 0.0)
     lambda_adv: Scheduled = 1e-2  # 0 throughout switches the discriminator off (no x̃ is sampled)
+    lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -59,8 +60,14 @@ class SystemConfig:
         """D takes part (and x̃ is sampled) unless λ_adv is 0 throughout."""
         return max(schedule_values(self.lambda_adv)) > 0
 
+    @property
+    def uses_reference(self) -> bool:
+        """x̃ is sampled for D or for the colour matching."""
+        return self.uses_discriminator or max(schedule_values(self.lambda_colour)) > 0
+
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
+        check_scheduled(self.lambda_colour, f"{where}.lambda_colour", lo=0.0)
         for name in ("p_nerf", "p_dmtet", "p_local"):  # probabilities
             check_scheduled(getattr(self, name), f"{where}.{name}", lo=0.0, hi=1.0)
 
@@ -132,7 +139,8 @@ def build_prior(cfg: Real3DConfig) -> Prior:
 class Real3DSystem(nn.Module):
     """θ (model), D and their optimisers; `training_step` is Eq. 11."""
 
-    reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator)
+    reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
+    reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (colour_matching_loss)
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -148,9 +156,12 @@ class Real3DSystem(nn.Module):
         self.discriminator: Discriminator | None = None
         if cfg.system.uses_discriminator:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
+        if cfg.system.uses_reference:
             with precision.use(cfg.precision):
                 x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
             self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
+            colours = object_colours_by_view(x_ref.float() / 255, cfg.reference)  # [4,3], VIEW_WORDS' order
+            self.register_buffer("reference_colours", colours, persistent=False)
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
@@ -192,6 +203,16 @@ class Real3DSystem(nn.Module):
         if self.discriminator is None:
             return renders[0][0].rgb.new_zeros(())
         return cast(torch.Tensor, sum(self.discriminator.generator_loss(out.rgb, generator) for out, _ in renders))
+
+    def colour_matching(self, renders: list[tuple[RenderOutput, Cameras]]) -> torch.Tensor:
+        """Σ over the rendered views of colour_matching_loss against x̃'s colour from the same side (its view
+        word): a feature drawn on the front is matched by the front views alone."""
+        total = renders[0][0].rgb.new_zeros(())
+        for out, cams in renders:
+            for b, (azimuth, elevation) in enumerate(zip(cams.azimuth.tolist(), cams.elevation.tolist())):
+                word = VIEW_WORDS.index(view_direction(azimuth, elevation))
+                total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word])
+        return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
         """One step of Eq. 11 on θ, then one step of Eq. 4 on D, in the run's precision."""
@@ -248,6 +269,9 @@ class Real3DSystem(nn.Module):
         with clock("adv"):
             adv = self.adversarial(renders, generator) if k is None else renders[0][0].rgb.new_zeros(())
             losses["loss_adv"] = scheduled(sys_cfg.lambda_adv, step) * adv
+        lambda_colour = scheduled(sys_cfg.lambda_colour, step)
+        if lambda_colour > 0 and k is None:  # x̃ shows the whole scene, as D's do
+            losses["loss_colour"] = lambda_colour * self.colour_matching(renders)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)

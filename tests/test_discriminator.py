@@ -111,3 +111,52 @@ def test_an_object_only_pixel_discriminator_reads_colour_but_not_size():
     assert pixels.grad is not None
     white = (fake[:1] == 1).all(-1)  # [1,H,W] background
     assert pixels.grad[white].abs().max() == 0 and pixels.grad[~white].abs().max() > 0
+
+
+def test_colour_matching_pulls_the_inner_colour_and_leaves_edges_and_size_alone():
+    """Feature matching on colour: x̃'s mean inner colour is its object's colour whatever the ball's size and
+    its soft edge; a pure-blue render is pulled to it through its inner pixels only (edge and background get no
+    gradient, so nothing pulls the outline), and a render in x̃'s colour costs 0 at any size."""
+    from real3d.guidance.reference import colour_matching_loss, inner_object_pixels, object_colour
+
+    prior_blue, pure_blue = torch.tensor([0.12, 0.24, 0.88]), [0.0, 0.0, 1.0]
+
+    def soft_ball(colour, radius: float) -> torch.Tensor:  # a one-pixel ring half white, as a blurred sample's
+        return (ball(colour, (0.0, 0.0), radius) + ball(colour, (0.0, 0.0), radius + 0.07)) / 2
+
+    reals = torch.stack([soft_ball(prior_blue.tolist(), 0.3 + 0.1 * i) for i in range(4)])
+    torch.testing.assert_close(object_colour(reals), prior_blue)
+    for radius in (0.3, 0.8):
+        assert float(colour_matching_loss(soft_ball(prior_blue.tolist(), radius)[None], prior_blue)) < 1e-10
+    fake = soft_ball(pure_blue, 0.5)[None].requires_grad_(True)
+    colour_matching_loss(fake, prior_blue).backward()
+    inner = inner_object_pixels(fake)
+    assert fake.grad is not None and fake.grad[~inner].abs().max() == 0 and fake.grad[inner].abs().max() > 0
+    assert not inner[(fake.detach() - torch.tensor(pure_blue)).abs().amax(-1) > 1e-6].any()  # no edge pixel
+    pixels = soft_ball(pure_blue, 0.5)[None].requires_grad_(True)
+    opt = torch.optim.Adam([pixels], lr=0.01)
+    for _ in range(60):
+        opt.zero_grad()
+        colour_matching_loss(pixels, prior_blue).backward()
+        opt.step()
+    assert (object_colour(pixels.detach()) - prior_blue).norm() < 0.2 * (torch.tensor(pure_blue) - prior_blue).norm()
+    assert float(colour_matching_loss(torch.ones(1, 8, 8, 3), prior_blue)) == 0.0  # nothing drawn: no pull
+
+
+def test_colour_matching_targets_come_from_x_tilde_of_the_same_side():
+    """x̃'s colour per view word: a door drawn on the front shows in the front views' colour alone, so the back
+    views of a render are not pulled toward it; a word with no x̃ of its own gets the mean of all of them."""
+    from real3d.cameras import VIEW_WORDS, view_direction
+    from real3d.guidance.reference import ReferenceConfig, object_colours_by_view, reference_views
+
+    cfg = ReferenceConfig(count=12, overhead_fraction=0.0)
+    words = [view_direction(a, e) for a, e in reference_views(cfg).tolist()]
+    body, door = [0.1, 0.2, 0.8], [0.9, 0.9, 0.2]
+    images = torch.stack([ball(door if w == "front" else body, (0.0, 0.0), 0.6) for w in words])
+    colours = object_colours_by_view(images, cfg)
+    assert colours.shape == (len(VIEW_WORDS), 3) and {"front", "side", "back"} <= set(words)
+    torch.testing.assert_close(colours[VIEW_WORDS.index("front")], torch.tensor(door))
+    torch.testing.assert_close(colours[VIEW_WORDS.index("back")], torch.tensor(body))
+    share = words.count("front") / len(words)
+    mean = share * torch.tensor(door) + (1 - share) * torch.tensor(body)
+    torch.testing.assert_close(colours[VIEW_WORDS.index("overhead")], mean)  # no overhead x̃: all of them

@@ -137,3 +137,19 @@ def test_dmtet_zoom_narrows_only_the_explicit_renderers_view(tmp_path: Path) -> 
     assert torch.equal(v1.fovy, z1.fovy) and torch.equal(v2.azimuth, z2.azimuth)
     assert torch.allclose(torch.tan(torch.deg2rad(z2.fovy) / 2), torch.tan(torch.deg2rad(v2.fovy) / 2) / 0.8)
     assert torch.allclose(z2.c2w, v2.c2w)
+
+
+def test_colour_matching_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path) -> None:
+    """system.lambda_colour > 0 alone (λ_adv 0, no D) still samples x̃ and adds loss_colour, whose gradient
+    reaches θ; with both weights at 0 no x̃ is drawn."""
+    overrides = [*tiny(tmp_path), "system.lambda_adv=0", "system.lambda_colour=300", "system.lambda_sds=0"]
+    overrides += ["regularizers.lambda_plane_tv=0", "regularizers.lambda_opacity_entropy=0"]
+    cfg = run_config("real3d", "a red cube", overrides)
+    system = Real3DSystem(cfg, build_prior(cfg))
+    assert system.discriminator is None and system.reference_colours.shape == (4, 3)
+    with deterministic():
+        stats = system.training_step(0, torch.Generator().manual_seed(0))
+    assert stats["loss_colour"] > 0 and stats["loss"] == stats["loss_colour"]  # every other term weighted 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
+    plain = run_config("real3d", "a red cube", [*tiny(tmp_path), "system.lambda_adv=0"])
+    assert not hasattr(Real3DSystem(plain, build_prior(plain)), "reference_colours")

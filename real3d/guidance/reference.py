@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..cameras import view_code, view_direction
+from ..cameras import VIEW_WORDS, view_code, view_direction
 from ..config import bounded
 from ..io import atomic_path
 from ..priors.base import Prior
@@ -86,3 +87,40 @@ def reference_images(prior: Prior, prompt: str, cfg: ReferenceConfig, progress: 
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, images=images.numpy(), prompts=np.array(prompts))
     return images
+
+
+def inner_object_pixels(rgb: torch.Tensor) -> torch.Tensor:
+    """Mask [B,H,W] of the object's inner pixels in views rgb [B,H,W,3] on a white background: more than 0.1
+    from white, and so are all 8 neighbours (an edge pixel, part background, is left out). Held constant: no
+    gradient moves a pixel into or out of it."""
+    away = ((1 - rgb.detach()).amax(-1) > 0.1).float()[:, None]  # [B,1,H,W]
+    return -F.max_pool2d(-away, 3, 1, 1)[:, 0] > 0.5  # erosion by one pixel
+
+
+def object_colour(rgb: torch.Tensor) -> torch.Tensor:
+    """Mean colour [3] of the inner object pixels of views rgb [B,H,W,3]; white where no view has any."""
+    mask = inner_object_pixels(rgb)
+    if not bool(mask.any()):
+        return rgb.new_ones(3)
+    return rgb[mask].mean(0)
+
+
+def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.Tensor:
+    """x̃'s mean inner object colour per view word of VIEW_WORDS [4,3], from images [count,H,W,3] in [0,1]
+    drawn at `reference_views(cfg)`: a front view of "a cube with a door" shows the door and a back view does
+    not. A view word without images of its own gets the mean over all of them."""
+    words = [view_direction(a, e) for a, e in reference_views(cfg).tolist()]
+    every = object_colour(images)
+    picked = [[i for i, w in enumerate(words) if w == word] for word in VIEW_WORDS]
+    return torch.stack([object_colour(images[torch.tensor(ids)]) if ids else every for ids in picked])
+
+
+def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor) -> torch.Tensor:
+    """Feature matching (Salimans et al. 2016) on one fixed feature, a pixel's colour: ||E c(x') − E c(x̃)||²
+    over the inner object pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]. Only
+    pixels inside the object carry the gradient, so it moves the object's colour and not its outline; 0 where
+    a render shows no object inside."""
+    mask = inner_object_pixels(fake)
+    if not bool(mask.any()):
+        return fake.sum() * 0.0
+    return (fake[mask].mean(0) - real_colour).square().sum()

@@ -158,8 +158,8 @@ def prior_sample_scores(settings: BenchSettings, root: Path) -> dict[str, float]
     for prompt in settings.prompts:
         for preset in settings.presets:
             cfg = cell_config(Cell(preset, prompt, settings.seeds[0]), settings)
-            if not cfg.system.uses_discriminator:
-                continue  # a preset without D draws no x̃
+            if not cfg.system.uses_reference:
+                continue  # a preset without D (or colour matching) draws no x̃
             path = root / "cache" / cache_path(build_prior(cfg), prompt, cfg.reference).name
             if path.exists():
                 x_ref = torch.from_numpy(np.load(path)["images"]).float() / 255  # [N,h,w,3]
