@@ -56,9 +56,11 @@ def main() -> None:
     p.add_argument("--scales", default="0.85,0.9,0.95,1,1.05,1.1,1.15", help="magnifications k, comma-separated")
     p.add_argument("--mesh", action="store_true", help="draw the GT as a run is drawn: meshed and rasterized")
     p.add_argument("--chroma", type=float, default=1.0, help="scale each pixel's distance from grey (1: as drawn)")
+    p.add_argument("--weights", default=None, help="judge folder (default: the shipped weights/)")
     args = p.parse_args()
     torch.set_num_threads(2)
-    judge, scales = load_judge(), [float(k) for k in args.scales.split(",")]
+    judge = load_judge() if args.weights is None else load_judge(args.weights)
+    scales = [float(k) for k in args.scales.split(",")]
     prompts = [ln.strip() for ln in args.prompts.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     print("| prompt | " + " | ".join(f"k = {k:g}" for k in scales) + " | max − min |")
     print("|---" + "|---:" * (len(scales) + 1) + "|")
