@@ -27,7 +27,13 @@ from .errors import ConfigError
 from .export import LEVELS, nerf_level
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
-from .guidance.reference import ReferenceConfig, colour_matching_loss, object_colours_by_view, reference_images
+from .guidance.reference import (
+    ReferenceConfig,
+    colour_matching_loss,
+    object_colour,
+    object_colours_by_view,
+    reference_images,
+)
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
 from .optim import OptimizerConfig, make_optimizer
@@ -46,6 +52,7 @@ class SystemConfig:
     lambda_sds: float = bounded(1.0, 0.0)
     lambda_adv: Scheduled = 1e-2  # 0 throughout switches the discriminator off (no x̃ is sampled)
     lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
+    colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -160,7 +167,12 @@ class Real3DSystem(nn.Module):
             with precision.use(cfg.precision):
                 x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
             self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
-            colours = object_colours_by_view(x_ref.float() / 255, cfg.reference)  # [4,3], VIEW_WORDS' order
+            images = x_ref.float() / 255
+            colours = (  # [4,3], VIEW_WORDS' order
+                object_colours_by_view(images, cfg.reference)
+                if cfg.system.colour_by_view
+                else object_colour(images).expand(len(VIEW_WORDS), 3)
+            )
             self.register_buffer("reference_colours", colours, persistent=False)
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:

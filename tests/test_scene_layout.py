@@ -151,5 +151,8 @@ def test_colour_matching_samples_x_tilde_without_d_and_moves_theta(tmp_path: Pat
         stats = system.training_step(0, torch.Generator().manual_seed(0))
     assert stats["loss_colour"] > 0 and stats["loss"] == stats["loss_colour"]  # every other term weighted 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
+    one = run_config("real3d", "a red cube", [*overrides, "system.colour_by_view=false"])
+    colours = Real3DSystem(one, build_prior(one)).reference_colours  # every view word: the mean of all x̃
+    assert torch.equal(colours, colours[:1].expand(4, 3))
     plain = run_config("real3d", "a red cube", [*tiny(tmp_path), "system.lambda_adv=0"])
     assert not hasattr(Real3DSystem(plain, build_prior(plain)), "reference_colours")
