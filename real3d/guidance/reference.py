@@ -117,9 +117,10 @@ def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.
 
 def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor) -> torch.Tensor:
     """Feature matching (Salimans et al. 2016) on one fixed feature, a pixel's colour: ||E c(x') − E c(x̃)||²
-    over the inner object pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]. Only
-    pixels inside the object carry the gradient, so it moves the object's colour and not its outline; 0 where
-    a render shows no object inside."""
+    over the inner object pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]; 0 where
+    a render shows no object inside. Only pixels inside the object carry the gradient, so no edge pixel is
+    pushed to a full colour (what widened shapes under the pixel D); through a faint object's inner pixels it
+    still reaches the density (docs/results.md, twenty-first round: the capsule grows)."""
     mask = inner_object_pixels(fake)
     if not bool(mask.any()):
         return fake.sum() * 0.0
