@@ -68,9 +68,14 @@ class SystemConfig:
         return max(schedule_values(self.lambda_adv)) > 0
 
     @property
+    def uses_colour_matching(self) -> bool:
+        """The colour matching takes part unless λ_colour is 0 throughout."""
+        return max(schedule_values(self.lambda_colour)) > 0
+
+    @property
     def uses_reference(self) -> bool:
         """x̃ is sampled for D or for the colour matching."""
-        return self.uses_discriminator or max(schedule_values(self.lambda_colour)) > 0
+        return self.uses_discriminator or self.uses_colour_matching
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
@@ -147,7 +152,7 @@ class Real3DSystem(nn.Module):
     """θ (model), D and their optimisers; `training_step` is Eq. 11."""
 
     reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
-    reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (colour_matching_loss)
+    reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (with colour matching)
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -167,7 +172,8 @@ class Real3DSystem(nn.Module):
             with precision.use(cfg.precision):
                 x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
             self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
-            images = x_ref.float() / 255
+        if cfg.system.uses_colour_matching:
+            images = self.reference.float() / 255
             colours = (  # [4,3], VIEW_WORDS' order
                 object_colours_by_view(images, cfg.reference)
                 if cfg.system.colour_by_view

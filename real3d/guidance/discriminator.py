@@ -18,6 +18,7 @@ from torch import nn
 from .. import precision
 from ..config import bounded
 from ..registry import register
+from .reference import object_pixels
 
 
 def diff_augment(
@@ -164,5 +165,5 @@ class PixelDiscriminator(Discriminator):
         """The mean of features [B,C,h,w] over the image, or with `object_only` over its object's pixels."""
         if not self.cfg.object_only:
             return super().pool(feats, x)
-        mask = ((1 - x.detach()).amax(1, keepdim=True) / 2 > 0.1).to(feats.dtype)  # [B,1,H,W]: x in [−1,1]
+        mask = object_pixels((x.permute(0, 2, 3, 1) + 1) / 2)[:, None].to(feats.dtype)  # [B,1,H,W]: x in [−1,1]
         return (feats * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)

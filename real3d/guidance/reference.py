@@ -89,11 +89,16 @@ def reference_images(prior: Prior, prompt: str, cfg: ReferenceConfig, progress: 
     return images
 
 
+def object_pixels(rgb: torch.Tensor) -> torch.Tensor:
+    """Mask [B,H,W] of the object's pixels in views rgb [B,H,W,3] in [0,1] on a white background: more than 0.1
+    from white in some channel. Held constant: no gradient moves a pixel into or out of it."""
+    return (1 - rgb.detach()).amax(-1) > 0.1
+
+
 def inner_object_pixels(rgb: torch.Tensor) -> torch.Tensor:
-    """Mask [B,H,W] of the object's inner pixels in views rgb [B,H,W,3] on a white background: more than 0.1
-    from white, and so are all 8 neighbours (an edge pixel, part background, is left out). Held constant: no
-    gradient moves a pixel into or out of it."""
-    away = ((1 - rgb.detach()).amax(-1) > 0.1).float()[:, None]  # [B,1,H,W]
+    """`object_pixels` [B,H,W] whose 8 neighbours are object pixels too: an edge pixel, part background, is left
+    out."""
+    away = object_pixels(rgb).float()[:, None]  # [B,1,H,W]
     return -F.max_pool2d(-away, 3, 1, 1)[:, 0] > 0.5  # erosion by one pixel
 
 
