@@ -28,6 +28,7 @@ from .export import LEVELS, nerf_level
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import (
+    ColourPull,
     ReferenceConfig,
     colour_matching_loss,
     object_colour,
@@ -53,6 +54,7 @@ class SystemConfig:
     lambda_adv: Scheduled = 1e-2  # 0 throughout switches the discriminator off (no x̃ is sampled)
     lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
+    colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -225,11 +227,11 @@ class Real3DSystem(nn.Module):
     def colour_matching(self, renders: list[tuple[RenderOutput, Cameras]]) -> torch.Tensor:
         """Σ over the rendered views of colour_matching_loss against x̃'s colour from the same side (its view
         word): a feature drawn on the front is matched by the front views alone."""
-        total = renders[0][0].rgb.new_zeros(())
+        total, pull = renders[0][0].rgb.new_zeros(()), self.cfg.system.colour_pull
         for out, cams in renders:
             for b, (azimuth, elevation) in enumerate(zip(cams.azimuth.tolist(), cams.elevation.tolist())):
                 word = VIEW_WORDS.index(view_direction(azimuth, elevation))
-                total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word])
+                total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word], pull)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:

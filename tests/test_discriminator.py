@@ -143,6 +143,32 @@ def test_colour_matching_pulls_the_inner_colour_and_leaves_edges_and_size_alone(
     assert float(colour_matching_loss(torch.ones(1, 8, 8, 3), prior_blue)) == 0.0  # nothing drawn: no pull
 
 
+def test_solid_colour_pull_darkens_a_faint_object_along_its_hue_and_leaves_a_full_colour_alone():
+    """colour_pull "solid": a faint orange fog (orange blended with white) is pulled away from white along its
+    own hue toward x̃'s distance from white; a render as far from white as x̃ or further, whatever its hue or
+    shade (a darker red, a feature x̃ lacks), costs 0 and gets no gradient."""
+    from real3d.guidance.reference import colour_matching_loss, object_colour
+
+    prior_orange = torch.tensor([0.88, 0.48, 0.04])
+    fog = (0.35 * prior_orange + 0.65).tolist()  # a faint object: a third of the colour, the rest white
+    pixels = ball(fog, (0.0, 0.0), 0.5)[None].requires_grad_(True)
+    start = object_colour(pixels.detach())
+    opt = torch.optim.SGD([pixels], lr=100.0)
+    for _ in range(20):
+        opt.zero_grad()
+        colour_matching_loss(pixels, prior_orange, "solid").backward()
+        opt.step()
+    end = object_colour(pixels.detach())
+    assert (1 - end).norm() > (1 - start).norm() + 0.5 * ((1 - prior_orange).norm() - (1 - start).norm())
+    hue_start, hue_end = (1 - start) / (1 - start).norm(), (1 - end) / (1 - end).norm()
+    assert (hue_end - hue_start).norm() < 1e-3  # still orange, only more of it
+    for full in ([0.5, 0.0, 0.0], [0.1, 0.2, 0.9], prior_orange.tolist()):  # further from white, or as far
+        other = ball(full, (0.0, 0.0), 0.5)[None].requires_grad_(True)
+        loss = colour_matching_loss(other, prior_orange, "solid")
+        loss.backward()
+        assert float(loss.detach()) == 0.0 and other.grad is not None and other.grad.abs().max() == 0
+
+
 def test_colour_matching_targets_come_from_x_tilde_of_the_same_side():
     """x̃'s colour per view word: a door drawn on the front shows in the front views' colour alone, so the back
     views of a render are not pulled toward it; a word with no x̃ of its own gets the mean of all of them."""

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from ..priors.base import Prior
 from .prompts import view_prompt
 
 DEFAULT_CACHE = Path("outputs/cache/reference")
+ColourPull = Literal["match", "solid"]  # colour_matching_loss: the colour itself, or a faint one's distance from white
 OVERHEAD_ELEVATION = 75.0  # degrees: the overhead views of x̃ (the toy world's highest cameras)
 
 
@@ -120,13 +122,20 @@ def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.
     return torch.stack([object_colour(images[torch.tensor(ids)]) if ids else every for ids in picked])
 
 
-def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor) -> torch.Tensor:
-    """Feature matching (Salimans et al. 2016) on one fixed feature, a pixel's colour: ||E c(x') − E c(x̃)||²
-    over the inner object pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]; 0 where
-    a render shows no object inside. Only pixels inside the object carry the gradient, so no edge pixel is
-    pushed to a full colour (what widened shapes under the pixel D); through a faint object's inner pixels it
-    still reaches the density (docs/results.md, twenty-first round: the capsule grows)."""
+def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor, toward: ColourPull = "match") -> torch.Tensor:
+    """Feature matching (Salimans et al. 2016) on one fixed feature, a pixel's colour, over the inner object
+    pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]; 0 where a render shows no
+    object inside. Only pixels inside the object carry the gradient, so no edge pixel is pushed to a full colour
+    (what widened shapes under the pixel D); through a faint object's inner pixels it still reaches the density
+    (docs/results.md, twenty-first round: the capsule grows).
+    - "match": ||E c(x') − E c(x̃)||², the colour itself;
+    - "solid": max(0, ||1 − E c(x̃)|| − ||1 − E c(x')||)², only a render whose colour lies nearer white than x̃'s,
+      a faint fog, is pulled, and only away from white along its own hue: a feature, a hue or a shade that x̃
+      and the render tell apart is left alone."""
     mask = inner_object_pixels(fake)
     if not bool(mask.any()):
         return fake.sum() * 0.0
-    return (fake[mask].mean(0) - real_colour).square().sum()
+    colour = fake[mask].mean(0)
+    if toward == "solid":
+        return F.relu((1 - real_colour).norm() - (1 - colour).norm()).square()
+    return (colour - real_colour).square().sum()
