@@ -122,7 +122,7 @@ def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.
     return torch.stack([object_colour(images[torch.tensor(ids)]) if ids else every for ids in picked])
 
 
-def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor, toward: ColourPull = "match") -> torch.Tensor:
+def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor, pull: ColourPull = "match") -> torch.Tensor:
     """Feature matching (Salimans et al. 2016) on one fixed feature, a pixel's colour, over the inner object
     pixels of the renders fake [B,H,W,3] against x̃'s mean colour real_colour [3]; 0 where a render shows no
     object inside. Only pixels inside the object carry the gradient, so no edge pixel is pushed to a full colour
@@ -136,6 +136,6 @@ def colour_matching_loss(fake: torch.Tensor, real_colour: torch.Tensor, toward: 
     if not bool(mask.any()):
         return fake.sum() * 0.0
     colour = fake[mask].mean(0)
-    if toward == "solid":
+    if pull == "solid":
         return F.relu((1 - real_colour).norm() - (1 - colour).norm()).square()
     return (colour - real_colour).square().sum()
