@@ -42,11 +42,13 @@ def main() -> None:
     torch.set_num_threads(2)
     print("| prompt | x̃ | GT | " + " | ".join(str(b) for b in args.benches) + " |")
     print("|---" * (len(args.benches) + 3) + "|")
-    for prompt in read_prompts(args.prompts):
+    prompts = read_prompts(args.prompts)
+    prior = build_prior(run_config(args.preset, prompts[0], args.set))  # the prompt does not change the prior
+    for prompt in prompts:
         cfg = run_config(args.preset, prompt, args.set)
         reference = dataclasses.replace(cfg.reference, cache_dir=str(args.benches[0] / "cache"))
         with precision.use(cfg.precision):  # as a run samples them
-            x_ref = reference_images(build_prior(cfg), prompt, reference, progress=False).float() / 255
+            x_ref = reference_images(prior, prompt, reference, progress=False).float() / 255
         runs = [Cell(args.preset, prompt, args.seed).folder(b) for b in args.benches]
         drawn = [rgb(object_colour(load_views(r))) if (r / "views.png").exists() else "–" for r in runs]
         print(

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from ..cameras import off_front, view_code
+from ..cameras import VIEW_WORDS, off_front, view_code
 from ..priors.base import Prior, TextEmbedding
 
-VIEWS = ("front", "side", "back", "overhead")
 OVERHEAD_START, OVERHEAD_SPAN = 45.0, 30.0
 
 
@@ -52,8 +51,8 @@ class PositionalPrompt:
     def __init__(self, prior: Prior, prompt: str, side: str | None = None, back: str | None = None) -> None:
         """`side`, `back`: the prompts of those views (None: `prompt`), interpolated as the view words are."""
         self.prompt = prompt
-        per_view = (prompt, side or prompt, back or prompt, prompt)  # VIEWS' order
-        emb = prior.encode_text([view_prompt(p, v) for p, v in zip(per_view, VIEWS)])
+        per_view = (prompt, side or prompt, back or prompt, prompt)  # VIEW_WORDS' order
+        emb = prior.encode_text([view_prompt(p, v) for p, v in zip(per_view, VIEW_WORDS)])
         self.views, self.uncond = emb.cond, emb.uncond[:1]  # [4,L,D], [1,L,D]
 
     def __call__(self, azimuth: torch.Tensor, elevation: torch.Tensor, perp_neg: float = 0.0) -> TextEmbedding:

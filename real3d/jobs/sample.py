@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..cameras import view_code
+from ..cameras import VIEW_WORDS, view_code
 from ..errors import UserError
-from ..guidance.prompts import VIEWS, view_prompt
+from ..guidance.prompts import view_prompt
 from ..io import contact_sheet, discard_replaced, prepare_out_dir, save_image, write_text
 from ..priors.embedded import SHIPPED, EmbeddedPrior
 from ..toyworld.scene import check_prompt
@@ -50,7 +50,7 @@ VIEW_CAMERAS = {"front": (0.0, 15.0), "side": (90.0, 15.0), "back": (180.0, 15.0
 def view_prompts(prompt: str, n: int) -> tuple[list[str], torch.Tensor]:
     """n copies of a prompt with the view suffixes in turn (front, side, back, overhead, front, ...), and the
     camera code of each (cameras.view_code [n,5], read by a view-conditioned prior)."""
-    views = [VIEWS[i % len(VIEWS)] for i in range(n)]
+    views = [VIEW_WORDS[i % len(VIEW_WORDS)] for i in range(n)]
     cams = torch.tensor([VIEW_CAMERAS[v] for v in views])
     return [view_prompt(prompt, v) for v in views], view_code(cams[:, 0], cams[:, 1])
 
