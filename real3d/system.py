@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import precision, registry, scene_layout
-from .cameras import VIEW_WORDS, Cameras, sample_views, view_direction
+from .cameras import VIEW_WORDS, Cameras, orbit, sample_views, view_direction
 from .config import Scheduled, bounded, check_scheduled, component, schedule_values, scheduled, to_dict
 from .errors import ConfigError
 from .export import LEVELS, nerf_level
+from .guidance.anchor import ANCHOR_AZIMUTHS, ANCHOR_VIEWS, anchor_loss, view_anchors
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import (
@@ -34,6 +36,7 @@ from .guidance.reference import (
     object_colour,
     object_colours_by_view,
     reference_images,
+    reference_views,
 )
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
@@ -55,6 +58,10 @@ class SystemConfig:
     lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
+    lambda_anchor: Scheduled = (
+        0.0  # the front or back view pulled to x̃'s medoid inside its own box (guidance/anchor.py)
+    )
+    anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(ANCHOR_VIEWS))  # anchored every step
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -75,13 +82,23 @@ class SystemConfig:
         return max(schedule_values(self.lambda_colour)) > 0
 
     @property
+    def uses_anchor(self) -> bool:
+        """The view anchors take part unless λ_anchor is 0 throughout."""
+        return max(schedule_values(self.lambda_anchor)) > 0
+
+    @property
     def uses_reference(self) -> bool:
-        """x̃ is sampled for D or for the colour matching."""
-        return self.uses_discriminator or self.uses_colour_matching
+        """x̃ is sampled for D, the colour matching or the view anchors."""
+        return self.uses_discriminator or self.uses_colour_matching or self.uses_anchor
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
         check_scheduled(self.lambda_colour, f"{where}.lambda_colour", lo=0.0)
+        check_scheduled(self.lambda_anchor, f"{where}.lambda_anchor", lo=0.0)
+        if not self.anchor_views or not set(self.anchor_views) <= set(ANCHOR_VIEWS):
+            raise ConfigError(
+                f"{where}.anchor_views: expected some of {', '.join(ANCHOR_VIEWS)}, got {self.anchor_views}"
+            )
         for name in ("p_nerf", "p_dmtet", "p_local"):  # probabilities
             check_scheduled(getattr(self, name), f"{where}.{name}", lo=0.0, hi=1.0)
 
@@ -115,6 +132,13 @@ class Real3DConfig(SceneConfig):
                 f"{where}: regularizers.lambda_appearance_tv acts on field.appearance_channels, which is 0 here; "
                 "set field.appearance_channels (e.g. 4) or leave lambda_appearance_tv at 0"
             )
+        if self.system.uses_anchor:
+            words = {view_direction(a, e) for a, e in reference_views(self.reference).tolist()}
+            if missing := [w for w in self.system.anchor_views if w not in words]:
+                raise ConfigError(
+                    f"{where}: system.lambda_anchor needs a {' and a '.join(missing)} view of x̃, and its "
+                    f"reference.count={self.reference.count} views have none; raise reference.count (8 or more)"
+                )
         if self.system.fit_level_every > 0 and self.renderer_type != "nerf":
             raise ConfigError(
                 f"{where}: system.fit_level_every fits DMTet's ε to what the NeRF draws, and renderer_type is "
@@ -155,6 +179,7 @@ class Real3DSystem(nn.Module):
 
     reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
     reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (with colour matching)
+    anchors: torch.Tensor  # x̃'s front and back medoids [2,H,W,3] in [0,1] (with the view anchors)
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -182,6 +207,9 @@ class Real3DSystem(nn.Module):
                 else object_colour(images).expand(len(VIEW_WORDS), 3)
             )
             self.register_buffer("reference_colours", colours, persistent=False)
+        if cfg.system.uses_anchor:
+            anchors = view_anchors(self.reference.float() / 255, reference_views(cfg.reference))
+            self.register_buffer("anchors", anchors, persistent=False)
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
@@ -232,6 +260,35 @@ class Real3DSystem(nn.Module):
             for b, (azimuth, elevation) in enumerate(zip(cams.azimuth.tolist(), cams.elevation.tolist())):
                 word = VIEW_WORDS.index(view_direction(azimuth, elevation))
                 total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word], pull)
+        return total
+
+    def view_anchor(self, passes: list[tuple[nn.Module, int]], generator: torch.Generator) -> torch.Tensor:
+        """Σ anchor_loss of θ drawn by each (renderer, size) of the step at the camera of each view anchor of
+        `anchor_views` (azimuth 0 for the front, 180 for the back, at x̃'s elevation, the middle of the training
+        radius and field of view), in the step's shading, against that anchor. Both in one step: where a
+        triplane plane is shared by the front and the back, their pulls meet in one gradient."""
+        cam, total = self.cfg.camera, self.anchors.new_zeros(())
+        for word in self.cfg.system.anchor_views:
+            i = ANCHOR_VIEWS.index(word)
+            anchor = self.anchors[i]  # [H,W,3]
+            view = orbit(
+                1,
+                self.cfg.reference.elevation,
+                sum(cam.radius_range) / 2,
+                sum(cam.fovy_range) / 2,
+                start_azimuth=ANCHOR_AZIMUTHS[i],
+            )
+            for renderer, size in passes:
+                rgb = self.render(renderer, view, size, generator).rgb  # [1,size,size,3]
+                if size != anchor.shape[0]:  # compared at x̃'s resolution
+                    rgb = F.interpolate(
+                        rgb.permute(0, 3, 1, 2),
+                        size=anchor.shape[:2],
+                        mode="bilinear",
+                        antialias=True,
+                        align_corners=False,
+                    ).permute(0, 2, 3, 1)
+                total = total + anchor_loss(rgb, anchor)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
@@ -292,6 +349,11 @@ class Real3DSystem(nn.Module):
         lambda_colour = scheduled(sys_cfg.lambda_colour, step)
         if lambda_colour > 0 and k is None:  # x̃ shows the whole scene, as D's do
             losses["loss_colour"] = lambda_colour * self.colour_matching(renders)
+        lambda_anchor = scheduled(sys_cfg.lambda_anchor, step)
+        if lambda_anchor > 0 and k is None:  # x̃ shows the whole scene
+            with clock("anchor"):
+                drawn = [(renderer, size) for renderer, _, size, _, _ in passes]
+                losses["loss_anchor"] = lambda_anchor * self.view_anchor(drawn, generator)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,92 @@
+"""View anchors (guidance/anchor.py): x̃'s front and back medoids, fitted to the render's box, pull its colours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from real3d.errors import ConfigError
+from real3d.guidance.anchor import ANCHOR_VIEWS, anchor_loss, fit_to_box, outline_box, view_anchors
+from real3d.guidance.reference import object_pixels
+from real3d.jobs.generate import run_config
+from real3d.system import Real3DSystem, build_prior, deterministic
+from tests.test_generate import tiny
+
+RED, BLACK = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.0, 0.0, 0.0])
+
+
+def square(size: int, lo: int, hi: int, eye: bool = False) -> torch.Tensor:
+    """A white image [size,size,3] with a red square over pixels lo..hi−1, and with `eye` a black mark a
+    seventh of its side wide, centred a quarter down the square and across its middle (a feature that has a
+    place on the object)."""
+    img = torch.ones(size, size, 3)
+    img[lo:hi, lo:hi] = RED
+    if eye:
+        e, mid, quarter = (hi - lo) // 7, (lo + hi) // 2, lo + (hi - lo) // 4
+        img[quarter - e // 2 : quarter - e // 2 + e, mid - e // 2 : mid - e // 2 + e] = BLACK
+    return img
+
+
+def test_view_anchors_are_the_medoids_of_the_front_and_the_back_views() -> None:
+    """Of three front views, the one between the other two; of the back views, theirs; a side view, however
+    central, is neither; a word without a view fails with what to do."""
+    front = [square(16, 4, 12), square(16, 5, 12), square(16, 6, 12)]
+    back = [square(16, 3, 13) * 0.5, square(16, 5, 12) * 0.5]
+    images = torch.stack([*front, *back, square(16, 5, 12)])
+    views = torch.tensor([[0.0, 15.0], [10.0, 15.0], [-20.0, 15.0], [180.0, 15.0], [-170.0, 15.0], [90.0, 15.0]])
+    anchors = view_anchors(images, views)
+    assert anchors.shape == (2, 16, 16, 3)
+    assert torch.equal(anchors[ANCHOR_VIEWS.index("front")], images[1])
+    assert torch.equal(anchors[ANCHOR_VIEWS.index("back")], images[3])  # a tie of two: the first
+    with pytest.raises(ValueError, match="no back view.*reference.count"):
+        view_anchors(images[:3], views[:3])
+
+
+def test_fit_to_box_lands_the_anchor_and_its_feature_on_the_render_box() -> None:
+    """An anchor drawn twice as large and off centre, fitted to a render's square, covers exactly that square,
+    and its eye lands where the same eye lies on a render of that size: the feature keeps its place on the
+    object, not in the image."""
+    anchor = square(32, 2, 30, eye=True)
+    render = square(32, 6, 26)[None]
+    fitted = fit_to_box(anchor, render)
+    assert fitted is not None
+    assert torch.allclose(outline_box(object_pixels(fitted)[0]), outline_box(object_pixels(render)[0]))
+    dark = fitted[0].amax(-1) < 0.4  # [H,W]: the eye
+    rows, cols = dark.nonzero().float().mean(0)
+    assert abs(rows - (6 + 20 / 4 - 0.5)) < 0.5 and abs(cols - 15.5) < 0.5
+    assert fit_to_box(anchor, torch.ones(1, 32, 32, 3)) is None  # an empty render: nothing to fit
+
+
+def test_anchor_loss_pulls_colour_inside_the_box_and_never_grows_it() -> None:
+    """A featureless render of the anchor's object costs more than one with its feature, at another size; the
+    gradient darkens the render where the fitted anchor has its eye and leaves every pixel outside the
+    render's own box alone."""
+    anchor = square(32, 2, 30, eye=True)
+    with_eye, plain = square(32, 9, 23, eye=True)[None], square(32, 9, 23)[None]
+    assert anchor_loss(plain, anchor) > 2 * anchor_loss(with_eye, anchor)
+    rgb = plain.clone().requires_grad_(True)
+    anchor_loss(rgb, anchor).backward()
+    grad = rgb.grad[0]  # [H,W,3]; descent moves rgb by −grad
+    eye = fit_to_box(anchor, plain)[0].amax(-1) < 0.4
+    assert (grad[eye] > 0).all()  # pushed toward black
+    outside = ~object_pixels(plain)[0]
+    assert grad[outside].abs().max() == 0
+    assert anchor_loss(torch.ones(1, 32, 32, 3, requires_grad=True), anchor) == 0  # no object: no pull
+
+
+def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path) -> None:
+    """system.lambda_anchor > 0 alone (λ_adv 0, no D) samples x̃, keeps its front and back medoids and adds
+    loss_anchor, whose gradient reaches θ."""
+    overrides = [*tiny(tmp_path), "system.lambda_adv=0", "system.lambda_anchor=100", "system.lambda_sds=0"]
+    overrides += ["regularizers.lambda_plane_tv=0", "regularizers.lambda_opacity_entropy=0", "field.blob_density=30"]
+    with pytest.raises(ConfigError, match="needs a front and a back view.*reference.count=4.*raise reference.count"):
+        run_config("real3d", "a red cube", overrides)  # 4 views of x̃, at ±45° and ±135°: neither a front nor a back
+    cfg = run_config("real3d", "a red cube", [*overrides, "reference.count=8"])
+    system = Real3DSystem(cfg, build_prior(cfg))
+    assert system.discriminator is None and system.anchors.shape == (2, *system.reference.shape[1:])
+    with deterministic():
+        stats = system.training_step(0, torch.Generator().manual_seed(0))
+    assert stats["loss_anchor"] > 0 and stats["loss"] == stats["loss_anchor"]  # every other term weighted 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
