@@ -46,7 +46,7 @@ from .priors.base import Prior
 from .regularizers import RegularizerConfig, field_regularizer_losses, regularizer_losses
 from .render.base import RenderOutput
 from .render.nerf import NeRFRenderer
-from .render.shading import sample_light, sample_mode
+from .render.shading import ShadingMode, sample_light, sample_mode
 
 
 @dataclass
@@ -62,6 +62,8 @@ class SystemConfig:
         0.0  # the front or back view pulled to x̃'s medoid inside its own box (guidance/anchor.py)
     )
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(ANCHOR_VIEWS))  # anchored every step
+    anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or drawn as
+    # the step's (a lambertian anchor is met by dents, which the density planes mirror to the back)
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -226,8 +228,11 @@ class Real3DSystem(nn.Module):
         v1, v2 = self.views(generator, step)
         return v1.focus(blob[:3], zoom), v2.focus(blob[:3], zoom)
 
-    def render(self, renderer: nn.Module, cams: Cameras, size: int, generator: torch.Generator) -> RenderOutput:
-        mode = sample_mode(self.cfg.shading, generator)
+    def render(
+        self, renderer: nn.Module, cams: Cameras, size: int, generator: torch.Generator, mode: ShadingMode | None = None
+    ) -> RenderOutput:
+        """θ drawn by `renderer` at cams in `mode` (None: drawn from the shading config) under a random light."""
+        mode = mode or sample_mode(self.cfg.shading, generator)
         light = sample_light(cams.position, self.cfg.shading, generator)
         return renderer(cams, size, size, mode, light, generator)
 
@@ -265,9 +270,11 @@ class Real3DSystem(nn.Module):
     def view_anchor(self, passes: list[tuple[nn.Module, int]], generator: torch.Generator) -> torch.Tensor:
         """Σ anchor_loss of θ drawn by each (renderer, size) of the step at the camera of each view anchor of
         `anchor_views` (azimuth 0 for the front, 180 for the back, at x̃'s elevation, the middle of the training
-        radius and field of view), in the step's shading, against that anchor. Both in one step: where a
-        triplane plane is shared by the front and the back, their pulls meet in one gradient."""
+        radius and field of view), against that anchor, in albedo shading (`anchor_shading`: or the step's). Both
+        in one step: where a triplane plane is shared by the front and the back, their pulls meet in one
+        gradient."""
         cam, total = self.cfg.camera, self.anchors.new_zeros(())
+        mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
         for word in self.cfg.system.anchor_views:
             i = ANCHOR_VIEWS.index(word)
             anchor = self.anchors[i]  # [H,W,3]
@@ -279,7 +286,7 @@ class Real3DSystem(nn.Module):
                 start_azimuth=ANCHOR_AZIMUTHS[i],
             )
             for renderer, size in passes:
-                rgb = self.render(renderer, view, size, generator).rgb  # [1,size,size,3]
+                rgb = self.render(renderer, view, size, generator, mode).rgb  # [1,size,size,3]
                 if size != anchor.shape[0]:  # compared at x̃'s resolution
                     rgb = F.interpolate(
                         rgb.permute(0, 3, 1, 2),
