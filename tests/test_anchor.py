@@ -61,8 +61,8 @@ def test_fit_to_box_lands_the_anchor_and_its_feature_on_the_render_box() -> None
 
 def test_anchor_loss_pulls_colour_inside_the_box_and_never_grows_it() -> None:
     """A featureless render of the anchor's object costs more than one with its feature, at another size; the
-    gradient darkens the render where the fitted anchor has its eye and leaves every pixel outside the
-    render's own box alone."""
+    gradient darkens the render where the fitted anchor has its eye and leaves every pixel that the render
+    shows as background alone, inside its box as well as outside it (a fuller x̃ would grow the render)."""
     anchor = square(32, 2, 30, eye=True)
     with_eye, plain = square(32, 9, 23, eye=True)[None], square(32, 9, 23)[None]
     assert anchor_loss(plain, anchor) > 2 * anchor_loss(with_eye, anchor)
@@ -73,6 +73,11 @@ def test_anchor_loss_pulls_colour_inside_the_box_and_never_grows_it() -> None:
     assert (grad[eye] > 0).all()  # pushed toward black
     outside = ~object_pixels(plain)[0]
     assert grad[outside].abs().max() == 0
+    disc = plain.clone()
+    disc[0, 9:11, 9:11] = disc[0, 9:11, 21:23] = 1.0  # two corners cut off: background inside the render's box
+    rgb = disc.requires_grad_(True)
+    anchor_loss(rgb, anchor).backward()
+    assert rgb.grad[0, 9:11, 9:11].abs().max() == 0 and rgb.grad[0, 9:11, 21:23].abs().max() == 0
     assert anchor_loss(torch.ones(1, 32, 32, 3, requires_grad=True), anchor) == 0  # no object: no pull
 
 
@@ -90,3 +95,27 @@ def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path)
         stats = system.training_step(0, torch.Generator().manual_seed(0))
     assert stats["loss_anchor"] > 0 and stats["loss"] == stats["loss_anchor"]  # every other term weighted 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
+
+
+def test_anchor_shading_albedo_draws_the_anchor_views_unlit_whatever_the_step_draws(tmp_path: Path) -> None:
+    """With anchor_shading albedo (the default) loss_anchor is the same under an albedo-only and a
+    lambertian-only shading config; with `step` the anchor renders follow the config, and the two differ."""
+    base = [
+        *tiny(tmp_path),
+        "reference.count=8",
+        "system.lambda_adv=0",
+        "system.lambda_anchor=1",
+        "field.blob_density=30",
+    ]
+    losses = {}
+    for shading in ("albedo", "step"):
+        for probs in (
+            "shading.probs.albedo=1.0 shading.probs.lambertian=0.0",
+            "shading.probs.albedo=0.0 shading.probs.lambertian=1.0",
+        ):
+            cfg = run_config("real3d", "a red cube", [*base, f"system.anchor_shading={shading}", *probs.split()])
+            system = Real3DSystem(cfg, build_prior(cfg))
+            with deterministic():
+                losses[shading, probs] = system.training_step(0, torch.Generator().manual_seed(0))["loss_anchor"]
+    albedo, step = [[v for (s, _), v in losses.items() if s == k] for k in ("albedo", "step")]
+    assert albedo[0] == albedo[1] and step[0] != step[1], losses

@@ -8,9 +8,9 @@ it somewhere else (fifth round); one fixed view can. The back anchor is there be
 the front shows in the plane it shares with the back: held to the front alone, θ draws the feature on both.
 
 x̃ shows objects larger than the prior's data does (its sampler's blur), so the anchor does not set the size:
-at each step it is fitted to the outline box of the render (`fit_to_box`), and only the render's pixels where
-the fitted anchor shows the object are pulled to its colours (`anchor_loss`). It moves colour and the feature
-inside the box the render already has, and fills faint fog there; it never draws outside it.
+at each step it is fitted to the outline box of the render (`fit_to_box`), and only the pixels where both the
+render and the fitted anchor show the object are pulled to its colours (`anchor_loss`). It moves colour and the
+feature on the object the render already has, and neither grows nor cuts its outline.
 """
 
 from __future__ import annotations
@@ -69,11 +69,13 @@ def fit_to_box(anchor: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor | None:
 
 def anchor_loss(rgb: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
     """Mean squared colour error of the render rgb [1,H,W,3] against the anchor fitted to its box, over the
-    anchor's inner object pixels (x̃ shows the object there, edges left out); 0 without an object."""
+    inner object pixels of both (edges left out); 0 where they share none. A pixel that only one of them shows
+    as object is not pulled: x̃'s blur makes its shapes fuller than the render's, and filling them in would grow
+    the box the anchor is fitted to, step after step, to the bound."""
     target = fit_to_box(anchor, rgb)
     if target is None:
         return rgb.sum() * 0.0
-    mask = inner_object_pixels(target)
+    mask = inner_object_pixels(target) & inner_object_pixels(rgb)
     if not bool(mask.any()):
         return rgb.sum() * 0.0
     return (rgb[mask] - target[mask]).square().sum(-1).mean()
