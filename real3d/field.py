@@ -106,6 +106,7 @@ class TriplaneField(nn.Module):
         reach = [cfg.ball / (start if cfg.blobs is None else cfg.blob_radius)] * len(blobs)
         self.register_buffer("reach", torch.tensor(reach), persistent=False)
         self.alone: int | None = None  # see `only`
+        self.colour_only = False  # see `colours_alone`
 
     @property
     def bound(self) -> float:
@@ -162,6 +163,8 @@ class TriplaneField(nn.Module):
         object k alone)."""
         raw, dist = self._raw(x), self._blob_distance(x)  # dist [N,K]
         sigma = F.softplus(raw[:, 0] + self._blob_bias(dist))
+        if self.colour_only:  # no gradient through the density (`colour_only`)
+            sigma = sigma.detach()
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)
         if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
@@ -185,6 +188,17 @@ class TriplaneField(nn.Module):
             yield
         finally:
             self.alone = None
+
+    @contextmanager
+    def colours_alone(self) -> Iterator[None]:
+        """Inside the block σ carries no gradient: a loss on what a renderer draws moves the albedo, not the
+        shape (the view anchors: a colour pulled through a faint object's pixels would otherwise make it solid,
+        and so larger)."""
+        self.colour_only = True
+        try:
+            yield
+        finally:
+            self.colour_only = False
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """σ [N] at x [N,3]."""

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import precision, registry, scene_layout
@@ -267,17 +266,16 @@ class Real3DSystem(nn.Module):
                 total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word], pull)
         return total
 
-    def view_anchor(self, passes: list[tuple[nn.Module, int]], generator: torch.Generator) -> torch.Tensor:
-        """Σ anchor_loss of θ drawn by each (renderer, size) of the step at the camera of each view anchor of
-        `anchor_views` (azimuth 0 for the front, 180 for the back, at x̃'s elevation, the middle of the training
-        radius and field of view), against that anchor, in albedo shading (`anchor_shading`: or the step's). Both
-        in one step: where a triplane plane is shared by the front and the back, their pulls meet in one
-        gradient."""
+    def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
+        """Σ anchor_loss of θ drawn by the NeRF at the camera of each view anchor of `anchor_views` (azimuth 0
+        for the front, 180 for the back, at x̃'s elevation, the middle of the training radius and field of view)
+        against that anchor, in albedo shading (`anchor_shading`: or the step's), its density held
+        (`colours_alone`): the anchors set colours, not the shape. Both views in one step: where a triplane
+        plane is shared by the front and the back, their pulls meet in one gradient."""
         cam, total = self.cfg.camera, self.anchors.new_zeros(())
         mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
         for word in self.cfg.system.anchor_views:
             i = ANCHOR_VIEWS.index(word)
-            anchor = self.anchors[i]  # [H,W,3]
             view = orbit(
                 1,
                 self.cfg.reference.elevation,
@@ -285,17 +283,9 @@ class Real3DSystem(nn.Module):
                 sum(cam.fovy_range) / 2,
                 start_azimuth=ANCHOR_AZIMUTHS[i],
             )
-            for renderer, size in passes:
-                rgb = self.render(renderer, view, size, generator, mode).rgb  # [1,size,size,3]
-                if size != anchor.shape[0]:  # compared at x̃'s resolution
-                    rgb = F.interpolate(
-                        rgb.permute(0, 3, 1, 2),
-                        size=anchor.shape[:2],
-                        mode="bilinear",
-                        antialias=True,
-                        align_corners=False,
-                    ).permute(0, 2, 3, 1)
-                total = total + anchor_loss(rgb, anchor)
+            with self.model.field.colours_alone():
+                rgb = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode).rgb  # [1,H,W,3]
+            total = total + anchor_loss(rgb, self.anchors[i])
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
@@ -359,8 +349,7 @@ class Real3DSystem(nn.Module):
         lambda_anchor = scheduled(sys_cfg.lambda_anchor, step)
         if lambda_anchor > 0 and k is None:  # x̃ shows the whole scene
             with clock("anchor"):
-                drawn = [(renderer, size) for renderer, _, size, _, _ in passes]
-                losses["loss_anchor"] = lambda_anchor * self.view_anchor(drawn, generator)
+                losses["loss_anchor"] = lambda_anchor * self.view_anchor(generator)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)
