@@ -47,7 +47,7 @@ def main() -> None:
         anchors, scene = view_anchors(x_ref, views), _as_scene(prompt)  # [2,h,w,3]
 
         def seen(images: torch.Tensor) -> torch.Tensor:
-            return feature_seen(judge.probs(images), scene)  # noqa: B023 (called within this iteration)
+            return feature_seen(judge.probs(images), scene)  # called within this iteration
 
         front = x_ref[torch.tensor([w == "front" for w in words])]
         back = x_ref[torch.tensor([w == "back" for w in words])]
