@@ -37,6 +37,7 @@ def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods, nn.Linear(dims[-1], n_out))
 
 
+SIDE_BLEND = 0.02  # appearance_sides: the two sides of a plane blend over about ±3× this (a fraction of the bound)
 BUCKETS_LOG2 = 3  # `bucket_rows` rounds up to 2³ = 8 sizes an octave (≤ 12.5 % padding)
 
 
@@ -63,6 +64,8 @@ class TriplaneField(nn.Module):
         resolution: int = bounded(64, 8, 1024)  # triplane resolution per axis
         channels: int = bounded(12, 1, 64)  # features per plane (concatenated: 3·channels into the MLP)
         appearance_channels: int = bounded(0, 0, 64)  # more per plane that only the albedo reads (see `_raw`)
+        appearance_sides: bool = False  # the appearance planes hold one set of features per side of the plane
+        # (see `encode`): what the front shows is not also drawn on the back
         init_std: float = bounded(0.1, 0.0)
         hidden: int = bounded(64, 8, 512)
         layers: int = bounded(2, 1, 8)
@@ -93,6 +96,9 @@ class TriplaneField(nn.Module):
         self.planes = nn.Parameter(planes)  # xy, xz, yz planes; channels [:c] geometry, [c:] appearance
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
         self.texture = nn.Linear(3 * ca, 3, bias=False) if ca else None  # appearance features → albedo logits
+        # appearance_sides: the appearance features of the far side of each plane (z < 0 for xy, y < 0 for xz,
+        # x < 0 for yz); `planes[:, c:]` then hold the near side's
+        self.far_side = nn.Parameter(torch.zeros(3, ca, r, r)) if ca and cfg.appearance_sides else None
         start = cfg.start_radius or cfg.blob_radius
         blobs = cfg.blobs if cfg.blobs is not None else [[0.0, 0.0, 0.0, start]]
         self.register_buffer("blobs", torch.tensor(blobs), persistent=False)  # [K,4] centre, radius (from config)
@@ -108,13 +114,20 @@ class TriplaneField(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Triplane features of points x [N,3] (bilinear, zero outside the bound): geometry [N,3C] and
-        appearance [N,3Ca] (Ca = appearance_channels, may be 0)."""
+        appearance [N,3Ca] (Ca = appearance_channels, may be 0). A plane gives a point and its mirror image
+        through the plane the same features, so a feature drawn on the front lands on the back as well; with
+        appearance_sides the appearance comes from one set of planes per side."""
         u = (x / self.cfg.bound).float()
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
         feats = F.grid_sample(self.planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
         feats = feats[:, :, 0].permute(2, 0, 1)  # [N,3,C+Ca]
         n, c, ca = x.shape[0], self.cfg.channels, self.cfg.appearance_channels
-        return feats[..., :c].reshape(n, 3 * c), feats[..., c:].reshape(n, 3 * ca)
+        appearance = feats[..., c:]  # [N,3,Ca]
+        if self.far_side is not None:  # the two sides blended over SIDE_BLEND of the coordinate along each normal
+            far = F.grid_sample(self.far_side, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
+            near = torch.sigmoid(u[:, [2, 1, 0]] / SIDE_BLEND)[..., None]  # [N,3,1]: z for xy, y for xz, x for yz
+            appearance = near * appearance + (1 - near) * far[:, :, 0].permute(2, 0, 1)
+        return feats[..., :c].reshape(n, 3 * c), appearance.reshape(n, 3 * ca)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
