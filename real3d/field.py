@@ -156,6 +156,8 @@ class TriplaneField(nn.Module):
             raw = self.net(F.pad(feats, (0, 0, 0, bucket_rows(n) - n)))[:n].float()  # [N,4]
         if self.texture is None:
             return raw
+        if self.colour_only:  # `colours_alone`: only the appearance planes and their map learn
+            raw = raw.detach()
         return torch.cat([raw[:, :1], raw[:, 1:] + self.texture(appearance)], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,7 +195,8 @@ class TriplaneField(nn.Module):
     def colours_alone(self) -> Iterator[None]:
         """Inside the block σ carries no gradient: a loss on what a renderer draws moves the albedo, not the
         shape (the view anchors: a colour pulled through a faint object's pixels would otherwise make it solid,
-        and so larger)."""
+        and so larger). With appearance channels only they and their map to the albedo learn: the MLP and the
+        geometry planes that SDS shapes are left to it (a strong anchor on them shrank thin shapes)."""
         self.colour_only = True
         try:
             yield

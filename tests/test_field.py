@@ -210,6 +210,31 @@ def test_appearance_sides_paint_the_front_without_its_mirror_image_on_the_back()
     assert moved[False] > 0.1 and moved[True] < 1e-3, moved
 
 
+def test_colours_alone_holds_the_density_and_lets_the_albedo_learn():
+    """Inside `colours_alone` σ carries no gradient and the albedo does; outside, both; the flag is restored
+    even when the block raises. With appearance channels only they carry the albedo's gradient."""
+    torch.manual_seed(0)
+    field, x = TriplaneField(TriplaneField.Config(resolution=16)), torch.rand(64, 3) * 2 - 1
+    with field.colours_alone():
+        sigma, albedo = field(x)
+    assert not sigma.requires_grad and albedo.requires_grad
+    sigma_free, _ = field(x)
+    assert sigma_free.requires_grad and torch.equal(sigma, sigma_free.detach())
+    try:
+        with field.colours_alone():
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert not field.colour_only
+    torch.manual_seed(0)  # with appearance channels: only they learn, the MLP and the geometry planes do not
+    field = TriplaneField(TriplaneField.Config(resolution=16, appearance_channels=4))
+    with field.colours_alone():
+        field(x)[1].sum().backward()
+    c = field.cfg.channels
+    assert all(p.grad is None for p in field.net.parameters()) and field.planes.grad[:, :c].abs().max() == 0
+    assert field.planes.grad[:, c:].abs().sum() > 0
+
+
 def test_albedo_range_scales_the_sigmoid_into_it():
     """`albedo_range` [lo, hi] maps the same logits into [lo, hi] (default [0, 1]: the plain sigmoid)."""
     torch.manual_seed(0)

@@ -4,8 +4,9 @@ Image-to-3D methods (Magic123, DreamCraft3D) hold one view of θ to a reference 
 to score distillation. Here the references are the prior's own samples: the medoid of x̃'s front-view images,
 which the prior draws with the prompt's feature on it, and of its back-view images, which it draws without
 (`view_anchors`; docs/results.md, twenty-third round). SDS alone cannot place a feature, since each view paints
-it somewhere else (fifth round); one fixed view can. The back anchor is there because a triplane stores what
-the front shows in the plane it shares with the back: held to the front alone, θ draws the feature on both.
+it somewhere else (fifth round); one fixed view can. The back anchor is there because a triplane's yz plane
+gives a front point and its mirror image on the back the same features: held to the front alone, θ drew the
+feature (as dents, under light) on both sides.
 
 x̃ shows objects larger than the prior's data does (its sampler's blur), so the anchor does not set the size:
 at each step it is fitted to the outline box of the render (`fit_to_box`), and only the pixels where both the
