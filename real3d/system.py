@@ -57,12 +57,9 @@ class SystemConfig:
     lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
-    lambda_anchor: Scheduled = (
-        0.0  # the front or back view pulled to x̃'s medoid inside its own box (guidance/anchor.py)
-    )
+    lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views (guidance/anchor.py)
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(ANCHOR_VIEWS))  # anchored every step
-    anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or drawn as
-    # the step's (a lambertian anchor is met by dents, which the density planes mirror to the back)
+    anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or the step's
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
