@@ -205,7 +205,7 @@ def test_appearance_sides_paint_the_front_without_its_mirror_image_on_the_back()
                 field(x_front)[1].sum().backward()  # darken the front point
                 field.planes.grad[:, : field.cfg.channels] = 0  # the geometry planes held
                 opt.step()
-            moved[sides] = float((field(x_back)[1] - before).abs().max())
+            moved[sides] = float((field(x_back)[1].detach() - before).abs().max())
             assert (field(x_front)[1] < front_before - 0.05).all()  # the front darkens either way
     assert moved[False] > 0.1 and moved[True] < 1e-3, moved
 
