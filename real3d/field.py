@@ -165,7 +165,7 @@ class TriplaneField(nn.Module):
         object k alone)."""
         raw, dist = self._raw(x), self._blob_distance(x)  # dist [N,K]
         sigma = F.softplus(raw[:, 0] + self._blob_bias(dist))
-        if self.colour_only:  # no gradient through the density (`colour_only`)
+        if self.colour_only:  # no gradient through the density (`colours_alone`)
             sigma = sigma.detach()
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)
             sigma = sigma * (dist.argmin(dim=-1) == self.alone)

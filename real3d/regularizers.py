@@ -105,12 +105,11 @@ def field_regularizer_losses(field: TriplaneField, cfg: RegularizerConfig, step:
     `step` → loss_plane_tv) and of the appearance planes (`lambda_appearance_tv` → loss_appearance_tv), and the
     albedo's logits (`lambda_albedo_logit` → loss_albedo_logit)."""
     c = field.cfg.channels
+    appearance = field.planes[:, c:] if field.far_side is None else torch.cat([field.planes[:, c:], field.far_side], 1)
     terms = {
         "plane_tv": (scheduled(cfg.lambda_plane_tv, step), field.planes[:, :c]),
-        "appearance_tv": (cfg.lambda_appearance_tv, field.planes[:, c:]),
+        "appearance_tv": (cfg.lambda_appearance_tv, appearance),
     }
-    if field.far_side is not None:
-        terms["appearance_tv"] = (cfg.lambda_appearance_tv, torch.cat([field.planes[:, c:], field.far_side], 1))
     losses = {f"loss_{n}": lam * plane_tv_loss(p) for n, (lam, p) in terms.items() if lam > 0 and p.shape[1] > 0}
     if cfg.lambda_albedo_logit > 0:
         losses["loss_albedo_logit"] = cfg.lambda_albedo_logit * albedo_logit_loss(field, step)

@@ -177,7 +177,7 @@ class Real3DSystem(nn.Module):
 
     reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
     reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (with colour matching)
-    anchors: torch.Tensor  # x̃'s front and back medoids [2,H,W,3] in [0,1] (with the view anchors)
+    anchors: torch.Tensor  # x̃'s medoid of each of system.anchor_views [V,H,W,3] in [0,1] (with the view anchors)
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -206,7 +206,8 @@ class Real3DSystem(nn.Module):
             )
             self.register_buffer("reference_colours", colours, persistent=False)
         if cfg.system.uses_anchor:
-            anchors = view_anchors(self.reference.float() / 255, reference_views(cfg.reference))
+            views, words = reference_views(cfg.reference), cfg.system.anchor_views
+            anchors = view_anchors(self.reference.float() / 255, views, words)
             self.register_buffer("anchors", anchors, persistent=False)
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
@@ -271,18 +272,17 @@ class Real3DSystem(nn.Module):
         plane is shared by the front and the back, their pulls meet in one gradient."""
         cam, total = self.cfg.camera, self.anchors.new_zeros(())
         mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
-        for word in self.cfg.system.anchor_views:
-            i = ANCHOR_VIEWS.index(word)
+        for word, anchor in zip(self.cfg.system.anchor_views, self.anchors):
             view = orbit(
                 1,
                 self.cfg.reference.elevation,
                 sum(cam.radius_range) / 2,
                 sum(cam.fovy_range) / 2,
-                start_azimuth=ANCHOR_AZIMUTHS[i],
+                start_azimuth=ANCHOR_AZIMUTHS[ANCHOR_VIEWS.index(word)],
             )
             with self.model.field.colours_alone():
                 rgb = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode).rgb  # [1,H,W,3]
-            total = total + anchor_loss(rgb, self.anchors[i])
+            total = total + anchor_loss(rgb, anchor)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:

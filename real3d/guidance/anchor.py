@@ -16,6 +16,8 @@ feature on the object the render already has, and neither grows nor cuts its out
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -26,14 +28,14 @@ ANCHOR_VIEWS = ("front", "back")  # the view words anchored, at azimuths 0 and 1
 ANCHOR_AZIMUTHS = (0.0, 180.0)
 
 
-def view_anchors(images: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-    """For each view word of ANCHOR_VIEWS, the medoid [H,W,3] of the images [N,H,W,3] in [0,1] whose camera
-    (views [N,2]: azimuth, elevation in degrees) has that word: the one nearest, on average, to all the others
-    in pixel space. [len(ANCHOR_VIEWS),H,W,3]."""
-    words = [view_direction(a, e) for a, e in views.tolist()]
+def view_anchors(images: torch.Tensor, views: torch.Tensor, words: Sequence[str] = ANCHOR_VIEWS) -> torch.Tensor:
+    """For each view word of `words` (some of ANCHOR_VIEWS), the medoid [H,W,3] of the images [N,H,W,3] in [0,1]
+    whose camera (views [N,2]: azimuth, elevation in degrees) has that word: the one nearest, on average, to all
+    the others in pixel space. [len(words),H,W,3]."""
+    seen = [view_direction(a, e) for a, e in views.tolist()]
     medoids = []
-    for word in ANCHOR_VIEWS:
-        picked = images[torch.tensor([w == word for w in words])]
+    for word in words:
+        picked = images[torch.tensor([w == word for w in seen])]
         if len(picked) == 0:
             raise ValueError(f"x̃ has no {word} view to anchor to: raise reference.count")
         flat = picked.flatten(1).float()  # [F,H*W*3]
