@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,8 @@ def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods, nn.Linear(dims[-1], n_out))
 
 
+DECAL_START = -6.0  # appearance: decal: the alpha logit where nothing is drawn (α ≈ 0.25 %): θ starts as without it
+TRIPLANAR_SOFTNESS = 0.05  # appearance_blend: triplanar: planes' weights ∝ exp(|coordinate along normal| / this)
 SIDE_BLEND = 0.02  # appearance_sides: the two sides of a plane blend over about ±3× this (a fraction of the bound)
 BUCKETS_LOG2 = 3  # `bucket_rows` rounds up to 2³ = 8 sizes an octave (≤ 12.5 % padding)
 
@@ -55,6 +58,7 @@ class TriplaneField(nn.Module):
 
     blobs: torch.Tensor  # [K,4] centre and radius of each density blob (a buffer built from the config)
     reach: torch.Tensor  # [K] the `ball` bound in units of each blob's radius (a buffer built from the config)
+    decal_offset: torch.Tensor  # [4] appearance: decal: the decal's logits where its features are 0
 
     @dataclass
     class Config:
@@ -66,6 +70,14 @@ class TriplaneField(nn.Module):
         appearance_channels: int = bounded(0, 0, 64)  # more per plane that only the albedo reads (see `_raw`)
         appearance_sides: bool = False  # the appearance planes hold one set of features per side of the plane
         # (see `encode`): what the front shows is not also drawn on the back
+        appearance: Literal["logits", "decal"] = "logits"  # how the appearance planes reach the albedo: added
+        # to its logits, or as a decal over it (see `forward`)
+        appearance_gain: float = bounded(1.0, 0.0)  # the appearance features' scale into their map: under Adam a
+        # gain of k moves what they draw k× as fast as the geometry planes move the shape (they share one lr)
+        appearance_blend: Literal["sum", "triplanar"] = "sum"  # triplanar: each plane's appearance weighted by
+        # how far the point lies along its normal (a cube map), so a plane draws on the faces across it only
+        appearance_learns: Literal["always", "colours_alone"] = "always"  # colours_alone: only a loss inside
+        # `colours_alone` (the view anchors) moves the appearance planes; SDS and D shape the body alone
         init_std: float = bounded(0.1, 0.0)
         hidden: int = bounded(64, 8, 512)
         layers: int = bounded(2, 1, 8)
@@ -86,6 +98,13 @@ class TriplaneField(nn.Module):
                 raise ConfigError(f"{where}.blobs: expected a list of [x, y, z, radius > 0], got {self.blobs}")
             if len(self.albedo_range) != 2 or self.albedo_range[0] >= self.albedo_range[1]:
                 raise ConfigError(f"{where}.albedo_range: expected [lo, hi] with lo < hi, got {self.albedo_range}")
+            plain = TriplaneField.Config()
+            keys = ("appearance", "appearance_sides", "appearance_gain", "appearance_blend", "appearance_learns")
+            if not self.appearance_channels and (set_ := [k for k in keys if getattr(self, k) != getattr(plain, k)]):
+                raise ConfigError(
+                    f"{where}.{set_[0]} acts on {where}.appearance_channels, which is 0 here; "
+                    f"set {where}.appearance_channels (e.g. 4) or leave {set_[0]} at its default"
+                )
 
     def __init__(self, cfg: TriplaneField.Config) -> None:
         super().__init__()
@@ -95,7 +114,12 @@ class TriplaneField(nn.Module):
         planes[:, c:] = 0  # appearance channels start blank: at step 0 θ is the field without them
         self.planes = nn.Parameter(planes)  # xy, xz, yz planes; channels [:c] geometry, [c:] appearance
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
-        self.texture = nn.Linear(3 * ca, 3, bias=False) if ca else None  # appearance features → albedo logits
+        self.texture: nn.Linear | None = None  # appearance features → albedo logits, or a decal's colour and alpha
+        if ca and cfg.appearance == "logits":
+            self.texture = nn.Linear(3 * ca, 3, bias=False)
+        elif ca:  # no bias, but a fixed offset: where no feature was drawn the decal stays clear, its colour grey
+            self.texture = nn.Linear(3 * ca, 4, bias=False)
+            self.register_buffer("decal_offset", torch.tensor([0.0, 0.0, 0.0, DECAL_START]), persistent=False)
         # appearance_sides: the appearance features of the far side of each plane (z < 0 for xy, y < 0 for xz,
         # x < 0 for yz); `planes[:, c:]` then hold the near side's
         self.far_side = nn.Parameter(torch.zeros(3, ca, r, r)) if ca and cfg.appearance_sides else None
@@ -107,6 +131,7 @@ class TriplaneField(nn.Module):
         self.register_buffer("reach", torch.tensor(reach), persistent=False)
         self.alone: int | None = None  # see `only`
         self.colour_only = False  # see `colours_alone`
+        self.facing: tuple[int, int] | None = None  # see `colours_alone`: the (axis, sign) that learns there
 
     @property
     def bound(self) -> float:
@@ -127,6 +152,13 @@ class TriplaneField(nn.Module):
             far = F.grid_sample(self.far_side, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
             near = torch.sigmoid(u[:, [2, 1, 0]] / SIDE_BLEND)[..., None]  # [N,3,1]: z for xy, y for xz, x for yz
             appearance = near * appearance + (1 - near) * far[:, :, 0].permute(2, 0, 1)
+        if self.cfg.appearance_blend == "triplanar":  # the point's position stands in for its normal
+            appearance = appearance * torch.softmax(u[:, [2, 1, 0]].abs() / TRIPLANAR_SOFTNESS, dim=1)[..., None]
+        if self.colour_only and self.facing is not None:  # `colours_alone(facing)`: one plane, one half learns
+            axis, sign = self.facing
+            plane = torch.arange(3, device=x.device) == 2 - axis  # [3]: plane k's normal is axis 2 − k
+            half = u[:, axis] * sign > 0  # [N]
+            appearance = torch.where(plane[:, None] & half[:, None, None], appearance, appearance.detach())
         return feats[..., :c].reshape(n, 3 * c), appearance.reshape(n, 3 * ca)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +190,12 @@ class TriplaneField(nn.Module):
             return raw
         if self.colour_only:  # `colours_alone`: only the appearance planes and their map learn
             raw = raw.detach()
-        return torch.cat([raw[:, :1], raw[:, 1:] + self.texture(appearance)], dim=-1)
+        texture = self.texture(self.cfg.appearance_gain * appearance)  # [N,3] logits or [N,4] decal
+        if not self.colour_only and self.cfg.appearance_learns == "colours_alone":
+            texture = texture.detach()
+        if self.cfg.appearance == "decal":  # [N,8]: σ, the body's albedo logits, the decal's colour and alpha logits
+            return torch.cat([raw, texture + self.decal_offset], dim=-1)
+        return torch.cat([raw[:, :1], raw[:, 1:] + texture], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of
@@ -172,7 +209,11 @@ class TriplaneField(nn.Module):
         if self.cfg.ball > 0:  # a round bound: density grown to the limit makes a ball, not the cube's box
             sigma = sigma * (dist <= self.reach).any(dim=-1)
         lo, hi = self.cfg.albedo_range
-        return sigma, lo + (hi - lo) * torch.sigmoid(raw[:, 1:])
+        albedo = torch.sigmoid(raw[:, 1:4])
+        if raw.shape[1] > 4:  # `appearance: decal`: c = (1 − α)·c_body + α·c_decal, drawn over the body's colour
+            alpha = torch.sigmoid(raw[:, 7:])
+            albedo = (1 - alpha) * albedo + alpha * torch.sigmoid(raw[:, 4:7])
+        return sigma, lo + (hi - lo) * albedo
 
     def bound_distance(self, x: torch.Tensor) -> torch.Tensor | None:
         """Signed distance [N] of points x [N,3] to the round bound (`ball`; > 0 inside): the union of object
@@ -192,16 +233,20 @@ class TriplaneField(nn.Module):
             self.alone = None
 
     @contextmanager
-    def colours_alone(self) -> Iterator[None]:
+    def colours_alone(self, facing: tuple[int, int] | None = None) -> Iterator[None]:
         """Inside the block σ carries no gradient: a loss on what a renderer draws moves the albedo, not the
         shape (the view anchors: a colour pulled through a faint object's pixels would otherwise make it solid,
         and so larger). With appearance channels only they and their map to the albedo learn: the MLP and the
-        geometry planes that SDS shapes are left to it (a strong anchor on them shrank thin shapes)."""
-        self.colour_only = True
+        geometry planes that SDS shapes are left to it (a strong anchor on them shrank thin shapes). With
+        `facing` (axis, sign), e.g. (0, 1) for a camera on +x, only the appearance plane across that axis
+        learns, and only at points on the camera's half: a view along x sees that plane as an image, while
+        the two planes along the view smear what it pulls into streaks on the sides, and a ray through a faint
+        object would paint the front's feature on the back."""
+        self.colour_only, self.facing = True, facing
         try:
             yield
         finally:
-            self.colour_only = False
+            self.colour_only, self.facing = False, None
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """σ [N] at x [N,3]."""
@@ -212,8 +257,8 @@ class TriplaneField(nn.Module):
         return self(x)[1]
 
     def albedo_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The albedo's logits [N,3] at x [N,3], before the sigmoid of Eq. 5."""
-        return self._raw(x)[:, 1:]
+        """The albedo's logits [N,3] at x [N,3], before the sigmoid of Eq. 5 (the body's, under a decal)."""
+        return self._raw(x)[:, 1:4]
 
     def tau(self, x: torch.Tensor) -> torch.Tensor:
         """τ [N] = 1 − exp(−σ·tau_step) ∈ [0,1): inside where τ > ε (see module docstring)."""

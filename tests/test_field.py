@@ -1,11 +1,14 @@
+import dataclasses
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from real3d import config as config_lib
 from real3d import precision
 from real3d.cameras import orbit
+from real3d.errors import ConfigError
 from real3d.field import TriplaneField, bucket_rows
 from real3d.model import SceneConfig, SceneModel
 from real3d.regularizers import RegularizerConfig, field_regularizer_losses, plane_tv_loss, regularizer_losses
@@ -212,7 +215,8 @@ def test_appearance_sides_paint_the_front_without_its_mirror_image_on_the_back()
 
 def test_colours_alone_holds_the_density_and_lets_the_albedo_learn():
     """Inside `colours_alone` σ carries no gradient and the albedo does; outside, both; the flag is restored
-    even when the block raises. With appearance channels only they carry the albedo's gradient."""
+    even when the block raises. With appearance channels only they carry the albedo's gradient, and with an axis
+    only the plane across it."""
     torch.manual_seed(0)
     field, x = TriplaneField(TriplaneField.Config(resolution=16)), torch.rand(64, 3) * 2 - 1
     with field.colours_alone():
@@ -233,6 +237,16 @@ def test_colours_alone_holds_the_density_and_lets_the_albedo_learn():
     c = field.cfg.channels
     assert all(p.grad is None for p in field.net.parameters()) and field.planes.grad[:, :c].abs().max() == 0
     assert field.planes.grad[:, c:].abs().sum() > 0
+    field = TriplaneField(TriplaneField.Config(resolution=16, appearance_channels=4, appearance_sides=True))
+    x = x[x[:, 0].abs() > 0.2]  # clear of the sides' blend across x = 0
+    with field.colours_alone((0, 1)):  # a camera on +x: only the yz plane learns, at points with x > 0 (near side)
+        field(x)[1].sum().backward()
+    assert field.planes.grad[:2].abs().max() == 0 and field.far_side.grad.abs().max() < 1e-5  # e^(−0.2/0.02)
+    assert field.planes.grad[2, c:].abs().sum() > 1e-3 and field.facing is None
+    field.zero_grad()
+    with field.colours_alone((0, -1)):  # a camera on −x: the far side alone
+        field(x)[1].sum().backward()
+    assert field.planes.grad.abs().max() < 1e-5 and field.far_side.grad[2].abs().sum() > 1e-3
 
 
 def test_albedo_range_scales_the_sigmoid_into_it():
@@ -248,3 +262,37 @@ def test_albedo_range_scales_the_sigmoid_into_it():
         plain.net[-1].bias[1:] = 100.0  # saturated logits: the plain sigmoid reaches 1, the ranged one stops at hi
     ranged.load_state_dict(plain.state_dict())
     assert plain.albedo(x).max() == 1.0 and ranged.albedo(x).max() <= 0.98 + 1e-6
+
+
+def test_a_decal_starts_clear_and_only_a_loss_inside_colours_alone_paints_it():
+    """`appearance: decal` starts as the field without it (α ≈ 0.25 %). With `appearance_learns: colours_alone`
+    a loss outside that block (SDS, D) does not reach the appearance planes or their map, and one inside it
+    paints a point black over a saturated white body in a few steps."""
+    torch.manual_seed(0)
+    x = torch.tensor([[0.3, 0.1, -0.2]])
+    cfg = TriplaneField.Config(resolution=16, appearance_channels=4, appearance="decal", appearance_gain=10.0)
+    field = TriplaneField(dataclasses.replace(cfg, appearance_learns="colours_alone"))
+    plain = TriplaneField(TriplaneField.Config(resolution=16))
+    plain.load_state_dict({**field.state_dict(), "planes": field.planes[:, : field.cfg.channels]}, strict=False)
+    assert (field(x)[1] - plain(x)[1]).abs().max() < 2e-3
+    field(x)[1].sum().backward()  # outside colours_alone
+    c = field.cfg.channels
+    assert field.planes.grad[:, c:].abs().max() == 0 and field.texture.weight.grad is None
+    assert field.planes.grad[:, :c].abs().sum() > 0  # the body learns
+    with torch.no_grad():
+        field.net[-1].bias[1:] = 10.0  # a saturated white body
+    opt = torch.optim.Adam([field.planes, *field.texture.parameters()], lr=0.05)
+    with precision.use("fp32"):
+        for _ in range(40):
+            opt.zero_grad()
+            with field.colours_alone():
+                field(x)[1].sum().backward()  # darken the point
+            opt.step()
+        assert field(x)[1].max() < 0.1
+
+
+def test_appearance_keys_without_appearance_channels_fail_with_what_to_do():
+    """A decal, a gain or a blend on appearance planes that are not there is a config mistake, told in one line."""
+    with pytest.raises(ConfigError, match="field.appearance_gain acts on field.appearance_channels.*e.g. 4"):
+        TriplaneField.Config(appearance_gain=10.0).check("field")
+    TriplaneField.Config(appearance_gain=10.0, appearance_channels=4).check("field")
