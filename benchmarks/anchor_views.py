@@ -44,7 +44,7 @@ def main() -> None:
             x_ref = reference_images(build_prior(cfg), prompt, cfg.reference).float() / 255  # [N,h,w,3]
         views = reference_views(cfg.reference)
         words = [view_direction(a, e) for a, e in views.tolist()]
-        anchors, scene = view_anchors(x_ref, views), _as_scene(prompt)  # [2,h,w,3]
+        (anchors, _), scene = view_anchors(x_ref, views), _as_scene(prompt)  # [2,h,w,3]
 
         def seen(images: torch.Tensor) -> torch.Tensor:
             return feature_seen(judge.probs(images), scene)  # called within this iteration

@@ -25,7 +25,15 @@ from .cameras import VIEW_WORDS, Cameras, orbit, sample_views, view_direction
 from .config import Scheduled, bounded, check_scheduled, component, schedule_values, scheduled, to_dict
 from .errors import ConfigError
 from .export import LEVELS, nerf_level
-from .guidance.anchor import ANCHOR_AZIMUTHS, ANCHOR_VIEWS, anchor_loss, view_anchors
+from .guidance.anchor import (
+    ANCHOR_VIEWS,
+    DEFAULT_ANCHOR_VIEWS,
+    anchor_azimuths,
+    anchor_facing,
+    anchor_loss,
+    anchor_members,
+    view_anchors,
+)
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
 from .guidance.reference import (
@@ -58,8 +66,10 @@ class SystemConfig:
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
     lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views (guidance/anchor.py)
-    anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(ANCHOR_VIEWS))  # anchored every step
+    anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_ANCHOR_VIEWS))  # of ANCHOR_VIEWS
     anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or the step's
+    anchor_planes: Literal["all", "facing"] = "all"  # appearance planes an anchor trains: all, or the one across its
+    # camera's axis (the yz plane for the front and back): the other two smear its pull into streaks
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -131,11 +141,12 @@ class Real3DConfig(SceneConfig):
                 "set field.appearance_channels (e.g. 4) or leave lambda_appearance_tv at 0"
             )
         if self.system.uses_anchor:
-            words = {view_direction(a, e) for a, e in reference_views(self.reference).tolist()}
-            if missing := [w for w in self.system.anchor_views if w not in words]:
+            views = reference_views(self.reference)
+            azimuths = anchor_azimuths(self.system.anchor_views)
+            if missing := [f"{a:.0f}" for a in azimuths if not anchor_members(views, a).any()]:
                 raise ConfigError(
-                    f"{where}: system.lambda_anchor needs a {' and a '.join(missing)} view of x̃, and its "
-                    f"reference.count={self.reference.count} views have none; raise reference.count (8 or more)"
+                    f"{where}: system.lambda_anchor needs a view of x̃ near azimuth {' and '.join(missing)}, "
+                    f"and its reference.count={self.reference.count} views have none; raise reference.count (8 or more)"
                 )
         if self.system.fit_level_every > 0 and self.renderer_type != "nerf":
             raise ConfigError(
@@ -177,7 +188,8 @@ class Real3DSystem(nn.Module):
 
     reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
     reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (with colour matching)
-    anchors: torch.Tensor  # x̃'s medoid of each of system.anchor_views [V,H,W,3] in [0,1] (with the view anchors)
+    anchors: torch.Tensor  # x̃'s medoid of each anchor of system.anchor_views [A,H,W,3] in [0,1] (with the anchors)
+    anchor_cams: torch.Tensor  # [A,2] each medoid's own camera in x̃ (azimuth, elevation in degrees)
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -207,8 +219,9 @@ class Real3DSystem(nn.Module):
             self.register_buffer("reference_colours", colours, persistent=False)
         if cfg.system.uses_anchor:
             views, words = reference_views(cfg.reference), cfg.system.anchor_views
-            anchors = view_anchors(self.reference.float() / 255, views, words)
+            anchors, cams = view_anchors(self.reference.float() / 255, views, words)
             self.register_buffer("anchors", anchors, persistent=False)
+            self.register_buffer("anchor_cams", cams.float(), persistent=False)
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
@@ -265,24 +278,21 @@ class Real3DSystem(nn.Module):
         return total
 
     def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
-        """Σ anchor_loss of θ drawn by the NeRF at the camera of each view anchor of `anchor_views` (azimuth 0
-        for the front, 180 for the back, at x̃'s elevation, the middle of the training radius and field of view)
-        against that anchor, in albedo shading (`anchor_shading`: or the step's), its density held
-        (`colours_alone`): the anchors set colours, not the shape. Both views in one step: where a triplane
-        plane is shared by the front and the back, their pulls meet in one gradient."""
+        """Σ anchor_loss of θ drawn by the NeRF at each view anchor's camera (the medoid's own azimuth and
+        elevation in x̃, the middle of the training radius and field of view) against that anchor, in albedo
+        shading (`anchor_shading`: or the step's), its density held (`colours_alone`): the anchors set
+        colours, not the shape; with `anchor_planes: facing`, through the appearance plane across the axis
+        of its view word alone, on the camera's half of the scene (`anchor_facing`). All anchors in one
+        step: where a triplane plane is shared by the front and the back, their pulls meet in one gradient."""
         cam, total = self.cfg.camera, self.anchors.new_zeros(())
         mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
-        for word, anchor in zip(self.cfg.system.anchor_views, self.anchors):
-            view = orbit(
-                1,
-                self.cfg.reference.elevation,
-                sum(cam.radius_range) / 2,
-                sum(cam.fovy_range) / 2,
-                start_azimuth=ANCHOR_AZIMUTHS[ANCHOR_VIEWS.index(word)],
-            )
-            with self.model.field.colours_alone():
-                rgb = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode).rgb  # [1,H,W,3]
-            total = total + anchor_loss(rgb, anchor)
+        facing = self.cfg.system.anchor_planes == "facing"
+        azimuths = anchor_azimuths(self.cfg.system.anchor_views)
+        for nominal, (azimuth, elevation), anchor in zip(azimuths, self.anchor_cams.tolist(), self.anchors):
+            view = orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)
+            with self.model.field.colours_alone(anchor_facing(nominal) if facing else None):
+                out = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode)  # 1 view
+            total = total + anchor_loss(out.rgb, out.opacity, anchor)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from real3d.errors import ConfigError
-from real3d.guidance.anchor import ANCHOR_VIEWS, anchor_loss, fit_to_box, outline_box, view_anchors
+from real3d.guidance.anchor import (
+    anchor_facing,
+    anchor_loss,
+    fit_to_box,
+    outline_box,
+    solid_pixels,
+    view_anchors,
+)
 from real3d.guidance.reference import object_pixels
 from real3d.jobs.generate import run_config
 from real3d.system import Real3DSystem, build_prior, deterministic
@@ -29,19 +36,30 @@ def square(size: int, lo: int, hi: int, eye: bool = False) -> torch.Tensor:
     return img
 
 
-def test_view_anchors_are_the_medoids_of_the_front_and_the_back_views() -> None:
+def test_view_anchors_are_the_medoids_of_the_views_near_each_anchor() -> None:
     """Of three front views, the one between the other two; of the back views, theirs; a side view, however
-    central, is neither; a word without a view fails with what to do."""
+    central, is neither, and the sides' two anchors (90 and 270) each take their own; a word without a view
+    fails with what to do."""
     front = [square(16, 4, 12), square(16, 5, 12), square(16, 6, 12)]
     back = [square(16, 3, 13) * 0.5, square(16, 5, 12) * 0.5]
-    images = torch.stack([*front, *back, square(16, 5, 12)])
-    views = torch.tensor([[0.0, 15.0], [10.0, 15.0], [-20.0, 15.0], [180.0, 15.0], [-170.0, 15.0], [90.0, 15.0]])
-    anchors = view_anchors(images, views)
+    left, right = square(16, 5, 12) * 0.8, square(16, 4, 11) * 0.3
+    images = torch.stack([*front, *back, left, right])
+    views = torch.tensor([[0, 15], [10, 15], [-20, 15], [180, 15], [-170, 15], [90, 15], [-80, 15]]).float()
+    anchors, cams = view_anchors(images, views)
     assert anchors.shape == (2, 16, 16, 3)
-    assert torch.equal(anchors[ANCHOR_VIEWS.index("front")], images[1])
-    assert torch.equal(anchors[ANCHOR_VIEWS.index("back")], images[3])  # a tie of two: the first
-    with pytest.raises(ValueError, match="no back view.*reference.count"):
+    assert torch.equal(anchors[0], images[1]) and torch.equal(anchors[1], images[3])  # back: a tie, the first
+    assert cams.tolist() == [[10, 15], [180, 15]]  # each medoid's own camera
+    sides, cams = view_anchors(images, views, ["sides", "front"])
+    assert torch.equal(sides[0], left) and torch.equal(sides[1], right) and torch.equal(sides[2], images[1])
+    assert cams[:, 0].tolist() == [90, -80, 10]
+    assert [anchor_facing(a) for a in (10.0, 90.0, 180.0, -80.0)] == [(0, 1), (1, 1), (0, -1), (1, -1)]
+    with pytest.raises(ValueError, match="no view near azimuth 180.*reference.count"):
         view_anchors(images[:3], views[:3])
+
+
+def opacity(img: torch.Tensor) -> torch.Tensor:
+    """A solid object's opacity [B,H,W,1] for a render img [B,H,W,3] on white: 1 on its object pixels, else 0."""
+    return object_pixels(img).float()[..., None]
 
 
 def test_fit_to_box_lands_the_anchor_and_its_feature_on_the_render_box() -> None:
@@ -50,35 +68,43 @@ def test_fit_to_box_lands_the_anchor_and_its_feature_on_the_render_box() -> None
     object, not in the image."""
     anchor = square(32, 2, 30, eye=True)
     render = square(32, 6, 26)[None]
-    fitted = fit_to_box(anchor, render)
+    fitted = fit_to_box(anchor, solid_pixels(opacity(render)))
     assert fitted is not None
     assert torch.allclose(outline_box(object_pixels(fitted)[0]), outline_box(object_pixels(render)[0]))
     dark = fitted[0].amax(-1) < 0.4  # [H,W]: the eye
     rows, cols = dark.nonzero().float().mean(0)
     assert abs(rows - (6 + 20 / 4 - 0.5)) < 0.5 and abs(cols - 15.5) < 0.5
-    assert fit_to_box(anchor, torch.ones(1, 32, 32, 3)) is None  # an empty render: nothing to fit
+    assert fit_to_box(anchor, torch.zeros(1, 32, 32, dtype=torch.bool)) is None  # an empty render: nothing to fit
 
 
 def test_anchor_loss_pulls_colour_inside_the_box_and_never_grows_it() -> None:
     """A featureless render of the anchor's object costs more than one with its feature, at another size; the
     gradient darkens the render where the fitted anchor has its eye and leaves every pixel that the render
-    shows as background alone, inside its box as well as outside it (a fuller x̃ would grow the render)."""
+    shows as background alone, inside its box as well as outside it (a fuller x̃ would grow the render), and
+    every faint pixel of fog round it, whose box the anchor is not fitted to either."""
     anchor = square(32, 2, 30, eye=True)
     with_eye, plain = square(32, 9, 23, eye=True)[None], square(32, 9, 23)[None]
-    assert anchor_loss(plain, anchor) > 2 * anchor_loss(with_eye, anchor)
+    assert anchor_loss(plain, opacity(plain), anchor) > 2 * anchor_loss(with_eye, opacity(with_eye), anchor)
     rgb = plain.clone().requires_grad_(True)
-    anchor_loss(rgb, anchor).backward()
+    anchor_loss(rgb, opacity(plain), anchor).backward()
     grad = rgb.grad[0]  # [H,W,3]; descent moves rgb by −grad
-    eye = fit_to_box(anchor, plain)[0].amax(-1) < 0.4
+    eye = fit_to_box(anchor, solid_pixels(opacity(plain)))[0].amax(-1) < 0.4
     assert (grad[eye] > 0).all()  # pushed toward black
     outside = ~object_pixels(plain)[0]
     assert grad[outside].abs().max() == 0
     disc = plain.clone()
     disc[0, 9:11, 9:11] = disc[0, 9:11, 21:23] = 1.0  # two corners cut off: background inside the render's box
     rgb = disc.requires_grad_(True)
-    anchor_loss(rgb, anchor).backward()
+    anchor_loss(rgb, opacity(disc), anchor).backward()
     assert rgb.grad[0, 9:11, 9:11].abs().max() == 0 and rgb.grad[0, 9:11, 21:23].abs().max() == 0
-    assert anchor_loss(torch.ones(1, 32, 32, 3, requires_grad=True), anchor) == 0  # no object: no pull
+    fog = opacity(square(32, 6, 26)[None]) * 0.5  # a faint halo round the same square
+    fog[0, 9:23, 9:23] = 1.0
+    rgb = square(32, 6, 26)[None].requires_grad_(True)
+    anchor_loss(rgb, fog, anchor).backward()
+    halo = (fog[0, ..., 0] > 0) & (fog[0, ..., 0] < 1)
+    assert rgb.grad[0][halo].abs().max() == 0 and rgb.grad[0, 10:22, 10:22].abs().sum() > 0
+    nothing = torch.ones(1, 32, 32, 3, requires_grad=True)
+    assert anchor_loss(nothing, opacity(nothing), anchor) == 0  # no object: no pull
 
 
 def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path) -> None:
@@ -86,7 +112,7 @@ def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path)
     loss_anchor, whose gradient reaches θ."""
     overrides = [*tiny(tmp_path), "system.lambda_adv=0", "system.lambda_anchor=100", "system.lambda_sds=0"]
     overrides += ["regularizers.lambda_plane_tv=0", "regularizers.lambda_opacity_entropy=0", "field.blob_density=30"]
-    with pytest.raises(ConfigError, match="needs a front and a back view.*reference.count=4.*raise reference.count"):
+    with pytest.raises(ConfigError, match="near azimuth 0 and 180.*reference.count=4.*raise reference.count"):
         run_config("real3d", "a red cube", overrides)  # 4 views of x̃, at ±45° and ±135°: neither a front nor a back
     cfg = run_config("real3d", "a red cube", [*overrides, "reference.count=8"])
     system = Real3DSystem(cfg, build_prior(cfg))
@@ -121,3 +147,21 @@ def test_anchor_shading_albedo_draws_the_anchor_views_unlit_whatever_the_step_dr
                 losses[shading, probs] = system.training_step(0, torch.Generator().manual_seed(0))["loss_anchor"]
     albedo, step = [[v for (s, _), v in losses.items() if s == k] for k in ("albedo", "step")]
     assert albedo[0] == albedo[1] and step[0] != step[1], losses
+
+
+def test_the_decal_recipe_learns_its_appearance_from_the_anchors_alone(tmp_path: Path) -> None:
+    """The decal recipe (docs/results.md, twenty-fourth round): after one step with SDS and the front and back
+    anchors, the appearance planes have learned from the anchors alone, through the yz plane (the one across
+    the anchors' axis) and nothing else: the xy and xz planes' appearance carries no gradient."""
+    overrides = [*tiny(tmp_path), "reference.count=8", "system.lambda_adv=0", "system.lambda_anchor=100"]
+    overrides += ["field.appearance_channels=4", "field.appearance_sides=true", "field.appearance=decal"]
+    overrides += ["field.appearance_learns=colours_alone", "field.appearance_blend=triplanar"]
+    overrides += ["system.anchor_planes=facing", "field.appearance_gain=10", "field.blob_density=30"]
+    cfg = run_config("real3d", "a red cube", overrides)
+    system = Real3DSystem(cfg, build_prior(cfg))
+    with deterministic():
+        stats = system.training_step(0, torch.Generator().manual_seed(0))
+    field, c = system.model.field, cfg.field.channels
+    assert stats["loss_anchor"] > 0 and stats["loss_sds"] > 0
+    assert field.planes.grad[:2, c:].abs().max() == 0 and field.far_side.grad[:2].abs().max() == 0
+    assert field.planes.grad[2, c:].abs().sum() > 0 and field.far_side.grad[2].abs().sum() > 0

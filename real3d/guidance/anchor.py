@@ -16,31 +16,65 @@ feature on the object the render already has, and neither grows nor cuts its out
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..cameras import view_direction
+from ..cameras import off_front, view_direction
 from .reference import inner_object_pixels, object_pixels
 
-ANCHOR_VIEWS = ("front", "back")  # the view words anchored, at azimuths 0 and 180 (the back: no Janus)
-ANCHOR_AZIMUTHS = (0.0, 180.0)
+ANCHOR_CAMERAS = {"front": (0.0,), "back": (180.0,), "sides": (90.0, 270.0)}  # view word → its anchors' azimuths
+ANCHOR_VIEWS = tuple(ANCHOR_CAMERAS)  # the words `system.anchor_views` takes
+DEFAULT_ANCHOR_VIEWS = ("front", "back")  # the back: no Janus
+SOLID = 0.9  # a render's pixel is the object's surface above this opacity (`solid_pixels`)
+REACH = 45.0  # x̃'s images within this many degrees of an anchor's azimuth (and not overhead) are its candidates
 
 
-def view_anchors(images: torch.Tensor, views: torch.Tensor, words: Sequence[str] = ANCHOR_VIEWS) -> torch.Tensor:
-    """For each view word of `words` (some of ANCHOR_VIEWS), the medoid [H,W,3] of the images [N,H,W,3] in [0,1]
-    whose camera (views [N,2]: azimuth, elevation in degrees) has that word: the one nearest, on average, to all
-    the others in pixel space. [len(words),H,W,3]."""
-    seen = [view_direction(a, e) for a, e in views.tolist()]
-    medoids = []
-    for word in words:
-        picked = images[torch.tensor([w == word for w in seen])]
+def anchor_azimuths(words: Sequence[str]) -> list[float]:
+    """The azimuths (degrees) of the anchors of view words `words`, in order: one for front and back, two for
+    sides (90 and 270, each with its own medoid)."""
+    return [a for w in words for a in ANCHOR_CAMERAS[w]]
+
+
+def anchor_facing(azimuth: float) -> tuple[int, int]:
+    """The world axis an anchor's camera at `azimuth` looks along, 0 (x) for the front and back, 1 (y) for the
+    sides, and the sign of the half of the scene on the camera's side along it (the camera sits at azimuth φ
+    on (cos φ, sin φ) in the ground plane)."""
+    a = math.radians(azimuth)
+    axis = 1 if 45.0 < off_front(azimuth) < 135.0 else 0
+    return axis, 1 if (math.cos(a), math.sin(a))[axis] > 0 else -1
+
+
+def anchor_members(views: torch.Tensor, azimuth: float) -> torch.Tensor:
+    """Which of x̃'s cameras (views [N,2]: azimuth, elevation in degrees) see the object as an anchor at
+    `azimuth` does: within REACH of it and not overhead (for 0 and 180, DreamFusion's front and back words). [N]"""
+    return torch.tensor(
+        [off_front(a - azimuth) < REACH and view_direction(a, e) != "overhead" for a, e in views.tolist()],
+        dtype=torch.bool,
+    )
+
+
+def view_anchors(
+    images: torch.Tensor, views: torch.Tensor, words: Sequence[str] = DEFAULT_ANCHOR_VIEWS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each anchor of the view words `words` (`anchor_azimuths`), the medoid [H,W,3] of the images
+    [N,H,W,3] in [0,1] whose camera (views [N,2]) sees the object as the anchor does (`anchor_members`): the
+    one nearest, on average, to all the others in pixel space. The medoids [A,H,W,3] and their own cameras
+    [A,2] (azimuth, elevation): θ is drawn where x̃ was, so a side medoid that shows an edge of the front
+    lays it on the front, not on the side."""
+    medoids, cams = [], []
+    for azimuth in anchor_azimuths(words):
+        members = anchor_members(views, azimuth)
+        picked = images[members]
         if len(picked) == 0:
-            raise ValueError(f"x̃ has no {word} view to anchor to: raise reference.count")
+            raise ValueError(f"x̃ has no view near azimuth {azimuth:.0f} to anchor to: raise reference.count")
         flat = picked.flatten(1).float()  # [F,H*W*3]
-        medoids.append(picked[torch.cdist(flat, flat).mean(1).argmin()])
-    return torch.stack(medoids)
+        best = int(torch.cdist(flat, flat).mean(1).argmin())
+        medoids.append(picked[best])
+        cams.append(views[members][best])
+    return torch.stack(medoids), torch.stack(cams)
 
 
 def outline_box(mask: torch.Tensor) -> torch.Tensor | None:
@@ -54,10 +88,11 @@ def outline_box(mask: torch.Tensor) -> torch.Tensor | None:
     return torch.cat([edges[:2] * 2 / w - 1, edges[2:] * 2 / h - 1])
 
 
-def fit_to_box(anchor: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor | None:
-    """The anchor [H',W',3] resampled onto the render rgb [1,H,W,3] so that its outline box lands on the
-    render's (`object_pixels`), white outside the anchor's image; None where the render shows no object."""
-    to_box, from_box = outline_box(object_pixels(rgb)[0]), outline_box(object_pixels(anchor[None])[0])
+def fit_to_box(anchor: torch.Tensor, solid: torch.Tensor) -> torch.Tensor | None:
+    """The anchor [H',W',3] resampled onto a render's H×W pixels so that its outline box lands on the box of
+    the render's solid pixels (solid [1,H,W], `solid_pixels`), white outside the anchor's image; [1,H,W,3], or
+    None where the render has no solid pixel."""
+    to_box, from_box = outline_box(solid[0]), outline_box(object_pixels(anchor[None])[0])
     if to_box is None or from_box is None:
         return None
     scale = (from_box[1::2] - from_box[::2]) / (to_box[1::2] - to_box[::2])  # [2]: x, y
@@ -65,20 +100,32 @@ def fit_to_box(anchor: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor | None:
     theta = torch.stack(
         [torch.stack([scale[0], scale.new_zeros(()), shift[0]]), torch.stack([scale.new_zeros(()), scale[1], shift[1]])]
     )[None]  # [1,2,3]
-    grid = F.affine_grid(theta, [1, 3, *rgb.shape[1:3]], align_corners=False)
+    grid = F.affine_grid(theta, [1, 3, *solid.shape[1:3]], align_corners=False)
     moved = F.grid_sample(anchor.permute(2, 0, 1)[None].float() - 1, grid, align_corners=False) + 1  # white pad
-    return moved.permute(0, 2, 3, 1).to(rgb.dtype)  # [1,H,W,3]
+    return moved.permute(0, 2, 3, 1)  # [1,H,W,3]
 
 
-def anchor_loss(rgb: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-    """Mean squared colour error of the render rgb [1,H,W,3] against the anchor fitted to its box, over the
-    inner object pixels of both (edges left out); 0 where they share none. A pixel that only one of them shows
-    as object is not pulled: x̃'s blur makes its shapes fuller than the render's, and filling them in would grow
-    the box the anchor is fitted to, step after step, to the bound."""
-    target = fit_to_box(anchor, rgb)
+def solid_pixels(opacity: torch.Tensor) -> torch.Tensor:
+    """Mask [B,H,W] of a render's pixels whose accumulated opacity (opacity [B,H,W,1]) is above SOLID: the
+    object's surface, not the fog around it, which shows the background through it."""
+    return opacity.detach()[..., 0] > SOLID
+
+
+def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the render rgb [1,H,W,3] (its opacity [1,H,W,1]) against the anchor fitted to the
+    box of its solid pixels, over the pixels that are solid in the render and inner object pixels of the
+    anchor (edges of both left out), each less its mean colour there: the anchor draws its marks (the
+    feature), not x̃'s own colour, paler than the one SDS gives the body. 0 where they share no pixel. A pixel
+    that only one of them shows as object is not pulled: x̃'s blur makes its shapes fuller than the render's,
+    and filling them in would grow the box the anchor is fitted to, step after step, to the bound. A faint
+    pixel is not pulled either: the colour that would darken it to x̃'s draws a dark ring round the outline."""
+    solid = solid_pixels(opacity)
+    target = fit_to_box(anchor, solid)
     if target is None:
         return rgb.sum() * 0.0
-    mask = inner_object_pixels(target) & inner_object_pixels(rgb)
+    inner = -F.max_pool2d(-solid.float()[:, None], 3, 1, 1)[:, 0] > 0.5  # eroded by one pixel, as the anchor's
+    mask = inner_object_pixels(target) & inner
     if not bool(mask.any()):
         return rgb.sum() * 0.0
-    return (rgb[mask] - target[mask]).square().sum(-1).mean()
+    ours, theirs = rgb[mask], target[mask].to(rgb.dtype)  # [M,3] each
+    return ((ours - ours.mean(0)) - (theirs - theirs.mean(0))).square().sum(-1).mean()
