@@ -3,15 +3,16 @@
 Image-to-3D methods (Magic123, DreamCraft3D) hold one view of θ to a reference image and leave the other views
 to score distillation. Here the references are the prior's own samples: the medoid of x̃'s front-view images,
 which the prior draws with the prompt's feature on it, and of its back-view images, which it draws without
-(`view_anchors`; docs/results.md, twenty-third round). SDS alone cannot place a feature, since each view paints
-it somewhere else (fifth round); one fixed view can. The back anchor is there because a triplane's yz plane
-gives a front point and its mirror image on the back the same features: held to the front alone, θ drew the
-feature (as dents, under light) on both sides.
+(`view_anchors`; docs/results.md, twenty-third and twenty-fourth rounds). SDS alone cannot place a feature,
+since each view paints it somewhere else (fifth round); one fixed view can. The back anchor keeps the back
+plain: without it the body copies the front's feature there (Janus). `sides` adds x̃'s side views (90, 270).
 
-x̃ shows objects larger than the prior's data does (its sampler's blur), so the anchor does not set the size:
-at each step it is fitted to the outline box of the render (`fit_to_box`), and only the pixels where both the
-render and the fitted anchor show the object are pulled to its colours (`anchor_loss`). It moves colour and the
-feature on the object the render already has, and neither grows nor cuts its outline.
+θ is drawn at each medoid's own camera. x̃ shows objects larger than the prior's data does (its sampler's
+blur), so the anchor does not set the size: at each step it is fitted to the box of the render's solid pixels
+(`fit_to_box`), and only the pixels solid in the render and inside the anchor's object are compared, each image
+less its mean colour there (`anchor_loss`): the anchor draws its marks on the object the render already has,
+not x̃'s paler colour, and neither grows nor cuts its outline. What it may move is the system's choice
+(`Real3DSystem.view_anchor`: the albedo, with `anchor_planes: facing` one appearance plane, `anchor_facing`).
 """
 
 from __future__ import annotations
