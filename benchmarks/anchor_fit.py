@@ -22,6 +22,7 @@ from real3d import precision
 from real3d.cameras import orbit
 from real3d.guidance.anchor import anchor_loss, fit_to_box, solid_pixels, view_anchors
 from real3d.guidance.reference import reference_images, reference_views
+from real3d.io import contact_sheet
 from real3d.jobs.generate import GenerateConfig
 from real3d.model import load_checkpoint
 from real3d.system import build_prior
@@ -57,13 +58,11 @@ def main() -> None:
             cells = [f"{float(anchor_loss(rgb, out.opacity, anchor)):.4f}", *(f"{float(s):.2f}" for s in seen)]
             print(f"| {run.name} | {azimuth:.0f} | " + " | ".join(cells) + " |", flush=True)
             row += [fitted[0], rgb[0]]
-        rows.append(torch.cat(row, 1))
-    width = max(r.shape[1] for r in rows)
-    sheet = torch.cat([torch.nn.functional.pad(r, (0, 0, 0, width - r.shape[1]), value=1.0) for r in rows])
+        rows.append(row)
+    cols = max(len(r) for r in rows)  # runs with fewer anchors are padded with white
+    sheet = contact_sheet([t for r in rows for t in r + [torch.ones_like(r[0])] * (cols - len(r))], cols)
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((sheet.clamp(0, 1) * 255).byte().numpy()).resize((sheet.shape[1] * 3, sheet.shape[0] * 3)).save(
-        args.sheet
-    )
+    Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(args.sheet)
     print(f"sheet: {args.sheet}")
 
 
