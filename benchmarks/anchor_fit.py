@@ -62,7 +62,7 @@ def main() -> None:
     cols = max(len(r) for r in rows)  # runs with fewer anchors are padded with white
     sheet = contact_sheet([t for r in rows for t in r + [torch.ones_like(r[0])] * (cols - len(r))], cols)
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(args.sheet)
+    Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.Resampling.NEAREST).save(args.sheet)
     print(f"sheet: {args.sheet}")
 
 
