@@ -140,6 +140,11 @@ class Real3DConfig(SceneConfig):
                 f"{where}: regularizers.lambda_appearance_tv acts on field.appearance_channels, which is 0 here; "
                 "set field.appearance_channels (e.g. 4) or leave lambda_appearance_tv at 0"
             )
+        if self.system.anchor_planes == "facing" and not getattr(self.field, "appearance_channels", 0):
+            raise ConfigError(
+                f"{where}: system.anchor_planes=facing picks among field.appearance_channels, which is 0 here; "
+                "set field.appearance_channels (e.g. 4) or leave anchor_planes at all"
+            )
         if self.system.uses_anchor:
             views = reference_views(self.reference)
             azimuths = anchor_azimuths(self.system.anchor_views)

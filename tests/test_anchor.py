@@ -152,11 +152,15 @@ def test_anchor_shading_albedo_draws_the_anchor_views_unlit_whatever_the_step_dr
 def test_the_decal_recipe_learns_its_appearance_from_the_anchors_alone(tmp_path: Path) -> None:
     """The decal recipe (docs/results.md, twenty-fourth round): after one step with SDS and the front and back
     anchors, the appearance planes have learned from the anchors alone, through the yz plane (the one across
-    the anchors' axis) and nothing else: the xy and xz planes' appearance carries no gradient."""
+    the anchors' axis) and nothing else: the xy and xz planes' appearance carries no gradient. `facing` without
+    appearance channels fails with what to set."""
     overrides = [*tiny(tmp_path), "reference.count=8", "system.lambda_adv=0", "system.lambda_anchor=100"]
     overrides += ["field.appearance_channels=4", "field.appearance_sides=true", "field.appearance=decal"]
     overrides += ["field.appearance_learns=colours_alone", "field.appearance_blend=triplanar"]
     overrides += ["system.anchor_planes=facing", "field.appearance_gain=10", "field.blob_density=30"]
+    plain = [o for o in overrides if not o.startswith("field.appearance")]
+    with pytest.raises(ConfigError, match="anchor_planes=facing picks among field.appearance_channels.*e.g. 4"):
+        run_config("real3d", "a red cube", plain)
     cfg = run_config("real3d", "a red cube", overrides)
     system = Real3DSystem(cfg, build_prior(cfg))
     with deterministic():
