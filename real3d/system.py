@@ -68,6 +68,7 @@ class SystemConfig:
     lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views (guidance/anchor.py)
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_ANCHOR_VIEWS))  # of ANCHOR_VIEWS
     anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or the step's
+    anchor_marks: float = bounded(0.0, 0.0)  # > 0: an anchor draws only its pixels this far from its mean colour
     anchor_planes: Literal["all", "facing"] = "all"  # appearance planes an anchor trains: all, or the one across its
     # camera's axis (the yz plane for the front and back): the other two smear its pull into streaks
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
@@ -297,7 +298,7 @@ class Real3DSystem(nn.Module):
             view = orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)
             with self.model.field.colours_alone(anchor_facing(nominal) if facing else None):
                 out = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode)  # 1 view
-            total = total + anchor_loss(out.rgb, out.opacity, anchor)
+            total = total + anchor_loss(out.rgb, out.opacity, anchor, self.cfg.system.anchor_marks)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:

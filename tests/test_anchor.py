@@ -169,3 +169,19 @@ def test_the_decal_recipe_learns_its_appearance_from_the_anchors_alone(tmp_path:
     assert stats["loss_anchor"] > 0 and stats["loss_sds"] > 0
     assert field.planes.grad[:2, c:].abs().max() == 0 and field.far_side.grad[:2].abs().max() == 0
     assert field.planes.grad[2, c:].abs().sum() > 0 and field.far_side.grad[2].abs().sum() > 0
+
+
+def test_anchor_marks_draw_a_feature_but_not_x_tilde_shading() -> None:
+    """With `marks`, an anchor whose only difference from a plain render is a soft shading costs nothing (it
+    is not a feature), while its eye still pulls the render dark; without, the shading is drawn too."""
+    render = square(32, 9, 23)[None]
+    shaded = square(32, 2, 30)
+    shaded[2:30, 2:30] *= torch.linspace(0.85, 1.0, 28)[:, None, None]  # darker toward the top
+    assert anchor_loss(render, opacity(render), shaded) > 1e-3
+    assert anchor_loss(render, opacity(render), shaded, marks=0.35) < 1e-4
+    rgb = render.clone().requires_grad_(True)
+    with_eye = square(32, 2, 30, eye=True)
+    with_eye[2:30, 2:30] *= torch.linspace(0.85, 1.0, 28)[:, None, None]
+    anchor_loss(rgb, opacity(render), with_eye, marks=0.35).backward()
+    eye = fit_to_box(with_eye, solid_pixels(opacity(render)))[0].amax(-1) < 0.4
+    assert (rgb.grad[0][eye] > 0).all()  # pushed toward black

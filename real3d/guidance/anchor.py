@@ -112,14 +112,16 @@ def solid_pixels(opacity: torch.Tensor) -> torch.Tensor:
     return opacity.detach()[..., 0] > SOLID
 
 
-def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor, marks: float = 0.0) -> torch.Tensor:
     """Mean squared error of the render rgb [1,H,W,3] (its opacity [1,H,W,1]) against the anchor fitted to the
     box of its solid pixels, over the pixels that are solid in the render and inner object pixels of the
     anchor (edges of both left out), each less its mean colour there: the anchor draws its marks (the
     feature), not x̃'s own colour, paler than the one SDS gives the body. 0 where they share no pixel. A pixel
     that only one of them shows as object is not pulled: x̃'s blur makes its shapes fuller than the render's,
     and filling them in would grow the box the anchor is fitted to, step after step, to the bound. A faint
-    pixel is not pulled either: the colour that would darken it to x̃'s draws a dark ring round the outline."""
+    pixel is not pulled either: the colour that would darken it to x̃'s draws a dark ring round the outline.
+    With `marks` > 0 only the anchor's pixels farther than that from its mean colour are drawn as they are;
+    the others are held to the render's own mean (x̃'s shading on a plain object is not a feature)."""
     solid = solid_pixels(opacity)
     target = fit_to_box(anchor, solid)
     if target is None:
@@ -129,4 +131,7 @@ def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor) 
     if not bool(mask.any()):
         return rgb.sum() * 0.0
     ours, theirs = rgb[mask], target[mask].to(rgb.dtype)  # [M,3] each
-    return ((ours - ours.mean(0)) - (theirs - theirs.mean(0))).square().sum(-1).mean()
+    drawn = theirs - theirs.mean(0)  # [M,3]: x̃'s marks
+    if marks > 0:
+        drawn = drawn * (drawn.norm(dim=-1, keepdim=True) > marks)
+    return ((ours - ours.mean(0)) - drawn).square().sum(-1).mean()
