@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cameras import off_front, view_direction
-from .reference import inner_object_pixels, object_pixels
+from .reference import eroded, inner_object_pixels, object_pixels
 
 ANCHOR_CAMERAS = {"front": (0.0,), "back": (180.0,), "sides": (90.0, 270.0)}  # view word → its anchors' azimuths
 ANCHOR_VIEWS = tuple(ANCHOR_CAMERAS)  # the words `system.anchor_views` takes
@@ -126,8 +126,7 @@ def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor, 
     target = fit_to_box(anchor, solid)
     if target is None:
         return rgb.sum() * 0.0
-    inner = -F.max_pool2d(-solid.float()[:, None], 3, 1, 1)[:, 0] > 0.5  # eroded by one pixel, as the anchor's
-    mask = inner_object_pixels(target) & inner
+    mask = inner_object_pixels(target) & eroded(solid)  # edges of both left out
     if not bool(mask.any()):
         return rgb.sum() * 0.0
     ours, theirs = rgb[mask], target[mask].to(rgb.dtype)  # [M,3] each

@@ -97,11 +97,15 @@ def object_pixels(rgb: torch.Tensor) -> torch.Tensor:
     return (1 - rgb.detach()).amax(-1) > 0.1
 
 
+def eroded(mask: torch.Tensor) -> torch.Tensor:
+    """The pixels of mask [B,H,W] whose 8 neighbours are in it too (an erosion by one pixel)."""
+    return -F.max_pool2d(-mask.float()[:, None], 3, 1, 1)[:, 0] > 0.5
+
+
 def inner_object_pixels(rgb: torch.Tensor) -> torch.Tensor:
     """`object_pixels` [B,H,W] whose 8 neighbours are object pixels too: an edge pixel, part background, is left
     out."""
-    away = object_pixels(rgb).float()[:, None]  # [B,1,H,W]
-    return -F.max_pool2d(-away, 3, 1, 1)[:, 0] > 0.5  # erosion by one pixel
+    return eroded(object_pixels(rgb))
 
 
 def object_colour(rgb: torch.Tensor) -> torch.Tensor:
