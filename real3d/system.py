@@ -288,19 +288,17 @@ class Real3DSystem(nn.Module):
         elevation in x̃, the middle of the training radius and field of view) against that anchor, in albedo
         shading (`anchor_shading`: or the step's), its density held (`colours_alone`): the anchors set
         colours, not the shape; with `anchor_planes: facing`, through the appearance plane across the axis
-        of its view word alone, on the camera's half of the scene (`anchor_facing`); a laid-out prompt's
-        objects each with a colour of their own (`anchor_loss`). All anchors in one step: where a triplane
-        plane is shared by the front and the back, their pulls meet in one gradient."""
+        of its view word alone, on the camera's half of the scene (`anchor_facing`). All anchors in one
+        step: where a triplane plane is shared by the front and the back, their pulls meet in one gradient."""
         cam, total = self.cfg.camera, self.anchors.new_zeros(())
         mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
         facing = self.cfg.system.anchor_planes == "facing"
         azimuths = anchor_azimuths(self.cfg.system.anchor_views)
-        objects = len(scene_layout.objects(self.cfg.prompt) or [None])  # as many colours as objects
         for nominal, (azimuth, elevation), anchor in zip(azimuths, self.anchor_cams.tolist(), self.anchors):
             view = orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)
             with self.model.field.colours_alone(anchor_facing(nominal) if facing else None):
                 out = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode)  # 1 view
-            total = total + anchor_loss(out.rgb, out.opacity, anchor, self.cfg.system.anchor_marks, objects)
+            total = total + anchor_loss(out.rgb, out.opacity, anchor, self.cfg.system.anchor_marks)
         return total
 
     def training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:

@@ -185,29 +185,3 @@ def test_anchor_marks_draw_a_feature_but_not_x_tilde_shading() -> None:
     anchor_loss(rgb, opacity(render), with_eye, marks=0.35).backward()
     eye = fit_to_box(with_eye, solid_pixels(opacity(render)))[0].amax(-1) < 0.4
     assert (rgb.grad[0][eye] > 0).all()  # pushed toward black
-
-
-def stacked(size: int, split: int, eye: bool = False) -> torch.Tensor:
-    """A white image [size,size,3] with a red box over rows 4..split−1 on a blue one over rows split..size−5
-    (columns 8..size−9): a laid-out scene of two objects; with `eye` a black mark on the red one."""
-    img = torch.ones(size, size, 3)
-    img[4:split, 8 : size - 8] = RED
-    img[split : size - 4, 8 : size - 8] = torch.tensor([0.1, 0.1, 0.9])
-    if eye:
-        img[8:11, size // 2 - 1 : size // 2 + 2] = BLACK
-    return img
-
-
-def test_anchor_of_two_objects_draws_neither_colour_on_the_other() -> None:
-    """Where the render's two objects meet a little off x̃'s, one colour region per object leaves the boundary
-    alone (taken as one colour, the strip between them is drawn as a mark), and still draws the eye."""
-    render = stacked(32, 18)[None]
-    anchor = stacked(32, 14)
-    one = anchor_loss(render, opacity(render), anchor, marks=0.35)
-    two = anchor_loss(render, opacity(render), anchor, marks=0.35, objects=2)
-    assert one > 0.05 and two < 1e-4
-    rgb = render.clone().requires_grad_(True)
-    anchor_loss(rgb, opacity(render), stacked(32, 14, eye=True), marks=0.35, objects=2).backward()
-    assert (rgb.grad[0, 8:11, 15:17] > 0).all()  # the eye pulls its pixels toward black
-    eye = rgb.grad[0, 9, 16].abs().max()
-    assert rgb.grad[0, 14:18].abs().max() < 0.1 * eye  # the off strip is not repainted (only its region's mean)

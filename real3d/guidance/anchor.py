@@ -30,7 +30,6 @@ ANCHOR_CAMERAS = {"front": (0.0,), "back": (180.0,), "sides": (90.0, 270.0)}  # 
 ANCHOR_VIEWS = tuple(ANCHOR_CAMERAS)  # the words `system.anchor_views` takes
 DEFAULT_ANCHOR_VIEWS = ("front", "back")  # the back: no Janus
 SOLID = 0.9  # a render's pixel is the object's surface above this opacity (`solid_pixels`)
-BLEND = 0.25  # a pixel of a laid-out scene this near one of its objects' colours is that object's (`object_regions`)
 REACH = 45.0  # x̃'s images within this many degrees of an anchor's azimuth (and not overhead) are its candidates
 
 
@@ -113,59 +112,7 @@ def solid_pixels(opacity: torch.Tensor) -> torch.Tensor:
     return opacity.detach()[..., 0] > SOLID
 
 
-def colour_centres(pixels: torch.Tensor, k: int, iterations: int = 10) -> torch.Tensor:
-    """k colours [k,3] of pixels [M,3] by k-means, started from k groups of equal count along their first
-    principal colour axis (deterministic; a small mark of a third colour does not take a centre of its own)."""
-    pixels = pixels.detach().float()
-    centred = pixels - pixels.mean(0)
-    axis = torch.linalg.svd(centred, full_matrices=False).Vh[0]  # [3]
-    labels = torch.empty(len(pixels), dtype=torch.long)
-    labels[(centred @ axis).argsort()] = torch.arange(len(pixels)) * k // len(pixels)
-    for _ in range(iterations):
-        sums = torch.zeros(k, 3).index_add_(0, labels, pixels)
-        centres = sums / torch.bincount(labels, minlength=k).clamp(min=1)[:, None]
-        labels = torch.cdist(pixels, centres).argmin(1)
-    return centres
-
-
-def object_regions(image: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """One region per object of a laid-out scene of k objects in image [1,H,W,3] over mask [1,H,W], as labels
-    [1,H,W] (−1 outside): the pixels within BLEND of one of its k colours (`colour_centres`) are that object's,
-    and the others, a mark or the blend where two objects meet, take the region of their nearest such
-    neighbours (grown one pixel at a time), so a mark belongs to the object it is drawn on."""
-    pixels = image[mask].detach().float()  # [M,3]
-    distance = torch.cdist(pixels, colour_centres(pixels, k))  # [M,k]
-    labels = torch.full(mask.shape, -1, dtype=torch.long)
-    labels[mask] = torch.where(distance.min(1).values < BLEND, distance.argmin(1), -1)
-    for _ in range(max(mask.shape[1:])):
-        open_ = mask & (labels < 0)
-        if not bool(open_.any()):
-            break
-        near = F.avg_pool2d(F.one_hot(labels + 1, k + 1)[..., 1:].permute(0, 3, 1, 2).float(), 3, 1, 1)  # [1,k,H,W]
-        grown = open_ & (near.amax(1) > 0)
-        if not bool(grown.any()):
-            break
-        labels[grown] = near.argmax(1)[grown]
-    return labels
-
-
-def inner_regions(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """The pixels [1,H,W] of labels [1,H,W] (`object_regions`) whose 8 neighbours share their region."""
-    return torch.stack([eroded(labels == c) for c in range(k)]).any(0)
-
-
-def region_means(pixels: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """Each pixel's own region's mean colour [M,3] (pixels [M,3], labels [M] in 0..k−1), differentiable."""
-    if k == 1:
-        return pixels.mean(0).expand_as(pixels)
-    sums = pixels.new_zeros(k, pixels.shape[-1]).index_add(0, labels, pixels)
-    counts = torch.bincount(labels, minlength=k).clamp(min=1)[:, None].to(pixels.dtype)
-    return (sums / counts)[labels]
-
-
-def anchor_loss(
-    rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor, marks: float = 0.0, objects: int = 1
-) -> torch.Tensor:
+def anchor_loss(rgb: torch.Tensor, opacity: torch.Tensor, anchor: torch.Tensor, marks: float = 0.0) -> torch.Tensor:
     """Mean squared error of the render rgb [1,H,W,3] (its opacity [1,H,W,1]) against the anchor fitted to the
     box of its solid pixels, over the pixels that are solid in the render and inner object pixels of the
     anchor (edges of both left out), each less its mean colour there: the anchor draws its marks (the
@@ -174,24 +121,16 @@ def anchor_loss(
     and filling them in would grow the box the anchor is fitted to, step after step, to the bound. A faint
     pixel is not pulled either: the colour that would darken it to x̃'s draws a dark ring round the outline.
     With `marks` > 0 only the anchor's pixels farther than that from its mean colour are drawn as they are;
-    the others are held to the render's own mean (x̃'s shading on a plain object is not a feature).
-    A scene of `objects` > 1 objects has as many colours: each image is split into that many colour regions
-    (`object_regions`, the blend between them left out) and each pixel is taken less its own region's mean, so
-    that where the render's objects meet a little off x̃'s, one object's colour is not drawn as a mark on the
-    other."""
+    the others are held to the render's own mean (x̃'s shading on a plain object is not a feature)."""
     solid = solid_pixels(opacity)
     target = fit_to_box(anchor, solid)
     if target is None:
         return rgb.sum() * 0.0
     mask = inner_object_pixels(target) & eroded(solid)  # edges of both left out
-    own = their = mask.long() - 1  # one region: the object
-    if objects > 1 and int(mask.sum()) >= objects:
-        own, their = object_regions(rgb, mask, objects), object_regions(target, mask, objects)
-        mask = mask & inner_regions(own, objects) & inner_regions(their, objects)  # no blend, in either image
     if not bool(mask.any()):
         return rgb.sum() * 0.0
     ours, theirs = rgb[mask], target[mask].to(rgb.dtype)  # [M,3] each
-    drawn = theirs - region_means(theirs, their[mask], objects)  # [M,3]: x̃'s marks
+    drawn = theirs - theirs.mean(0)  # [M,3]: x̃'s marks
     if marks > 0:
         drawn = drawn * (drawn.norm(dim=-1, keepdim=True) > marks)
-    return ((ours - region_means(ours, own[mask], objects)) - drawn).square().sum(-1).mean()
+    return ((ours - ours.mean(0)) - drawn).square().sum(-1).mean()
