@@ -65,7 +65,7 @@ class SystemConfig:
     lambda_colour: Scheduled = 0.0  # the renders' mean object colour pulled to x̃'s (colour_matching_loss)
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
-    lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views (guidance/anchor.py)
+    lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views, one-object prompts (anchor.py)
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_ANCHOR_VIEWS))  # of ANCHOR_VIEWS
     anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or the step's
     anchor_marks: float = bounded(0.0, 0.0)  # > 0: an anchor draws only its pixels this far from its mean colour
@@ -223,7 +223,9 @@ class Real3DSystem(nn.Module):
                 else object_colour(images).expand(len(VIEW_WORDS), 3)
             )
             self.register_buffer("reference_colours", colours, persistent=False)
-        if cfg.system.uses_anchor:
+        # the view anchors, on a prompt of one object: x̃ of "A <relation> B" often swaps the objects' colours
+        self.anchored = cfg.system.uses_anchor and not objects
+        if self.anchored:
             views, words = reference_views(cfg.reference), cfg.system.anchor_views
             anchors, cams = view_anchors(self.reference.float() / 255, views, words)
             self.register_buffer("anchors", anchors, persistent=False)
@@ -360,7 +362,7 @@ class Real3DSystem(nn.Module):
         if lambda_colour > 0 and k is None:  # x̃ shows the whole scene, as D's do
             losses["loss_colour"] = lambda_colour * self.colour_matching(renders)
         lambda_anchor = scheduled(sys_cfg.lambda_anchor, step)
-        if lambda_anchor > 0 and k is None:  # x̃ shows the whole scene
+        if lambda_anchor > 0 and self.anchored:
             with clock("anchor"):
                 losses["loss_anchor"] = lambda_anchor * self.view_anchor(generator)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)

@@ -123,6 +123,10 @@ def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
     front = run_config("real3d", "a red cube", [*overrides, "reference.count=3", "system.anchor_views=[front]"])
     assert Real3DSystem(front, build_prior(front)).anchors.shape[0] == 1  # 3 views of x̃: a front, no back
+    pair = run_config("real3d", "a red cube on top of a blue sphere", [*overrides, "reference.count=8"])
+    with deterministic():
+        stats = Real3DSystem(pair, build_prior(pair)).training_step(0, torch.Generator().manual_seed(0))
+    assert "loss_anchor" not in stats  # x̃ of a laid-out prompt swaps its objects' colours: no anchor there
 
 
 def test_anchor_shading_albedo_draws_the_anchor_views_unlit_whatever_the_step_draws(tmp_path: Path) -> None:
