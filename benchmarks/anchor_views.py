@@ -1,5 +1,6 @@
 """What the view anchors hold θ to: x̃'s front and back medoids (`guidance.anchor.view_anchors`) per prompt,
-and how surely the judge sees the prompt's front feature on x̃'s front views, its back views and each medoid.
+and how surely the judge sees the prompt's front feature on x̃'s front views, its back views and each medoid,
+and the whole prompt (`prompt_probability`: shapes, colours, relation) on the front views and the front medoid.
 
     .venv/bin/python benchmarks/anchor_views.py [key.sub=value ...] [--prompts benchmarks/prompts-front.txt]
         [--sheet outputs/anchor_views.png]
@@ -24,7 +25,7 @@ from real3d.jobs.bench.quality import read_prompts
 from real3d.jobs.generate import run_config
 from real3d.system import build_prior
 from real3d.toyworld.judge import load_judge
-from real3d.toyworld.metrics import _as_scene, feature_seen
+from real3d.toyworld.metrics import _as_scene, feature_seen, prompt_probability
 
 
 def main() -> None:
@@ -36,7 +37,8 @@ def main() -> None:
     torch.set_num_threads(2)
     judge, rows = load_judge(), []
     print(
-        "| prompt | x̃ front views: P(feature) | x̃ back views | front medoid | back medoid |\n|---|---:|---:|---:|---:|"
+        "| prompt | x̃ front views: P(feature) | x̃ back views | front medoid | back medoid "
+        "| x̃ front views: P(prompt) | front medoid |\n|---|---:|---:|---:|---:|---:|---:|"
     )
     for prompt in read_prompts(args.prompts):
         cfg = run_config("real3d", prompt, args.overrides)
@@ -53,6 +55,7 @@ def main() -> None:
         back = x_ref[torch.tensor([w == "back" for w in words])]
         medoids = seen(anchors)
         cells = [seen(front).mean(), seen(back).mean(), *(medoids[ANCHOR_VIEWS.index(w)] for w in ("front", "back"))]
+        cells += [prompt_probability(judge.probs(images), scene).mean() for images in (front, anchors[:1])]
         print(f"| {prompt} | " + " | ".join(f"{float(c):.2f}" for c in cells) + " |", flush=True)
         rows.append(torch.cat([*front, *anchors], 1))
     width = max(r.shape[1] for r in rows)
