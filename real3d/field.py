@@ -132,6 +132,7 @@ class TriplaneField(nn.Module):
         self.alone: int | None = None  # see `only`
         self.colour_only = False  # see `colours_alone`
         self.facing: tuple[int, int] | None = None  # see `colours_alone`: the (axis, sign) that learns there
+        self.decal_shown = True  # see `without_decal`
 
     @property
     def bound(self) -> float:
@@ -210,7 +211,7 @@ class TriplaneField(nn.Module):
             sigma = sigma * (dist <= self.reach).any(dim=-1)
         lo, hi = self.cfg.albedo_range
         albedo = torch.sigmoid(raw[:, 1:4])
-        if raw.shape[1] > 4:  # `appearance: decal`: c = (1 − α)·c_body + α·c_decal, drawn over the body's colour
+        if raw.shape[1] > 4 and self.decal_shown:  # `appearance: decal`: c = (1 − α)·c_body + α·c_decal
             alpha = torch.sigmoid(raw[:, 7:])
             albedo = (1 - alpha) * albedo + alpha * torch.sigmoid(raw[:, 4:7])
         return sigma, lo + (hi - lo) * albedo
@@ -247,6 +248,17 @@ class TriplaneField(nn.Module):
             yield
         finally:
             self.colour_only, self.facing = False, None
+
+    @contextmanager
+    def without_decal(self) -> Iterator[None]:
+        """Inside the block θ is drawn without its decal (`appearance: decal`), the body alone: what SDS and D
+        see with `system.decal_in_training` off, so that they neither fight the feature the anchors draw nor
+        shape the body around it."""
+        self.decal_shown = False
+        try:
+            yield
+        finally:
+            self.decal_shown = True
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """σ [N] at x [N,3]."""

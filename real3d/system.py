@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -71,6 +71,8 @@ class SystemConfig:
     anchor_marks: float = bounded(0.0, 0.0)  # > 0: an anchor draws only its pixels this far from its mean colour
     anchor_planes: Literal["all", "facing"] = "all"  # appearance planes an anchor trains: all, or the one across its
     # camera's axis (the yz plane for the front and back): the other two smear its pull into streaks
+    decal_in_training: bool = True  # False: SDS and D see θ without its decal (field.appearance=decal), which
+    # the anchors alone draw, so they neither fight the feature nor reshape the body around it
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
@@ -145,6 +147,11 @@ class Real3DConfig(SceneConfig):
             raise ConfigError(
                 f"{where}: system.anchor_planes=facing picks among field.appearance_channels, which is 0 here; "
                 "set field.appearance_channels (e.g. 4) or leave anchor_planes at all"
+            )
+        if not self.system.decal_in_training and getattr(self.field, "appearance", "logits") != "decal":
+            raise ConfigError(
+                f"{where}: system.decal_in_training=false hides field.appearance=decal, which is not set here; "
+                "set field.appearance=decal (with field.appearance_channels) or leave decal_in_training at true"
             )
         if self.system.uses_anchor:
             views = reference_views(self.reference)
@@ -285,6 +292,11 @@ class Real3DSystem(nn.Module):
                 total = total + colour_matching_loss(out.rgb[b : b + 1], self.reference_colours[word], pull)
         return total
 
+    def body_alone(self) -> AbstractContextManager[None]:
+        """The context the step's renders for SDS and D are drawn in: θ without its decal where
+        `decal_in_training` is off, else θ as it is."""
+        return nullcontext() if self.cfg.system.decal_in_training else self.model.field.without_decal()
+
     def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
         """Σ anchor_loss of θ drawn by the NeRF at each view anchor's camera (the medoid's own azimuth and
         elevation in x̃, the middle of the training radius and field of view) against that anchor, in albedo
@@ -348,7 +360,7 @@ class Real3DSystem(nn.Module):
         renders: list[tuple[RenderOutput, Cameras]] = []
         losses: dict[str, torch.Tensor] = {}
         for renderer, cams, size, name, _ in passes:
-            with clock(name), self.model.field.only(k) if k is not None else nullcontext():
+            with clock(name), self.model.field.only(k) if k is not None else nullcontext(), self.body_alone():
                 renders.append((self.render(renderer, cams, size, generator), cams))
             losses |= {f"{n}_{name}": v for n, v in regularizer_losses(renders[-1][0], cfg.regularizers).items()}
         losses |= field_regularizer_losses(self.model.field, cfg.regularizers, step)

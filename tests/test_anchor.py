@@ -175,6 +175,35 @@ def test_the_decal_recipe_learns_its_appearance_from_the_anchors_alone(tmp_path:
     assert field.planes.grad[2, c:].abs().sum() > 0 and field.far_side.grad[2].abs().sum() > 0
 
 
+def test_decal_in_training_false_hides_the_decal_from_sds_alone(tmp_path: Path) -> None:
+    """With `system.decal_in_training=false` SDS sees θ without its decal: a decal painted over the whole field
+    leaves loss_sds as it was, while the anchors still see it; with the default SDS sees it too. Without a
+    decal the key fails with what to set."""
+    overrides = [*tiny(tmp_path), "reference.count=8", "system.lambda_adv=0", "system.lambda_anchor=100"]
+    overrides += ["field.appearance_channels=4", "field.appearance=decal", "field.appearance_learns=colours_alone"]
+    with pytest.raises(ConfigError, match="decal_in_training=false hides field.appearance=decal.*set field.appear"):
+        run_config(
+            "real3d",
+            "a red cube",
+            [o for o in overrides if o != "field.appearance=decal"] + ["system.decal_in_training=false"],
+        )
+
+    def losses(hidden: bool, painted: bool) -> tuple[float, float]:
+        cfg = run_config("real3d", "a red cube", [*overrides, f"system.decal_in_training={str(not hidden).lower()}"])
+        system = Real3DSystem(cfg, build_prior(cfg))
+        if painted:
+            with torch.no_grad():
+                system.model.field.planes[:, cfg.field.channels :] = 1.0
+                system.model.field.texture.weight.fill_(2.0)  # α → 1 everywhere
+        with deterministic():
+            stats = system.training_step(0, torch.Generator().manual_seed(0))
+        return stats["loss_sds"], stats["loss_anchor"]
+
+    (sds_clear, anchor_clear), (sds_painted, anchor_painted) = losses(True, False), losses(True, True)
+    assert sds_painted == sds_clear and anchor_painted != anchor_clear
+    assert losses(False, True)[0] != sds_clear
+
+
 def test_anchor_marks_draw_a_feature_but_not_x_tilde_shading() -> None:
     """With `marks`, an anchor whose only difference from a plain render is a soft shading costs nothing (it
     is not a feature), while its eye still pulls the render dark; without, the shading is drawn too."""

@@ -296,3 +296,18 @@ def test_appearance_keys_without_appearance_channels_fail_with_what_to_do():
     with pytest.raises(ConfigError, match="field.appearance_gain acts on field.appearance_channels.*e.g. 4"):
         TriplaneField.Config(appearance_gain=10.0).check("field")
     TriplaneField.Config(appearance_gain=10.0, appearance_channels=4).check("field")
+
+
+def test_without_decal_draws_the_body_alone():
+    """Inside `without_decal` a painted decal is not drawn: the albedo is the body's, as with a clear decal."""
+    torch.manual_seed(0)
+    x = torch.rand(16, 3) - 0.5
+    field = TriplaneField(TriplaneField.Config(resolution=16, appearance_channels=4, appearance="decal"))
+    clear = field(x)[1]
+    with torch.no_grad():
+        field.planes[:, field.cfg.channels :] = 1.0
+        field.texture.weight.fill_(2.0)  # α → 1, a white decal over the whole field
+    assert (field(x)[1] - clear).abs().max() > 0.1
+    with field.without_decal():
+        assert torch.allclose(field(x)[1], torch.sigmoid(field._raw(x)[:, 1:4]))
+    assert (field(x)[1] - clear).abs().max() > 0.1  # drawn again after the block
