@@ -110,16 +110,18 @@ class TriplaneField(nn.Module):
         super().__init__()
         self.cfg = cfg
         r, c, ca = cfg.resolution, cfg.channels, cfg.appearance_channels
-        planes = torch.randn(3, c + ca, r, r) * cfg.init_std
-        planes[:, c:] = 0  # appearance channels start blank: at step 0 θ is the field without them
+        # appearance channels start blank, and take no random draw: θ's geometry (and what the seed draws after
+        # it, D included) starts as it does without them
+        planes = torch.cat([torch.randn(3, c, r, r) * cfg.init_std, torch.zeros(3, ca, r, r)], dim=1)
         self.planes = nn.Parameter(planes)  # xy, xz, yz planes; channels [:c] geometry, [c:] appearance
         self.net = mlp(3 * c, cfg.hidden, 4, cfg.layers)
         self.texture: nn.Linear | None = None  # appearance features → albedo logits, or a decal's colour and alpha
-        if ca and cfg.appearance == "logits":
-            self.texture = nn.Linear(3 * ca, 3, bias=False)
-        elif ca:  # no bias, but a fixed offset: where no feature was drawn the decal stays clear, its colour grey
-            self.texture = nn.Linear(3 * ca, 4, bias=False)
-            self.register_buffer("decal_offset", torch.tensor([0.0, 0.0, 0.0, DECAL_START]), persistent=False)
+        with torch.random.fork_rng(devices=[]):  # its random start leaves the global generator where it was
+            if ca and cfg.appearance == "logits":
+                self.texture = nn.Linear(3 * ca, 3, bias=False)
+            elif ca:  # no bias, but a fixed offset: where no feature was drawn the decal stays clear, its colour grey
+                self.texture = nn.Linear(3 * ca, 4, bias=False)
+                self.register_buffer("decal_offset", torch.tensor([0.0, 0.0, 0.0, DECAL_START]), persistent=False)
         # appearance_sides: the appearance features of the far side of each plane (z < 0 for xy, y < 0 for xz,
         # x < 0 for yz); `planes[:, c:]` then hold the near side's
         self.far_side = nn.Parameter(torch.zeros(3, ca, r, r)) if ca and cfg.appearance_sides else None

@@ -376,7 +376,8 @@ class Real3DSystem(nn.Module):
         lambda_anchor = scheduled(sys_cfg.lambda_anchor, step)
         if lambda_anchor > 0 and self.anchored:
             with clock("anchor"):
-                losses["loss_anchor"] = lambda_anchor * self.view_anchor(generator)
+                own = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's draws left as they are
+                losses["loss_anchor"] = lambda_anchor * self.view_anchor(own)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)

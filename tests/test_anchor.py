@@ -218,3 +218,27 @@ def test_anchor_marks_draw_a_feature_but_not_x_tilde_shading() -> None:
     anchor_loss(rgb, opacity(render), with_eye, marks=0.35).backward()
     eye = fit_to_box(with_eye, solid_pixels(opacity(render)))[0].amax(-1) < 0.4
     assert (rgb.grad[0][eye] > 0).all()  # pushed toward black
+
+
+def test_a_hidden_decal_leaves_the_body_as_it_trains_without_one(tmp_path: Path) -> None:
+    """The decal recipe with `decal_in_training=false` trains the body (geometry planes, MLP) exactly as the run
+    without appearance channels and anchors does: the appearance channels take no random draw, the anchors draw
+    from their own generator and reach only the decal, and SDS and D never see it. Only the colours it draws
+    differ."""
+    base = [*tiny(tmp_path), "reference.count=8", "system.lambda_adv=0.01", "regularizers.lambda_albedo_logit=0.3"]
+    recipe = ["system.lambda_anchor=100", "field.appearance_channels=4", "field.appearance=decal"]
+    recipe += ["field.appearance_learns=colours_alone", "field.appearance_gain=10", "system.decal_in_training=false"]
+
+    def body(overrides: list[str]) -> tuple[list[torch.Tensor], Real3DSystem]:
+        cfg = run_config("real3d", "a red cube", overrides)
+        system, generator = Real3DSystem(cfg, build_prior(cfg)), torch.Generator().manual_seed(0)
+        with deterministic():
+            for step in range(3):
+                system.training_step(step, generator)
+        field = system.model.field
+        return [field.planes[:, : cfg.field.channels].detach(), *field.net.state_dict().values()], system
+
+    plain, _ = body(base)
+    decal, system = body([*base, *recipe])
+    assert all(torch.equal(a, b) for a, b in zip(plain, decal, strict=True))
+    assert system.model.field.planes[:, system.cfg.field.channels :].abs().sum() > 0  # the decal did learn
