@@ -147,14 +147,19 @@ class TriplaneField(nn.Module):
         appearance_sides the appearance comes from one set of planes per side."""
         u = (x / self.cfg.bound).float()
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
-        feats = F.grid_sample(self.planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
-        feats = feats[:, :, 0].permute(2, 0, 1)  # [N,3,C+Ca]
         n, c, ca = x.shape[0], self.cfg.channels, self.cfg.appearance_channels
-        appearance = feats[..., c:]  # [N,3,Ca]
+
+        def sample(planes: torch.Tensor) -> torch.Tensor:  # [3,K,r,r] → [N,3,K]
+            out = F.grid_sample(planes, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
+            return out[:, :, 0].permute(2, 0, 1)
+
+        # the geometry sampled by itself: the MLP gets the same features in the same memory layout with
+        # appearance channels as without (bf16 matmuls round by layout, and a run's trajectory follows)
+        feats = sample(self.planes[:, :c])  # [N,3,C]
+        appearance = sample(self.planes[:, c:]) if ca else feats[..., :0]  # [N,3,Ca]
         if self.far_side is not None:  # the two sides blended over SIDE_BLEND of the coordinate along each normal
-            far = F.grid_sample(self.far_side, coords, mode="bilinear", padding_mode="zeros", align_corners=False)
             near = torch.sigmoid(u[:, [2, 1, 0]] / SIDE_BLEND)[..., None]  # [N,3,1]: z for xy, y for xz, x for yz
-            appearance = near * appearance + (1 - near) * far[:, :, 0].permute(2, 0, 1)
+            appearance = near * appearance + (1 - near) * sample(self.far_side)
         if self.cfg.appearance_blend == "triplanar":  # the point's position stands in for its normal
             appearance = appearance * torch.softmax(u[:, [2, 1, 0]].abs() / TRIPLANAR_SOFTNESS, dim=1)[..., None]
         if self.colour_only and self.facing is not None:  # `colours_alone(facing)`: one plane, one half learns
@@ -162,7 +167,7 @@ class TriplaneField(nn.Module):
             plane = torch.arange(3, device=x.device) == 2 - axis  # [3]: plane k's normal is axis 2 − k
             half = u[:, axis] * sign > 0  # [N]
             appearance = torch.where(plane[:, None] & half[:, None, None], appearance, appearance.detach())
-        return feats[..., :c].reshape(n, 3 * c), appearance.reshape(n, 3 * ca)
+        return feats.reshape(n, 3 * c), appearance.reshape(n, 3 * ca)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of

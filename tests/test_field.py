@@ -311,3 +311,16 @@ def test_without_decal_draws_the_body_alone():
     with field.without_decal():
         assert torch.allclose(field(x)[1], torch.sigmoid(field._raw(x)[:, 1:4]))
     assert (field(x)[1] - clear).abs().max() > 0.1  # drawn again after the block
+
+
+def test_appearance_channels_leave_the_geometry_features_as_they_are():
+    """The geometry features reach the MLP with the same values in the same memory layout with appearance
+    channels as without (bf16 matmuls round by layout: a decal that changed it changed the run's trajectory)."""
+    torch.manual_seed(0)
+    plain = TriplaneField(TriplaneField.Config(resolution=16))
+    torch.manual_seed(0)
+    decal = TriplaneField(TriplaneField.Config(resolution=16, appearance_channels=4, appearance="decal"))
+    assert torch.equal(plain.planes, decal.planes[:, : plain.cfg.channels])  # the same random start
+    x = torch.rand(64, 3) - 0.5
+    a, b = plain.encode(x)[0], decal.encode(x)[0]
+    assert torch.equal(a, b) and a.stride() == b.stride()
