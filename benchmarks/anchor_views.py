@@ -55,7 +55,8 @@ def main() -> None:
         back = x_ref[torch.tensor([w == "back" for w in words])]
         medoids = seen(anchors)
         cells = [seen(front).mean(), seen(back).mean(), *(medoids[ANCHOR_VIEWS.index(w)] for w in ("front", "back"))]
-        cells += [prompt_probability(judge.probs(images), scene).mean() for images in (front, anchors[:1])]
+        front_medoid = anchors[ANCHOR_VIEWS.index("front")][None]
+        cells += [prompt_probability(judge.probs(images), scene).mean() for images in (front, front_medoid)]
         print(f"| {prompt} | " + " | ".join(f"{float(c):.2f}" for c in cells) + " |", flush=True)
         rows.append(torch.cat([*front, *anchors], 1))
     width = max(r.shape[1] for r in rows)
