@@ -25,7 +25,7 @@ from real3d.guidance.reference import reference_images, reference_views
 from real3d.io import contact_sheet
 from real3d.jobs.generate import GenerateConfig
 from real3d.model import load_checkpoint
-from real3d.system import build_prior
+from real3d.system import anchor_picker, build_prior
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.metrics import _as_scene, feature_seen
 
@@ -43,10 +43,11 @@ def main() -> None:
     for run in args.runs:
         cfg = config_lib.load(GenerateConfig, str(run / "config.yaml"))
         _, model, _ = load_checkpoint(run)
-        with precision.use(cfg.precision):  # as the run sampled them
-            x_ref = reference_images(build_prior(cfg), cfg.prompt, cfg.reference).float() / 255  # [N,h,w,3]
-        words = cfg.system.anchor_views
-        anchors, cams = view_anchors(x_ref, reference_views(cfg.reference), words)  # [A,h,w,3], [A,2]
+        prior, words = build_prior(cfg), cfg.system.anchor_views
+        with precision.use(cfg.precision):  # as the run sampled and picked them
+            x_ref = reference_images(prior, cfg.prompt, cfg.reference).float() / 255  # [N,h,w,3]
+            pick = anchor_picker(cfg, prior)
+            anchors, cams = view_anchors(x_ref, reference_views(cfg.reference), words, pick)  # [A,h,w,3], [A,2]
         cam, scene, row = cfg.camera, _as_scene(cfg.prompt), []
         for (azimuth, elevation), anchor in zip(cams.tolist(), anchors):
             view = orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)

@@ -1,4 +1,5 @@
-"""What the view anchors hold θ to: x̃'s front and back medoids (`guidance.anchor.view_anchors`) per prompt,
+"""What the view anchors hold θ to: x̃'s front and back anchors (`guidance.anchor.view_anchors`; the medoids, or
+with `system.anchor_pick=prior` the prior's own pick) per prompt,
 and how surely the judge sees the prompt's front feature on x̃'s front views, its back views and each medoid,
 and the whole prompt (`prompt_probability`: shapes, colours, relation) on the front views and the front medoid.
 
@@ -23,7 +24,7 @@ from real3d.guidance.anchor import ANCHOR_VIEWS, view_anchors
 from real3d.guidance.reference import reference_images, reference_views
 from real3d.jobs.bench.quality import read_prompts
 from real3d.jobs.generate import run_config
-from real3d.system import build_prior
+from real3d.system import anchor_picker, build_prior
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.metrics import _as_scene, feature_seen, prompt_probability
 
@@ -37,16 +38,16 @@ def main() -> None:
     torch.set_num_threads(2)
     judge, rows = load_judge(), []
     print(
-        "| prompt | x̃ front views: P(feature) | x̃ back views | front medoid | back medoid "
-        "| x̃ front views: P(prompt) | front medoid |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| prompt | x̃ front views: P(feature) | x̃ back views | front anchor | back anchor "
+        "| x̃ front views: P(prompt) | front anchor |\n|---|---:|---:|---:|---:|---:|---:|"
     )
     for prompt in read_prompts(args.prompts):
         cfg = run_config("real3d", prompt, args.overrides)
-        with precision.use(cfg.precision):  # as a run samples them
-            x_ref = reference_images(build_prior(cfg), prompt, cfg.reference).float() / 255  # [N,h,w,3]
-        views = reference_views(cfg.reference)
-        words = [view_direction(a, e) for a, e in views.tolist()]
-        (anchors, _), scene = view_anchors(x_ref, views), _as_scene(prompt)  # [2,h,w,3]
+        prior, views = build_prior(cfg), reference_views(cfg.reference)
+        with precision.use(cfg.precision):  # as a run samples and picks them
+            x_ref = reference_images(prior, prompt, cfg.reference).float() / 255  # [N,h,w,3]
+            anchors, _ = view_anchors(x_ref, views, pick=anchor_picker(cfg, prior))  # [2,h,w,3]
+        words, scene = [view_direction(a, e) for a, e in views.tolist()], _as_scene(prompt)
 
         def seen(images: torch.Tensor) -> torch.Tensor:
             return feature_seen(judge.probs(images), scene)  # called within this iteration

@@ -28,10 +28,14 @@ from .export import LEVELS, nerf_level
 from .guidance.anchor import (
     ANCHOR_VIEWS,
     DEFAULT_ANCHOR_VIEWS,
+    AnchorPick,
+    Picker,
     anchor_azimuths,
     anchor_facing,
     anchor_loss,
     anchor_members,
+    medoid,
+    prior_picker,
     view_anchors,
 )
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
@@ -67,6 +71,8 @@ class SystemConfig:
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
     lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views, one-object prompts (anchor.py)
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_ANCHOR_VIEWS))  # of ANCHOR_VIEWS
+    anchor_pick: AnchorPick = "medoid"  # each anchor among x̃'s views near it: the medoid, or the one the prior
+    # finds most like the prompt's view there against the opposite one (anchor.prior_picker)
     anchor_shading: Literal["albedo", "step"] = "albedo"  # the anchor renders' shading: albedo alone, or the step's
     anchor_marks: float = bounded(0.0, 0.0)  # > 0: an anchor draws only its pixels this far from its mean colour
     anchor_planes: Literal["all", "facing"] = "all"  # appearance planes an anchor trains: all, or the one across its
@@ -196,6 +202,15 @@ def build_prior(cfg: Real3DConfig) -> Prior:
     return _PRIORS[key]
 
 
+def anchor_picker(cfg: Real3DConfig, prior: Prior, prompt: PositionalPrompt | None = None) -> Picker:
+    """How the run chooses its view anchors among x̃'s views (`system.anchor_pick`); `prompt`: the run's
+    positional prompt, built from cfg where not given."""
+    if cfg.system.anchor_pick == "medoid":
+        return medoid
+    prompt = prompt or PositionalPrompt(prior, cfg.prompt, cfg.prompt_side, cfg.prompt_back)
+    return prior_picker(prior, prompt, seed=cfg.reference.seed)
+
+
 class Real3DSystem(nn.Module):
     """θ (model), D and their optimisers; `training_step` is Eq. 11."""
 
@@ -234,7 +249,9 @@ class Real3DSystem(nn.Module):
         self.anchored = cfg.system.uses_anchor and not objects
         if self.anchored:
             views, words = reference_views(cfg.reference), cfg.system.anchor_views
-            anchors, cams = view_anchors(self.reference.float() / 255, views, words)
+            with precision.use(cfg.precision):
+                pick = anchor_picker(cfg, prior, self.prompt)
+                anchors, cams = view_anchors(self.reference.float() / 255, views, words, pick)
             self.register_buffer("anchors", anchors, persistent=False)
             self.register_buffer("anchor_cams", cams.float(), persistent=False)
 

@@ -12,13 +12,17 @@ from real3d.guidance.anchor import (
     anchor_facing,
     anchor_loss,
     fit_to_box,
+    medoid,
     outline_box,
+    prior_picker,
     solid_pixels,
     view_anchors,
 )
+from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.reference import object_pixels
 from real3d.jobs.generate import run_config
 from real3d.system import Real3DSystem, build_prior, deterministic
+from real3d.toyworld.runs import gt_views
 from tests.test_generate import tiny
 
 RED, BLACK = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.0, 0.0, 0.0])
@@ -55,6 +59,21 @@ def test_view_anchors_are_the_medoids_of_the_views_near_each_anchor() -> None:
     assert [anchor_facing(a) for a in (10.0, 90.0, 180.0, -80.0)] == [(0, 1), (1, 1), (0, -1), (1, -1)]
     with pytest.raises(ValueError, match="no view near azimuth 180.*reference.count"):
         view_anchors(images[:3], views[:3])
+
+
+def test_the_prior_picks_the_view_that_shows_the_feature_for_the_front_and_the_plain_one_for_the_back() -> None:
+    """Of two front views, the GT red sphere with its face and without it, the shipped prior's pick for the
+    front anchor is the face ("…, front view" against "…, back view") and for the back anchor the plain one;
+    the medoid of two is a tie, the first. The pick follows the images, not their order."""
+    cfg = run_config("real3d", "a red sphere with a face", [])
+    prior = build_prior(cfg)
+    face, plain = gt_views("a red sphere with a face")[0], gt_views("a red sphere")[0]  # azimuth 0: the front
+    views = torch.tensor([[0.0, 15.0], [0.0, 15.0]])
+    pick = prior_picker(prior, PositionalPrompt(prior, cfg.prompt))
+    for images, with_face in ((torch.stack([plain, face]), 1), (torch.stack([face, plain]), 0)):
+        assert pick(images, views, 0.0) == with_face
+        assert pick(images, views, 180.0) == 1 - with_face
+        assert medoid(images, views, 0.0) == 0
 
 
 def opacity(img: torch.Tensor) -> torch.Tensor:
@@ -121,6 +140,10 @@ def test_lambda_anchor_samples_x_tilde_without_d_and_moves_theta(tmp_path: Path)
         stats = system.training_step(0, torch.Generator().manual_seed(0))
     assert stats["loss_anchor"] > 0 and stats["loss"] == stats["loss_anchor"]  # every other term weighted 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.model.parameters())
+    picked = run_config("real3d", "a red cube", [*overrides, "reference.count=8", "system.anchor_pick=prior"])
+    chosen = Real3DSystem(picked, build_prior(picked))
+    x_ref = chosen.reference.float() / 255  # the anchors the prior picks are x̃'s own views, from their own cameras
+    assert all(any(torch.equal(a, x) for x in x_ref) for a in chosen.anchors) and chosen.anchor_cams.shape == (2, 2)
     front = run_config("real3d", "a red cube", [*overrides, "reference.count=3", "system.anchor_views=[front]"])
     assert Real3DSystem(front, build_prior(front)).anchors.shape[0] == 1  # 3 views of x̃: a front, no back
     pair = run_config("real3d", "a red cube on top of a blue sphere", [*overrides, "reference.count=8"])

@@ -3,8 +3,10 @@
 Image-to-3D methods (Magic123, DreamCraft3D) hold one view of θ to a reference image and leave the other views
 to score distillation. Here the references are the prior's own samples: the medoid of x̃'s front-view images,
 which the prior draws with the prompt's feature on it, and of its back-view images, which it draws without
-(`view_anchors`; docs/results.md, twenty-third and twenty-fourth rounds). SDS alone cannot place a feature,
-since each view paints it somewhere else (fifth round); one fixed view can. The back anchor keeps the back
+(`view_anchors`; docs/results.md, twenty-third and twenty-fourth rounds), or with `system.anchor_pick: prior`
+the one the prior itself finds most like the prompt's view there (`prior_picker`, a diffusion classifier;
+twenty-sixth round). SDS alone cannot place a feature, since each view paints it somewhere else (fifth
+round); one fixed view can. The back anchor keeps the back
 plain: without it the body copies the front's feature there (Janus). `sides` adds x̃'s side views (90, 270).
 A prompt of two objects ("A <relation> B") has no anchors: x̃ often swaps their colours (4 of the 7 front
 views of "a red cube on top of a blue sphere" show a blue cube on a red sphere, and so does their medoid).
@@ -20,12 +22,15 @@ not x̃'s paler colour, and neither grows nor cuts its outline. What it may move
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from ..cameras import off_front, view_direction
+from ..cameras import VIEW_WORDS, off_front, view_code, view_direction
+from ..priors.base import Prior, TextEmbedding
+from .prompts import PositionalPrompt
 from .reference import eroded, inner_object_pixels, object_pixels
 
 ANCHOR_CAMERAS = {"front": (0.0,), "back": (180.0,), "sides": (90.0, 270.0)}  # view word → its anchors' azimuths
@@ -33,6 +38,10 @@ ANCHOR_VIEWS = tuple(ANCHOR_CAMERAS)  # the words `system.anchor_views` takes
 DEFAULT_ANCHOR_VIEWS = ("front", "back")  # the back: no Janus
 SOLID = 0.9  # a render's pixel is the object's surface above this opacity (`solid_pixels`)
 REACH = 45.0  # x̃'s images within this many degrees of an anchor's azimuth (and not overhead) are its candidates
+AnchorPick = Literal["medoid", "prior"]  # how an anchor is chosen among its candidates (`system.anchor_pick`)
+Picker = Callable[[torch.Tensor, torch.Tensor, float], int]  # (images [F,H,W,3], views [F,2], azimuth) → index
+CONTRAST_WORD = {"front": "back", "side": "front", "back": "front"}  # `prior_picker`: each view word against
+# the view that shows (front) or hides (back) the prompt's feature, whichever it is not
 
 
 def anchor_azimuths(words: Sequence[str]) -> list[float]:
@@ -59,25 +68,77 @@ def anchor_members(views: torch.Tensor, azimuth: float) -> torch.Tensor:
     )
 
 
+def medoid(images: torch.Tensor, views: torch.Tensor, azimuth: float) -> int:
+    """Index of the medoid of images [F,H,W,3]: the one nearest, on average, to all the others in pixel space
+    (a `Picker`; the views and the anchor's azimuth do not enter)."""
+    flat = images.flatten(1).float()  # [F,H*W*3]
+    return int(torch.cdist(flat, flat).mean(1).argmin())
+
+
+def prompt_margin(
+    prior: Prior,
+    images: torch.Tensor,
+    emb: TextEmbedding,
+    other: TextEmbedding,
+    samples: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """How much better the prior explains each image rgb [F,H,W,3] by the prompt `emb` than by `other` (both
+    [F,L,D], one row per image): the diffusion classifier of Li et al. (2023, "Your diffusion model is secretly
+    a zero-shot classifier"), E_{t,ε} ‖ε_φ(x_t; other, t) − ε‖² − ‖ε_φ(x_t; emb, t) − ε‖² over `samples` draws
+    with x_t = α_t x + σ_t ε (Eq. 1) and t spread evenly over [0.1 T, 0.9 T]. Every image shares the draws, so
+    the margins [F] rank them; > 0: the image fits `emb` better."""
+    x = prior.encode_images(images)  # [F,C,h,w]
+    steps = (torch.linspace(0.1, 0.9, samples) * prior.num_train_timesteps).long()
+    margin = x.new_zeros(len(x), dtype=torch.float32)
+    for t in steps.tolist():
+        eps = torch.randn(x.shape[1:], generator=generator).to(x.device, x.dtype)  # [C,h,w], shared
+        a_bar = prior.alphas_cumprod[t]
+        x_t, t_batch = a_bar.sqrt() * x + (1 - a_bar).sqrt() * eps, torch.full((len(x),), t, device=x.device)
+        err = [(prior.predict_noise(x_t, t_batch, e, 1.0).float() - eps).square().mean((1, 2, 3)) for e in (emb, other)]
+        margin += err[1] - err[0]
+    return margin / samples
+
+
+def prior_picker(prior: Prior, prompt: PositionalPrompt, samples: int = 24, seed: int = 0) -> Picker:
+    """A `Picker` that takes the image the prior itself finds most like the prompt's view at the anchor
+    (`prompt_margin` of its view prompt, e.g. "…, front view", against CONTRAST_WORD's: "…, back view"), not
+    the most typical one: of x̃'s front views, the medoid often shows the feature faintly or not at all, while
+    the prior, asked, prefers the views that show it (docs/results.md, twenty-sixth round)."""
+
+    def pick(images: torch.Tensor, views: torch.Tensor, azimuth: float) -> int:
+        word = view_direction(azimuth, 0.0)
+        codes = view_code(views[:, 0], views[:, 1]).to(prompt.views.device)  # [F,5]: each image's own camera
+
+        def embedding(w: str) -> TextEmbedding:
+            cond = prompt.views[VIEW_WORDS.index(w)][None].expand(len(images), -1, -1)
+            return TextEmbedding(cond, prompt.uncond.expand_as(cond), view=codes)
+
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            margin = prompt_margin(prior, images, embedding(word), embedding(CONTRAST_WORD[word]), samples, generator)
+        return int(margin.argmax())
+
+    return pick
+
+
 def view_anchors(
-    images: torch.Tensor, views: torch.Tensor, words: Sequence[str] = DEFAULT_ANCHOR_VIEWS
+    images: torch.Tensor, views: torch.Tensor, words: Sequence[str] = DEFAULT_ANCHOR_VIEWS, pick: Picker = medoid
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each anchor of the view words `words` (`anchor_azimuths`), the medoid [H,W,3] of the images
-    [N,H,W,3] in [0,1] whose camera (views [N,2]) sees the object as the anchor does (`anchor_members`): the
-    one nearest, on average, to all the others in pixel space. The medoids [A,H,W,3] and their own cameras
-    [A,2] (azimuth, elevation): θ is drawn where x̃ was, so a side medoid that shows an edge of the front
-    lays it on the front, not on the side."""
-    medoids, cams = [], []
+    """For each anchor of the view words `words` (`anchor_azimuths`), one of the images [N,H,W,3] in [0,1]
+    whose camera (views [N,2]) sees the object as the anchor does (`anchor_members`), chosen by `pick`
+    (`medoid`, or `prior_picker`'s). The anchors [A,H,W,3] and their own cameras [A,2] (azimuth, elevation):
+    θ is drawn where x̃ was, so a side anchor that shows an edge of the front lays it on the front, not on the
+    side."""
+    anchors, cams = [], []
     for azimuth in anchor_azimuths(words):
         members = anchor_members(views, azimuth)
-        picked = images[members]
-        if len(picked) == 0:
+        if not bool(members.any()):
             raise ValueError(f"x̃ has no view near azimuth {azimuth:.0f} to anchor to: raise reference.count")
-        flat = picked.flatten(1).float()  # [F,H*W*3]
-        best = int(torch.cdist(flat, flat).mean(1).argmin())
-        medoids.append(picked[best])
+        best = pick(images[members], views[members], azimuth)
+        anchors.append(images[members][best])
         cams.append(views[members][best])
-    return torch.stack(medoids), torch.stack(cams)
+    return torch.stack(anchors), torch.stack(cams)
 
 
 def outline_box(mask: torch.Tensor) -> torch.Tensor | None:
