@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from real3d.errors import UserError
+from real3d.guidance.anchor import prior_picker, prompt_margin
+from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.sds import SDSConfig, sds_rgb
 from real3d.priors.base import Prior
 from real3d.priors.stable_diffusion import StableDiffusionPrior
@@ -123,3 +125,19 @@ def test_not_in_offline_cache_says_set_path(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="not in the offline Hugging Face cache.*prior.path"):
         StableDiffusionPrior(StableDiffusionPrior.Config(model_id="nobody/no-such-model"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_anchor_pick_runs_through_the_vae_on_images_kept_on_the_cpu(tiny_sd: Path, device: str) -> None:
+    """prompt_margin on Stable Diffusion: x̃ on the CPU, the prior on its device; the draws are shared, so two
+    copies of one image get one margin, and the picker returns one of the candidates."""
+    prior = _prior(tiny_sd, device)
+    prompt = PositionalPrompt(prior, "a red cube")
+    images = torch.rand(3, 24, 24, 3)
+    images[2] = images[0]
+    emb = prompt(torch.zeros(3), torch.full((3,), 15.0))
+    other = prompt(torch.full((3,), 180.0), torch.full((3,), 15.0))
+    margin = prompt_margin(prior, images, emb, other, 4, torch.Generator().manual_seed(0))
+    assert margin.shape == (3,) and torch.isfinite(margin).all() and margin[0] == margin[2] != margin[1]
+    views = torch.tensor([[0.0, 15.0]] * 3)
+    assert prior_picker(prior, prompt, samples=4)(images, views, 0.0) in (0, 1)  # a tie goes to the first copy

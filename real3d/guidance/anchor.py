@@ -88,7 +88,7 @@ def prompt_margin(
     a zero-shot classifier"), E_{t,ε} ‖ε_φ(x_t; other, t) − ε‖² − ‖ε_φ(x_t; emb, t) − ε‖² over `samples` draws
     with x_t = α_t x + σ_t ε (Eq. 1) and t spread evenly over [0.1 T, 0.9 T]. Every image shares the draws, so
     the margins [F] rank them; > 0: the image fits `emb` better."""
-    x = prior.encode_images(images)  # [F,C,h,w]
+    x = prior.encode_images(images.to(emb.cond.device))  # [F,C,h,w]; x̃ may sit on the CPU
     steps = (torch.linspace(0.1, 0.9, samples) * prior.num_train_timesteps).long()
     margin = x.new_zeros(len(x), dtype=torch.float32)
     for t in steps.tolist():
