@@ -6,8 +6,8 @@ which the prior draws with the prompt's feature on it, and of its back-view imag
 (`view_anchors`; docs/results.md, twenty-third and twenty-fourth rounds), or with `system.anchor_pick: prior`
 the one the prior itself finds most like the prompt's view there (`prior_picker`, a diffusion classifier;
 twenty-sixth round). SDS alone cannot place a feature, since each view paints it somewhere else (fifth
-round); one fixed view can. The back anchor keeps the back
-plain: without it the body copies the front's feature there (Janus). `sides` adds x̃'s side views (90, 270).
+round); one fixed view can. The back anchor keeps the back plain: without it the body copies the front's
+feature there (Janus). `sides` adds x̃'s side views (90, 270).
 A prompt of two objects ("A <relation> B") has no anchors: x̃ often swaps their colours (4 of the 7 front
 views of "a red cube on top of a blue sphere" show a blue cube on a red sphere, and so does their medoid).
 
