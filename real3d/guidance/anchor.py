@@ -135,9 +135,10 @@ def view_anchors(
         members = anchor_members(views, azimuth)
         if not bool(members.any()):
             raise ValueError(f"x̃ has no view near azimuth {azimuth:.0f} to anchor to: raise reference.count")
-        best = pick(images[members], views[members], azimuth)
-        anchors.append(images[members][best])
-        cams.append(views[members][best])
+        candidates, candidate_views = images[members], views[members]  # [F,H,W,3], [F,2]
+        best = pick(candidates, candidate_views, azimuth)
+        anchors.append(candidates[best])
+        cams.append(candidate_views[best])
     return torch.stack(anchors), torch.stack(cams)
 
 
