@@ -11,6 +11,8 @@ Precision < 1 is mesh outside the GT (too big), recall < 1 is GT the mesh misses
 right shape 1.2× too large scores precision 1.2⁻³ = 0.58. `--yaw 10` meshes each cell also turned about the
 up axis by 10°, 20°, … 80° and keeps the turn with the best IoU: a prompt without a front fixes no yaw, so a
 cube turned 45° answers "a red cube" as well as the GT's (the square's octagon overlap alone costs IoU 0.71).
+`--extent` also prints where each mesh reaches, as means over seeds: its bottom and top (z) and its half-width
+(the largest |x| or |y|), beside the GT's, which says whether a shape is too tall, too wide or off centre.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from real3d.export import read_glb
 from real3d.io import write_text
 from real3d.toyworld.metrics import mesh_metrics
+from real3d.toyworld.scene import parse
 
 KEYS = ("mesh_iou", "mesh_precision", "mesh_recall")
 
@@ -40,6 +43,18 @@ def iou(fit: dict[str, float]) -> float:
     return fit["mesh_iou"]
 
 
+def extent(points: torch.Tensor) -> list[float]:
+    """[bottom, top, half-width] of points [N,3]: min and max z, and the largest |x| or |y|."""
+    return [float(points[:, 2].min()), float(points[:, 2].max()), float(points[:, :2].abs().max())]
+
+
+def gt_extent(prompt: str, resolution: int = 128) -> list[float]:
+    """extent() of the GT shape: the cell centres of a grid over [-1, 1]³ inside its SDF."""
+    axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # [R³,3]
+    return extent(grid[parse(prompt).sdf(grid) < 0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -49,12 +64,14 @@ def main() -> None:
         "--write", action="store_true", help="also add mesh_precision / mesh_recall to each cell's metrics.json"
     )
     parser.add_argument("--yaw", type=float, default=0.0, help="also try turns about the up axis in this step (°)")
+    parser.add_argument("--extent", action="store_true", help="also print each mesh's bottom, top and half-width")
     args = parser.parse_args()
     if args.write and args.yaw > 0:
         parser.error("--write records the cell's own mesh: leave out --yaw")
     presets = args.presets.split(",")
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
     fits: dict[str, dict[str, list[dict[str, float]]]] = {}
+    reach: dict[str, dict[str, list[list[float]]]] = {}
     for preset in presets:
         for glb in sorted((args.folder / "cells" / preset).glob("*/seed-*/model.glb")):
             if seeds is not None and int(glb.parent.name.removeprefix("seed-")) not in seeds:
@@ -69,6 +86,7 @@ def main() -> None:
                 metrics |= {k: fit[k] for k in ("mesh_precision", "mesh_recall")}
                 write_text(path, json.dumps(metrics, indent=2))
             fits.setdefault(metrics["prompt"], {}).setdefault(preset, []).append(fit)
+            reach.setdefault(metrics["prompt"], {}).setdefault(preset, []).append(extent(mesh.verts))
 
     def cell(rows: list[dict[str, float]]) -> str:
         return " / ".join(f"{statistics.mean(r[k] for r in rows):.2f}" for k in KEYS) if rows else "–"
@@ -79,6 +97,13 @@ def main() -> None:
         print(f"| {prompt} | " + " | ".join(cell(by_preset.get(p, [])) for p in presets) + " |")
     print("| **all cells** | " + " | ".join(cell([f for b in fits.values() for f in b.get(p, [])]) for p in presets)
           + " |")  # fmt: skip
+    if args.extent:
+        print("\n| prompt | GT: bottom / top / half-width | " + " | ".join(presets) + " |")
+        print("|---|---|" + "---|" * len(presets))
+        for prompt, ends in reach.items():
+            means = [[statistics.mean(col) for col in zip(*ends[p])] if p in ends else [] for p in presets]
+            row = [" / ".join(f"{v:+.2f}" for v in m) or "–" for m in [gt_extent(prompt), *means]]
+            print(f"| {prompt} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ class SystemConfig:
     nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
     dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
     fit_level_every: int = bounded(0, 0)  # > 0: every N steps DMTet's ε is set to the level the NeRF draws
+    dmtet_t_max: float = bounded(1.0, 0.0, 1.0)  # DMTet's draws take SDS's t at or below this (a fraction of the
+    # prior's timesteps): < 1 leaves the high noise, which sets the shape's size, to the NeRF (Magic3D's fine stage)
     dmtet_zoom: float = bounded(1.0, 0.1, 10.0)  # v2's field of view narrowed by this (tan(fovy/2) / zoom) for
     # DMTet alone: < 1 shows its solid surface smaller in frame than the NeRF's fog is shown
 
@@ -284,14 +286,16 @@ class Real3DSystem(nn.Module):
         step: int,
         generator: torch.Generator,
         prompt: PositionalPrompt | None = None,
+        t_caps: list[float] | None = None,
     ) -> torch.Tensor:
         """Σ_k L_SDS(x'_k): Eq. 2 for each render with the positional prompt of its view (the run's, or
-        `prompt`), all renders in one batched call of the prior."""
+        `prompt`), all renders in one batched call of the prior; `t_caps` [K]: render k's highest t."""
         x = torch.cat([self.prior.encode_images(out.rgb) for out, _ in renders])  # [K,C,h,w] model space
         azimuth = torch.cat([cams.azimuth for _, cams in renders])
         elevation = torch.cat([cams.elevation for _, cams in renders])
         emb = (prompt or self.prompt)(azimuth, elevation, self.cfg.sds.perp_neg)
-        return sds(self.prior, x, emb, self.cfg.sds, step, generator).loss * len(renders)  # sds() means over K
+        caps = None if t_caps is None else [c for c, (out, _) in zip(t_caps, renders) for _ in range(len(out.rgb))]
+        return sds(self.prior, x, emb, self.cfg.sds, step, generator, caps).loss * len(renders)  # sds() means over K
 
     def adversarial(self, renders: list[tuple[RenderOutput, Cameras]], generator: torch.Generator) -> torch.Tensor:
         """Σ_k L_adv(x'_k, x̃): the non-saturating side of Eq. 4 for θ (0 without a discriminator)."""
@@ -383,7 +387,8 @@ class Real3DSystem(nn.Module):
         losses |= field_regularizer_losses(self.model.field, cfg.regularizers, step)
         prompt = None if k is None else self.object_prompts[k]
         with clock("sds"):
-            losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator, prompt)
+            caps = [sys_cfg.dmtet_t_max if name == "dmtet" else 1.0 for *_, name, _ in passes]
+            losses["loss_sds"] = sys_cfg.lambda_sds * self.score_distillation(renders, step, generator, prompt, caps)
         with clock("adv"):
             adv = self.adversarial(renders, generator) if k is None else renders[0][0].rgb.new_zeros(())
             losses["loss_adv"] = scheduled(sys_cfg.lambda_adv, step) * adv

@@ -13,7 +13,7 @@ from real3d.config import parse
 from real3d.errors import ConfigError
 from real3d.guidance.prompts import PositionalPrompt, view_weights
 from real3d.guidance.reference import ReferenceConfig, cache_path, reference_images, reference_prompts
-from real3d.guidance.sds import SDSConfig, optimize_image, sds, sds_rgb, t_max_at, weight
+from real3d.guidance.sds import SDSConfig, draw_t, optimize_image, sds, sds_rgb, t_max_at, weight
 from real3d.priors.base import TextEmbedding
 from real3d.priors.embedded import EmbeddedPrior
 
@@ -135,6 +135,19 @@ def test_t_window_slides_down_with_t_max() -> None:
         parse(SDSConfig, {"t_window": 1.5}, "sds")
 
 
+def test_t_cap_lowers_each_images_window_and_leaves_uncapped_draws_as_they_were() -> None:
+    cfg = SDSConfig(t_max=[0.98, 0.5], anneal_steps=100, t_window=0.5)
+    t = draw_t(cfg, 0, 1000, 512, torch.Generator().manual_seed(0), [1.0, 0.5] * 256)  # [B]
+    nerf, dmtet = t[0::2], t[1::2]
+    assert int(nerf.min()) >= 480 and int(nerf.max()) < 980  # U(0.48, 0.98): the step's own window
+    assert int(dmtet.min()) >= 20 and int(dmtet.max()) < 500  # U(0.02, 0.5): the window slid under the cap
+    assert float(dmtet.float().std()) > 100  # spread over the range, not one value
+    late = draw_t(cfg, 100, 1000, 512, torch.Generator().manual_seed(0), [1.0, 0.5] * 256)
+    assert int(late.max()) < 500  # a cap at or above t_max(step) changes nothing ...
+    same = draw_t(cfg, 100, 1000, 512, torch.Generator().manual_seed(0))
+    assert torch.equal(late, same)  # ... not even the random stream
+
+
 def test_positional_prompt_weights_follow_the_camera_convention() -> None:
     az = torch.tensor([0.0, 90.0, -90.0, 180.0, -180.0, 45.0, 135.0, 0.0, 0.0])
     el = torch.tensor([15.0] * 7 + [60.0, 90.0])
@@ -229,3 +242,31 @@ def test_free_image_sds_starts_from_given_images() -> None:
     assert torch.allclose(optimize_image(prior, emb, cfg, steps=0, init=start), start, atol=1e-5)
     moved = optimize_image(prior, emb, cfg, steps=3, lr=0.05, generator=torch.Generator().manual_seed(0), init=start)
     assert 0 < (moved - start).abs().mean() < 0.1  # SDS edits the given images, it does not replace them
+
+
+def test_dmtet_t_max_caps_the_timesteps_of_dmtets_draws_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """system.dmtet_t_max: in a step that draws both renderers, the DMTet render's t stays under the cap while
+    the NeRF's keeps the preset's window (at step 0, U(0.48, 0.98))."""
+    from real3d import system as system_module
+    from real3d.jobs.generate import run_config
+    from real3d.system import Real3DSystem, build_prior, deterministic
+    from tests.test_generate import tiny
+
+    drawn: list[torch.Tensor] = []
+
+    def recording_sds(*args: object, **kwargs: object) -> object:
+        out = sds(*args, **kwargs)
+        drawn.append(out.t)
+        return out
+
+    monkeypatch.setattr(system_module, "sds", recording_sds)
+    both = ["system.p_nerf=1.0", "system.p_dmtet=1.0", "system.lambda_adv=0", "system.fit_level_every=0"]
+    cfg = run_config("real3d", "a red cube", [*tiny(tmp_path), *both, "system.dmtet_t_max=0.3"])
+    system = Real3DSystem(cfg, build_prior(cfg))
+    with deterministic():
+        for step in range(4):
+            system.training_step(step, torch.Generator().manual_seed(step))
+    n_t = system.prior.num_train_timesteps
+    t = torch.stack(drawn)  # [steps, 2]: the NeRF's render, then DMTet's
+    assert t.shape == (4, 2)
+    assert int(t[:, 1].max()) < 0.3 * n_t and int(t[:, 0].min()) >= 0.4 * n_t

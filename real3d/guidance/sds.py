@@ -61,6 +61,31 @@ def t_max_at(cfg: SDSConfig, step: int) -> float:
     return cfg.t_max[0] + frac * (cfg.t_max[1] - cfg.t_max[0])
 
 
+def draw_t(
+    cfg: SDSConfig,
+    step: int,
+    n_t: int,
+    b: int,
+    generator: torch.Generator | None,
+    t_cap: list[float] | None = None,
+) -> torch.Tensor:
+    """t [B] among the prior's n_t train timesteps: U(bottom, top) with top = t_max(step) and bottom = t_min,
+    or top − t_window; with `t_cap` [B], each image's top is min(t_max(step), its cap)."""
+    top = t_max_at(cfg, step)
+    if t_cap is None or all(c >= top for c in t_cap):  # one range for the batch
+        lo, hi = window(cfg, top, n_t)
+        return torch.randint(lo, max(hi, lo + 1), (b,), generator=generator)
+    bounds = torch.tensor([window(cfg, min(top, c), n_t) for c in t_cap])  # [B,2]
+    lows, highs = bounds[:, 0], torch.maximum(bounds[:, 1], bounds[:, 0] + 1)
+    return lows + (torch.rand(b, generator=generator) * (highs - lows)).long()  # rand < 1: below highs
+
+
+def window(cfg: SDSConfig, top: float, n_t: int) -> tuple[int, int]:
+    """[lo, hi) in train timesteps under the upper end `top` (a fraction): from t_min, or top − t_window."""
+    bottom = cfg.t_min if cfg.t_window is None else max(cfg.t_min, top - cfg.t_window)
+    return int(bottom * n_t), int(top * n_t)
+
+
 def weight(cfg: SDSConfig, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
     """w(t) [B] from ᾱ_t [B]."""
     if cfg.weighting == "uniform":
@@ -76,14 +101,12 @@ def sds(
     cfg: SDSConfig,
     step: int = 0,
     generator: torch.Generator | None = None,
+    t_cap: list[float] | None = None,
 ) -> SDSOutput:
-    """Eq. 2 for images x [B,C,h,w] already in the prior's model space (see `sds_rgb` for renders)."""
-    n_t = prior.num_train_timesteps
-    top = t_max_at(cfg, step)
-    bottom = cfg.t_min if cfg.t_window is None else max(cfg.t_min, top - cfg.t_window)
-    lo, hi = int(bottom * n_t), int(top * n_t)
+    """Eq. 2 for images x [B,C,h,w] already in the prior's model space (see `sds_rgb` for renders).
+    `t_cap` [B]: each image's t range ends at or below its cap (the window slides down under it)."""
     b = x.shape[0]
-    t = torch.randint(lo, max(hi, lo + 1), (b,), generator=generator).to(x.device)
+    t = draw_t(cfg, step, prior.num_train_timesteps, b, generator, t_cap).to(x.device)
     eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
     a_bar = prior.alphas_cumprod[t]  # [B]
     with torch.no_grad():
