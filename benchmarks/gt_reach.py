@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from real3d.jobs.bench.quality import read_prompts
+from real3d.toyworld.metrics import cell_centres
 from real3d.toyworld.scene import parse
 
 
@@ -26,8 +25,7 @@ def main() -> None:
     p.add_argument("--grid", type=int, default=96)
     args = p.parse_args()
     balls = [float(b) for b in args.balls.split(",")]
-    axis = (torch.arange(args.grid) + 0.5) / args.grid * 2 - 1
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # [G³,3]
+    points = cell_centres(args.grid)  # [G³,3]
     radius = points.norm(dim=-1)  # [G³]
     print("| prompt | reach | " + " | ".join(f"kept by ball {b:.2f}" for b in balls) + " |")
     print("|---|---:|" + "---:|" * len(balls))

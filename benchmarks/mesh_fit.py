@@ -27,7 +27,7 @@ import torch
 
 from real3d.export import read_glb
 from real3d.io import write_text
-from real3d.toyworld.metrics import mesh_metrics
+from real3d.toyworld.metrics import cell_centres, mesh_metrics
 from real3d.toyworld.scene import parse
 
 KEYS = ("mesh_iou", "mesh_precision", "mesh_recall")
@@ -50,8 +50,7 @@ def extent(points: torch.Tensor) -> list[float]:
 
 def gt_extent(prompt: str, resolution: int = 128) -> list[float]:
     """extent() of the GT shape: the cell centres of a grid over [-1, 1]³ inside its SDF."""
-    axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # [R³,3]
+    grid = cell_centres(resolution)  # [R³,3]
     return extent(grid[parse(prompt).sdf(grid) < 0])
 
 

@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from real3d import system as system_module
 from real3d.config import parse
 from real3d.errors import ConfigError
 from real3d.guidance.prompts import PositionalPrompt, view_weights
 from real3d.guidance.reference import ReferenceConfig, cache_path, reference_images, reference_prompts
 from real3d.guidance.sds import SDSConfig, draw_t, optimize_image, sds, sds_rgb, t_max_at, weight
+from real3d.jobs.generate import run_config
 from real3d.priors.base import TextEmbedding
 from real3d.priors.embedded import EmbeddedPrior
+from real3d.system import Real3DSystem, build_prior, deterministic
+from tests.test_generate import tiny
 
 
 class LinearPrior:
@@ -247,11 +251,6 @@ def test_free_image_sds_starts_from_given_images() -> None:
 def test_dmtet_t_max_caps_the_timesteps_of_dmtets_draws_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """system.dmtet_t_max: in a step that draws both renderers, the DMTet render's t stays under the cap while
     the NeRF's keeps the preset's window (at step 0, U(0.48, 0.98))."""
-    from real3d import system as system_module
-    from real3d.jobs.generate import run_config
-    from real3d.system import Real3DSystem, build_prior, deterministic
-    from tests.test_generate import tiny
-
     drawn: list[torch.Tensor] = []
 
     def recording_sds(*args: object, **kwargs: object) -> object:

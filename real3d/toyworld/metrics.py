@@ -285,6 +285,12 @@ def voxelize(verts: torch.Tensor, faces: torch.Tensor, resolution: int = 32, bou
     return votes >= 2
 
 
+def cell_centres(resolution: int, bound: float = 1.0) -> torch.Tensor:
+    """The centres [R³,3] of a resolution³ grid of cells over [-bound, bound]³ (x slowest, z fastest)."""
+    axis = (torch.arange(resolution) + 0.5) / resolution * 2 * bound - bound
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+
+
 def mesh_overlap(
     verts: torch.Tensor, faces: torch.Tensor, scene: Scene | str, resolution: int = 64, bound: float = 1.0
 ) -> dict[str, float]:
@@ -292,9 +298,7 @@ def mesh_overlap(
     precision (share of the mesh inside the GT: < 1 where it is too big) and recall (share of the GT inside
     the mesh: < 1 where it is too small)."""
     scene = _as_scene(scene)
-    axis = (torch.arange(resolution) + 0.5) / resolution * 2 * bound - bound
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    gt = (scene.sdf(grid) < 0).reshape(resolution, resolution, resolution)
+    gt = (scene.sdf(cell_centres(resolution, bound)) < 0).reshape(resolution, resolution, resolution)
     inside = voxelize(verts, faces, resolution, bound)
     both = (gt & inside).sum()
     return {
