@@ -58,6 +58,7 @@ class TriplaneField(nn.Module):
 
     blobs: torch.Tensor  # [K,4] centre and radius of each density blob (a buffer built from the config)
     reach: torch.Tensor  # [K] the `ball` bound in units of each blob's radius (a buffer built from the config)
+    blob_axes: torch.Tensor  # [3] the blobs' semi-axes in units of their radius (a buffer built from the config)
     decal_offset: torch.Tensor  # [4] appearance: decal: the decal's logits where its features are 0
 
     @dataclass
@@ -87,6 +88,8 @@ class TriplaneField(nn.Module):
         start_radius: float = bounded(0.0, 0.0)  # > 0: the single start blob's r alone (bound and layout keep
         # blob_radius's), so the start can change without touching two-object scenes
         blobs: list[list[float]] | None = None  # [[x, y, z, r], …] in place of the one blob (real3d/scene_layout.py)
+        blob_axes: list[float] = bounded([1.0, 1.0, 1.0], 0.05, 20.0)  # the blobs' semi-axes (x, y, z) in units of
+        # their radius: an ellipsoid start in place of a ball (system.start_shape); the round bound stays a ball
         tau_step: float = bounded(0.05, 1e-4)  # reference sample length of τ (see module docstring)
         normal_eps: float = bounded(0.01, 1e-5)  # finite-difference step of normals
         albedo_range: list[float] = bounded([0.0, 1.0], 0.0, 1.0)  # [lo, hi] of c = lo + (hi − lo)·sigmoid(·)
@@ -96,6 +99,8 @@ class TriplaneField(nn.Module):
 
             if self.blobs is not None and (not self.blobs or any(len(b) != 4 or b[3] <= 0 for b in self.blobs)):
                 raise ConfigError(f"{where}.blobs: expected a list of [x, y, z, radius > 0], got {self.blobs}")
+            if len(self.blob_axes) != 3:
+                raise ConfigError(f"{where}.blob_axes: expected [x, y, z], got {self.blob_axes}")
             if len(self.albedo_range) != 2 or self.albedo_range[0] >= self.albedo_range[1]:
                 raise ConfigError(f"{where}.albedo_range: expected [lo, hi] with lo < hi, got {self.albedo_range}")
             plain = TriplaneField.Config()
@@ -131,6 +136,8 @@ class TriplaneField(nn.Module):
         # reach: `ball` itself for the one blob, ball · r_k / blob_radius for the objects of a laid-out scene
         reach = [cfg.ball / (start if cfg.blobs is None else cfg.blob_radius)] * len(blobs)
         self.register_buffer("reach", torch.tensor(reach), persistent=False)
+        self.register_buffer("blob_axes", torch.tensor(cfg.blob_axes), persistent=False)  # [3]
+        self.shaped = cfg.blob_axes != [1.0, 1.0, 1.0]  # the start blob's bias takes `blob_axes`
         self.alone: int | None = None  # see `only`
         self.colour_only = False  # see `colours_alone`
         self.facing: tuple[int, int] | None = None  # see `colours_alone`: the (axis, sign) that learns there
@@ -171,12 +178,15 @@ class TriplaneField(nn.Module):
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
-        radius `blob_radius` at the origin unless `blobs` places several (one per object, real3d/scene_layout.py)."""
-        return self._blob_bias(self._blob_distance(x))
+        radius `blob_radius` at the origin unless `blobs` places several (one per object, real3d/scene_layout.py);
+        ellipsoids of semi-axes r_k · `blob_axes` where those are given."""
+        return self._blob_bias(self._blob_distance(x, self.shaped))
 
-    def _blob_distance(self, x: torch.Tensor) -> torch.Tensor:
-        """|x − c_k| / r_k [N,K] of points x [N,3] to each blob."""
-        return (x[:, None, :] - self.blobs[:, :3]).norm(dim=-1) / self.blobs[:, 3]
+    def _blob_distance(self, x: torch.Tensor, shaped: bool = False) -> torch.Tensor:
+        """|x − c_k| / r_k [N,K] of points x [N,3] to each blob; shaped: |(x − c_k) / blob_axes| / r_k, the
+        distance in the units of the ellipsoid that `blob_axes` makes of each blob."""
+        offset = x[:, None, :] - self.blobs[:, :3]  # [N,K,3]
+        return (offset / self.blob_axes if shaped else offset).norm(dim=-1) / self.blobs[:, 3]
 
     def _blob_bias(self, dist: torch.Tensor) -> torch.Tensor:
         """λ max_k (1 − dist_k) [N] from the scaled distances dist [N,K] (`blob`)."""
@@ -208,8 +218,8 @@ class TriplaneField(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: density σ [N] ≥ 0 and albedo c [N,3] ∈ (0,1) at points x [N,3] (inside `only(k)`: σ of
         object k alone)."""
-        raw, dist = self._raw(x), self._blob_distance(x)  # dist [N,K]
-        sigma = F.softplus(raw[:, 0] + self._blob_bias(dist))
+        raw, dist = self._raw(x), self._blob_distance(x)  # dist [N,K]: the bounds and layout are balls
+        sigma = F.softplus(raw[:, 0] + (self.blob(x) if self.shaped else self._blob_bias(dist)))
         if self.colour_only:  # no gradient through the density (`colours_alone`)
             sigma = sigma.detach()
         if self.alone is not None:  # zero where another blob's centre is nearer (in units of its radius)

@@ -12,10 +12,15 @@ its own prompt (local guidance, `Real3DSystem.local_object`), which a small prio
 the pair; the other steps see the whole scene with the whole prompt (Eq. 11).
 
 The words are general English, not the toy world's parser: a user's "a teapot on a table" is laid out too.
+
+A prompt of one object can start from an ellipsoid in place of the ball (`system.start_shape: reference`):
+`start_axes` stretches the blob to as many times as tall as wide as the prior's own samples x̃ show the object
+(`guidance.reference.silhouette_aspect`), so a capsule or a cylinder does not have to grow out of a ball.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 # relation phrase → (A's offset direction, whether A and B swap); A is the text before the phrase
@@ -70,3 +75,22 @@ def blobs(prompt: str) -> list[list[float]] | None:
     a = [sign * OFFSET * d + 0.0 for d in direction]  # + 0.0: no −0.0 in the saved config
     b = [0.0 - c for c in a]
     return [[*a, RADIUS], [*b, RADIUS]]
+
+
+def start_axes(aspect: float, elevation: float, margin: float = 0.25, limit: float = 3.0) -> list[float]:
+    """The start blob's semi-axes [x, y, z] in units of its radius for a one-object prompt whose views at
+    `elevation` degrees show the object `aspect` times as tall as wide (x̃'s `silhouette_aspect`).
+
+    An ellipsoid of semi-axes (s, s, k·s) seen from elevation e has a silhouette √(k² cos² e + sin² e) times as
+    tall as wide, so k = √((aspect² − sin² e) / cos² e), held to [1 / limit, limit]. The axes are (k^−½, k^−½,
+    k^½): the radius is the geometric mean of the height and the width, so a tall start is also a narrower
+    and smaller one (an ellipsoid of the ball's volume grows a cylinder taller than the ball does). A k
+    within `margin` of 1 (1 / (1 + margin) to 1 + margin) keeps the ball: x̃ reads a cube 1.03–1.07 tall
+    against its GT views' 0.92, and the cones (k ≈ 1.2) lose mesh IoU from a start so little taller
+    (docs/results.md, twenty-ninth round)."""
+    e = math.radians(elevation)
+    k = math.sqrt(max(aspect**2 - math.sin(e) ** 2, 0.0) / math.cos(e) ** 2)
+    if 1 / (1 + margin) < k < 1 + margin:
+        return [1.0, 1.0, 1.0]
+    k = min(max(k, 1 / limit), limit)
+    return [k**-0.5, k**-0.5, k**0.5]

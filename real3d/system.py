@@ -48,6 +48,7 @@ from .guidance.reference import (
     object_colours_by_view,
     reference_images,
     reference_views,
+    silhouette_aspect,
 )
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
@@ -87,6 +88,8 @@ class SystemConfig:
     fit_level_every: int = bounded(0, 0)  # > 0: every N steps DMTet's ε is set to the level the NeRF draws
     dmtet_t_max: float = bounded(1.0, 0.0, 1.0)  # DMTet's draws take SDS's t at or below this (a fraction of the
     # prior's timesteps): < 1 leaves the high noise, which sets the shape's size, to the NeRF (Magic3D's fine stage)
+    start_shape: Literal["ball", "reference"] = "ball"  # a one-object prompt's start blob: a ball, or an ellipsoid
+    # as many times as tall as wide as x̃ shows the object (`shaped_start`; field.blob_axes, when given, wins)
     dmtet_zoom: float = bounded(1.0, 0.1, 10.0)  # v2's field of view narrowed by this (tan(fovy/2) / zoom) for
     # DMTet alone: < 1 shows its solid surface smaller in frame than the NeRF's fog is shown
 
@@ -107,8 +110,8 @@ class SystemConfig:
 
     @property
     def uses_reference(self) -> bool:
-        """x̃ is sampled for D, the colour matching or the view anchors."""
-        return self.uses_discriminator or self.uses_colour_matching or self.uses_anchor
+        """x̃ is sampled for D, the colour matching, the view anchors or the start's shape."""
+        return self.uses_discriminator or self.uses_colour_matching or self.uses_anchor or self.start_shape != "ball"
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
@@ -213,6 +216,21 @@ def anchor_picker(cfg: Real3DConfig, prior: Prior, prompt: PositionalPrompt | No
     return prior_picker(prior, prompt, seed=cfg.reference.seed)
 
 
+def shaped_start(cfg: Real3DConfig, x_ref: torch.Tensor | None) -> Real3DConfig:
+    """cfg with the start blob's `field.blob_axes` taken from x̃ uint8 [N,H,W,3] (`scene_layout.start_axes` of
+    `silhouette_aspect` over x̃'s views around the object): the prior's own samples say how tall the object is
+    against its width, before θ has any shape. Only with `system.start_shape: reference`, on a prompt of one
+    object (a laid-out scene keeps its balls) and a field given no axes; otherwise cfg as it is."""
+    axes = getattr(cfg.field, "blob_axes", None)
+    one_object = getattr(cfg.field, "blobs", None) is None and not scene_layout.objects(cfg.prompt)
+    if cfg.system.start_shape != "reference" or x_ref is None or axes != [1.0, 1.0, 1.0] or not one_object:
+        return cfg
+    around = reference_views(cfg.reference)[:, 1] == cfg.reference.elevation  # [N]: not the overhead views
+    aspect = silhouette_aspect(x_ref[around].float() / 255)
+    axes = scene_layout.start_axes(aspect, cfg.reference.elevation)
+    return dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, blob_axes=axes))
+
+
 class Real3DSystem(nn.Module):
     """θ (model), D and their optimisers; `training_step` is Eq. 11."""
 
@@ -223,6 +241,11 @@ class Real3DSystem(nn.Module):
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
+        x_ref = None
+        if cfg.system.uses_reference:
+            with precision.use(cfg.precision):
+                x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)  # uint8 [N,H,W,3]
+        cfg = shaped_start(cfg, x_ref)
         self.cfg, self.prior = cfg, prior
         self.prompt = PositionalPrompt(prior, cfg.prompt, cfg.prompt_side, cfg.prompt_back)
         # local guidance: each object of a laid-out prompt "A <relation> B" with its own prompt (`local_views`)
@@ -235,9 +258,7 @@ class Real3DSystem(nn.Module):
         self.discriminator: Discriminator | None = None
         if cfg.system.uses_discriminator:
             self.discriminator = registry.build("discriminator", cfg.discriminator_type, cfg.discriminator)
-        if cfg.system.uses_reference:
-            with precision.use(cfg.precision):
-                x_ref = reference_images(prior, cfg.prompt, cfg.reference, progress)
+        if x_ref is not None:
             self.register_buffer("reference", x_ref, persistent=False)  # x̃: uint8 [N,H,W,3]
         if cfg.system.uses_colour_matching:
             images = self.reference.float() / 255

@@ -123,6 +123,19 @@ def test_start_radius_moves_the_single_blob_and_nothing_else():
     assert torch.equal(pair.density(y), pair_wide.density(y))
 
 
+def test_blob_axes_shape_the_start_blob_but_not_the_bound():
+    """`blob_axes` (0.8, 0.8, 1.5) stretch the start blob up and narrow it across: σ's bias is positive 0.6 up
+    and negative 0.45 across, the ball's the other way round; the round bound stays the ball of `ball`."""
+    x = torch.tensor([[0.0, 0.0, 0.6], [0.45, 0.0, 0.0], [0.0, 0.0, 0.74], [0.0, 0.0, 0.76]])  # [4,3]
+    ball = TriplaneField(TriplaneField.Config(init_std=0.0, ball=0.75))
+    tall = TriplaneField(TriplaneField.Config(init_std=0.0, ball=0.75, blob_axes=[0.8, 0.8, 1.5]))
+    assert ball.blob(x)[0] < 0 < tall.blob(x)[0] and tall.blob(x)[1] < 0 < ball.blob(x)[1]
+    assert tall.density(x)[2] > 0 and tall.density(x)[3] == 0
+    assert torch.equal(ball.bound_distance(x), tall.bound_distance(x))
+    with pytest.raises(ConfigError, match=r"field.blob_axes: expected \[x, y, z\]"):
+        TriplaneField.Config(blob_axes=[1.0, 2.0]).check("field")
+
+
 def test_normals_are_skipped_only_where_the_weight_is_negligible():
     """A dense shell (a sharp ball): samples behind its surface have w ≈ 0 and get no normal; at the default
     threshold the lambertian render is within one 8-bit level (1/255) of computing every normal, and the kept

@@ -12,8 +12,10 @@ from real3d import scene_layout
 from real3d.cameras import orbit
 from real3d.errors import ConfigError
 from real3d.field import TriplaneField
+from real3d.guidance.reference import silhouette_aspect
 from real3d.jobs.generate import run_config
-from real3d.system import Real3DSystem, build_prior, deterministic
+from real3d.system import Real3DSystem, build_prior, deterministic, shaped_start
+from real3d.toyworld.runs import gt_views
 from tests.test_generate import tiny
 
 
@@ -79,6 +81,55 @@ def test_bad_blobs_fail_with_their_message() -> None:
         run_config("real3d", "a red cube", ["field.blobs=[[0,0,0]]"])
     with pytest.raises(ConfigError, match=r"system.p_local: expected a number or \[start_step"):
         run_config("real3d", "a red cube on a blue sphere", ["system.p_local=[0,1]"])
+
+
+def test_start_axes_undo_the_view_elevation_about_the_balls_radius() -> None:
+    """An ellipsoid k times as tall as wide, seen from 15° up, reads √(k² cos² 15° + sin² 15°) times as tall in
+    its views: start_axes gives back k (held to [1/3, 3]) as (k^−½, k^−½, k^½), height and width about the
+    ball's radius; a k within 0.25 of 1 keeps the ball."""
+    e = math.radians(15.0)
+
+    def seen(k: float) -> float:  # the silhouette's height over width of an ellipsoid k times as tall as wide
+        return math.sqrt(k**2 * math.cos(e) ** 2 + math.sin(e) ** 2)
+
+    for k in (0.5, 1.3, 2.0):
+        x, y, z = scene_layout.start_axes(seen(k), 15.0)
+        assert x == y and z / x == pytest.approx(k) and x * z == pytest.approx(1.0)
+    for k in (0.81, 1.0, 1.2):  # within the margin of a ball
+        assert scene_layout.start_axes(seen(k), 15.0) == [1.0, 1.0, 1.0]
+    x, _, z = scene_layout.start_axes(10.0, 15.0)
+    assert z / x == pytest.approx(3.0)
+
+
+def test_silhouette_aspect_reads_how_tall_the_gt_objects_are() -> None:
+    """On the GT views: the capsule (1.28 tall, 0.56 wide) about twice as tall as wide, the sphere as tall as
+    wide, the flat torus half; an empty view reads 1."""
+    assert silhouette_aspect(gt_views("an orange capsule")) == pytest.approx(2.0, abs=0.1)
+    assert silhouette_aspect(gt_views("a blue sphere")) == pytest.approx(1.0, abs=0.03)
+    assert silhouette_aspect(gt_views("a purple torus")) < 0.6
+    assert silhouette_aspect(torch.ones(2, 32, 32, 3)) == 1.0
+
+
+def test_a_reference_start_is_shaped_by_x_tilde_on_one_object_only(tmp_path: Path) -> None:
+    """system.start_shape=reference: x̃ of a tall object (here drawn: a dark bar twice as tall as wide) makes
+    the start blob tall; a two-object prompt keeps its balls, given axes win, and `ball` is the ball. A run
+    samples x̃ for it even without D, and its field takes the axes."""
+    overrides = [*tiny(tmp_path), "system.start_shape=reference"]
+    x_ref = torch.full((run_config("real3d", "a red cube", overrides).reference.count, 32, 32, 3), 255).byte()
+    x_ref[:, 8:24, 12:20] = 40  # [N,H,W,3]: 16 rows by 8 columns
+    x, y, z = shaped_start(run_config("real3d", "a red cube", overrides), x_ref).field.blob_axes
+    assert z / x == pytest.approx(2.07, abs=0.1) and x == y  # √((2² − sin² 15°) / cos² 15°)
+    for cfg in (
+        run_config("real3d", "a red cube on top of a blue sphere", overrides),
+        run_config("real3d", "a red cube", [*overrides, "field.blob_axes=[1,1,0.5]"]),
+        run_config("real3d", "a red cube", [*tiny(tmp_path), "system.start_shape=ball"]),
+    ):
+        assert shaped_start(cfg, x_ref) == cfg
+    cfg = run_config("real3d", "an orange capsule", [*overrides, "system.lambda_adv=0"])
+    system = Real3DSystem(cfg, build_prior(cfg))
+    assert system.discriminator is None and system.reference.shape[0] == cfg.reference.count
+    assert system.cfg == shaped_start(cfg, system.reference)  # the axes of its own x̃, in the config it saves
+    assert system.model.field.blob_axes.tolist() == pytest.approx(system.cfg.field.blob_axes)
 
 
 def test_objects_are_the_two_sides_of_the_relation() -> None:

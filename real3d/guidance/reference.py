@@ -116,6 +116,27 @@ def object_colour(rgb: torch.Tensor) -> torch.Tensor:
     return rgb[mask].mean(0)
 
 
+def silhouette_aspect(images: torch.Tensor) -> float:
+    """The median over views rgb [B,H,W,3] in [0,1] of the object's height over its width, each as the root of
+    the second moment of its `object_pixels` about their centroid, down the rows and across the columns (1: as
+    tall as wide; blur adds to both, so a blurred sample reads nearer 1). 1.0 where no view has an object."""
+    mask = object_pixels(images).float()  # [B,H,W]
+    h, w = mask.shape[1:]
+    count = mask.sum((1, 2))  # [B]
+    keep = count > 0
+    if not bool(keep.any()):
+        return 1.0
+    mask, count = mask[keep], count[keep]
+
+    def spread(profile: torch.Tensor, n: int) -> torch.Tensor:  # profile [B,n]: object pixels per row (column)
+        pos = torch.arange(n, dtype=mask.dtype)
+        mean = (profile * pos).sum(-1) / count
+        return ((profile * (pos - mean[:, None]) ** 2).sum(-1) / count).sqrt()
+
+    rows, cols = spread(mask.sum(2), h), spread(mask.sum(1), w)  # [B]
+    return float((rows / cols.clamp(min=0.5)).median())
+
+
 def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.Tensor:
     """x̃'s mean inner object colour per view word of VIEW_WORDS [4,3], from images [count,H,W,3] in [0,1]
     drawn at `reference_views(cfg)`: a front view of "a cube with a door" shows the door and a back view does

@@ -316,7 +316,7 @@ def run_one(
     generator = torch.Generator().manual_seed(cfg.seed)
     with deterministic(), precision.use(cfg.precision):
         system = Real3DSystem(cfg, build_prior(cfg), progress)
-        config_lib.save(cfg, out_dir / "config.yaml")
+        config_lib.save(system.cfg, out_dir / "config.yaml")  # as the system resolved it (`shaped_start`)
         timing = train(system, out_dir, resume, generator, progress, replaced, on_checkpoint)
         return write_outputs(system, out_dir, timing, time.perf_counter() - start_time)
 
