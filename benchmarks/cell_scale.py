@@ -22,6 +22,18 @@ from real3d.jobs.generate import slug
 from real3d.toyworld.metrics import object_masks
 from real3d.toyworld.runs import gt_views, load_views
 
+ONE_OBJECT = [Path("benchmarks/prompts-single.txt"), Path("benchmarks/prompts-front.txt")]  # the one-object lists
+
+
+def add_prompt_lists(p: argparse.ArgumentParser) -> None:
+    """--prompts FILE …: the prompt lists a script reads (default: the one-object lists)."""
+    p.add_argument("--prompts", type=Path, nargs="+", default=ONE_OBJECT)
+
+
+def listed_prompts(paths: list[Path]) -> list[str]:
+    """The prompts of the lists `paths`, in order."""
+    return [q for path in paths for q in read_prompts(path)]
+
 
 def box_size(views: torch.Tensor) -> torch.Tensor:
     """Mean (height, width) [2] in pixels of the object's bounding box over views [V,H,W,3]; an empty view
@@ -38,16 +50,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", type=Path, help="bench folder (--out of real3d bench quality)")
     p.add_argument("--presets", default="real3d,dreamfusion")
-    p.add_argument(
-        "--prompts",
-        type=Path,
-        nargs="+",
-        default=[Path("benchmarks/prompts-single.txt"), Path("benchmarks/prompts-front.txt")],
-    )
+    add_prompt_lists(p)
     args = p.parse_args()
     presets = args.presets.split(",")
     print(f"| prompt | {' | '.join(f'{q}: height / width ÷ GT' for q in presets)} |\n|---|{'---|' * len(presets)}")
-    for prompt in [q for path in args.prompts for q in read_prompts(path)]:
+    for prompt in listed_prompts(args.prompts):
         gt = box_size(gt_views(prompt))
         row = []
         for preset in presets:

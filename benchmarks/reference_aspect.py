@@ -12,13 +12,12 @@ ball). A prompt of two objects keeps its balls.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
+from cell_scale import add_prompt_lists, listed_prompts  # benchmarks/cell_scale.py (scripts run from benchmarks/)
 
 from real3d import precision
 from real3d.guidance.reference import reference_images, reference_views, silhouette_aspect
-from real3d.jobs.bench.quality import read_prompts
 from real3d.jobs.generate import run_config
 from real3d.system import build_prior, shaped_start
 from real3d.toyworld.runs import gt_views
@@ -27,17 +26,12 @@ from real3d.toyworld.runs import gt_views
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("overrides", nargs="*")
-    p.add_argument(
-        "--prompts",
-        type=Path,
-        nargs="+",
-        default=[Path("benchmarks/prompts-single.txt"), Path("benchmarks/prompts-front.txt")],
-    )
+    add_prompt_lists(p)
     args = p.parse_args()
     torch.set_num_threads(2)
     print(f"overrides: {' '.join(args.overrides) or 'none'}")
     print("| prompt | x̃ height ÷ width | GT height ÷ width | start axes x = y, z |\n|---|---:|---:|---|")
-    for prompt in [q for path in args.prompts for q in read_prompts(path)]:
+    for prompt in listed_prompts(args.prompts):
         cfg = run_config("real3d", prompt, [*args.overrides, "system.start_shape=reference"])
         with precision.use(cfg.precision):  # as a run samples them
             x_ref = reference_images(build_prior(cfg), prompt, cfg.reference, progress=False)
