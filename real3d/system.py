@@ -46,9 +46,9 @@ from .guidance.reference import (
     colour_matching_loss,
     object_colour,
     object_colours_by_view,
+    reference_aspect,
     reference_images,
     reference_views,
-    silhouette_aspect,
 )
 from .guidance.sds import SDSConfig, sds
 from .model import SceneConfig, SceneModel
@@ -218,16 +218,14 @@ def anchor_picker(cfg: Real3DConfig, prior: Prior, prompt: PositionalPrompt | No
 
 def shaped_start(cfg: Real3DConfig, x_ref: torch.Tensor | None) -> Real3DConfig:
     """cfg with the start blob's `field.blob_axes` taken from x̃ uint8 [N,H,W,3] (`scene_layout.start_axes` of
-    `silhouette_aspect` over x̃'s views around the object): the prior's own samples say how tall the object is
+    its `reference_aspect`): the prior's own samples say how tall the object is
     against its width, before θ has any shape. Only with `system.start_shape: reference`, on a prompt of one
     object (a laid-out scene keeps its balls) and a field given no axes; otherwise cfg as it is."""
     axes = getattr(cfg.field, "blob_axes", None)
     one_object = getattr(cfg.field, "blobs", None) is None and not scene_layout.objects(cfg.prompt)
     if cfg.system.start_shape != "reference" or x_ref is None or axes != [1.0, 1.0, 1.0] or not one_object:
         return cfg
-    around = reference_views(cfg.reference)[:, 1] == cfg.reference.elevation  # [N]: not the overhead views
-    aspect = silhouette_aspect(x_ref[around].float() / 255)
-    axes = scene_layout.start_axes(aspect, cfg.reference.elevation)
+    axes = scene_layout.start_axes(reference_aspect(x_ref, cfg.reference), cfg.reference.elevation)
     return dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, blob_axes=axes))
 
 

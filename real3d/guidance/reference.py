@@ -137,6 +137,13 @@ def silhouette_aspect(images: torch.Tensor) -> float:
     return float((rows / cols.clamp(min=0.5)).median())
 
 
+def reference_aspect(images: torch.Tensor, cfg: ReferenceConfig) -> float:
+    """`silhouette_aspect` of x̃ uint8 [count,H,W,3] (drawn at `reference_views(cfg)`) over its views around the
+    object, at cfg.elevation: how many times as tall as wide the prior draws it (the overhead views left out)."""
+    around = reference_views(cfg)[:, 1] == cfg.elevation  # [count]
+    return silhouette_aspect(images[around].float() / 255)
+
+
 def object_colours_by_view(images: torch.Tensor, cfg: ReferenceConfig) -> torch.Tensor:
     """x̃'s mean inner object colour per view word of VIEW_WORDS [4,3], from images [count,H,W,3] in [0,1]
     drawn at `reference_views(cfg)`: a front view of "a cube with a door" shows the door and a back view does
