@@ -3,11 +3,9 @@ import os
 import pytest
 import torch
 
-# The CI machine's two cores: all of them for a serial run, one each when `make test` splits the suite over two
-# pytest-xdist workers (two torch processes with two threads each on two cores thrash). OMP_NUM_THREADS carries
-# the split to the CLI subprocesses that tests start.
-WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, 2 // WORKERS)
+from tests.cpu import THREADS, WORKERS
+
+# OMP_NUM_THREADS carries this worker's share of the two cores to the CLI subprocesses that tests start.
 if WORKERS > 1:
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
 

@@ -19,6 +19,7 @@ from real3d.jobs.cells import Store
 from real3d.jobs.web import report
 from real3d.priors.embedded import SHIPPED
 from real3d.toyworld.runs import gt_views
+from tests.cpu import THREADS
 from tests.test_generate import TINY, one_line
 
 PROMPTS = ["a red cube", "a blue sphere with a face"]
@@ -33,7 +34,7 @@ def tiny_settings(tmp_path: Path) -> BenchSettings:
 def finished(tmp_path_factory) -> tuple[BenchSettings, Path, dict]:
     tmp = tmp_path_factory.mktemp("bench")
     settings = tiny_settings(tmp)
-    return settings, tmp / "bench", bench(settings, tmp / "bench")
+    return settings, tmp / "bench", bench(settings, tmp / "bench", threads=THREADS)
 
 
 def test_results_are_complete(finished):
@@ -85,11 +86,11 @@ def test_rerun_skips_finished_cells_and_resumes_unfinished(finished, monkeypatch
 
     real_run_job = batch.run_job
     monkeypatch.setattr(batch, "run_job", lambda job, *a: ran.append(job.cell.folder(root)) or real_run_job(job, *a))
-    bench(settings, root)
+    bench(settings, root, threads=THREADS)
     assert ran == []
     unfinished = root / "cells/dreamfusion/a-blue-sphere-with-a-face/seed-0"
     (unfinished / "metrics.json").unlink()  # as if stopped after its last checkpoint
-    bench(settings, root)
+    bench(settings, root, threads=THREADS)
     assert ran == [unfinished]
     assert json.loads((unfinished / "metrics.json").read_text())["steps"] == 3
     log = (unfinished / "train.log").read_text().splitlines()

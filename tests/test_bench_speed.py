@@ -9,6 +9,7 @@ import torch
 from real3d.cli import Parser
 from real3d.errors import UserError
 from real3d.jobs.bench import speed
+from tests.cpu import THREADS
 
 KEYS = ["nerf", "dmtet", "dmtet_extract", "dmtet_raster", "prior", "sds", "d_step", "d_step_r1", "step"]
 # the default preset, smaller: a tiny x̃ cache of its own and smaller renders (seconds, not minutes)
@@ -48,7 +49,8 @@ def test_bad_options_are_user_errors(argv, expected):
 
 
 def test_speed_table(tmp_path, capsys):
-    args = parse(*SMALL, f"reference.cache_dir={tmp_path / 'ref'}", "--repeats", "1", "--out", str(tmp_path / "out"))
+    out = ["--repeats", "1", "--threads", str(THREADS), "--out", str(tmp_path / "out")]
+    args = parse(*SMALL, f"reference.cache_dir={tmp_path / 'ref'}", *out)
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "speed.json").read_text())
@@ -68,6 +70,6 @@ def test_speed_table(tmp_path, capsys):
     assert rows["d_step_r1"]["flops"] > rows["d_step"]["flops"]
     assert rows["step"]["flops"] > rows["sds"]["flops"] + rows["nerf"]["flops"]
     machine = report["machine"]
-    assert machine["threads"] == 2 and machine["peak_rss_mb"] > 0
+    assert machine["threads"] == THREADS and machine["peak_rss_mb"] > 0
     assert machine["bound_gflops"] == max(machine["matmul_gflops"].values()) > 0
     assert report["setup"]["forced"][:2] == ["system.p_nerf=1.0", "system.p_dmtet=1.0"]

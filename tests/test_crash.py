@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.cpu import THREADS
 from tests.test_generate import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ STEPS, EVERY = 20, 5
 
 def real3d(fault: str | None, *argv: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "tests.faults", *(fault.split() if fault else ["none", "0"]), "--", *argv]
-    env = os.environ | {"OMP_NUM_THREADS": "2"}
+    env = os.environ | {"OMP_NUM_THREADS": str(THREADS)}  # every stage alike: the same sums, the same bytes
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

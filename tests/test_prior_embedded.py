@@ -18,6 +18,7 @@ from real3d.errors import UserError
 from real3d.priors.base import Prior, cfg_combine, perp_neg_combine
 from real3d.priors.embedded import SHIPPED, EmbeddedPrior
 from real3d.priors.train import TrainConfig, train
+from tests.cpu import THREADS
 
 
 def tiny_prior() -> EmbeddedPrior:
@@ -417,7 +418,8 @@ def test_view_word_dropout_gives_the_caption_without_its_view_word(
 def test_eval_prior_scores_every_group_it_is_given(tmp_path: Path) -> None:
     """`real3d eval-prior` end to end on the shipped prior (1 sample, 1 DDIM step): --pairs 0 leaves the pair
     group out instead of failing on it, and the scores are probabilities."""
-    assert main(["eval-prior", "-n", "1", "--pairs", "0", "--steps", "1", "--out", str(tmp_path / "e")]) == 0
+    argv = ["eval-prior", "-n", "1", "--pairs", "0", "--steps", "1", "--threads", str(THREADS)]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
     result = json.loads((tmp_path / "e" / "judge.json").read_text())
     assert set(result) == {"single", "feature", "all"}
     assert all(0.0 <= result[g]["mean"] <= 1.0 for g in result)

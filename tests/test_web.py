@@ -29,6 +29,7 @@ from playwright.sync_api import expect, sync_playwright
 from real3d.errors import UserError
 from real3d.jobs.generate import checked_config
 from real3d.jobs.web import report
+from tests.cpu import THREADS
 from tests.test_generate import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ class Server:
     def __init__(self, outputs: Path) -> None:
         self.outputs, self.port = outputs, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = os.environ | {"OMP_NUM_THREADS": "2"}
+        env = os.environ | {"OMP_NUM_THREADS": str(THREADS)}  # its runs: this worker's share of the cores
         command = [sys.executable, "-m", "real3d", "serve", "--port", str(self.port), "--outputs", str(outputs)]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
