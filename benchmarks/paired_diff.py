@@ -7,7 +7,9 @@ Only the (prompt, seed) cells that both presets finished count. For each metric 
 silhouette IoU) it prints A's and B's means, the mean of A − B over the cells, that difference per seed, and
 a 95 % interval of the mean difference from a bootstrap that resamples prompts (each drawn prompt brings all
 its seeds, so a prompt that one preset always draws better counts once, not once a seed), with the share of
-resamples in which A is ahead. An interval that straddles 0 is a tie at this many prompts.
+resamples in which A is ahead. An interval that straddles 0 is a tie at this many prompts. With more than one
+seed it adds the bench's seed spread (each prompt's standard deviation of the judge over its seeds, averaged
+over prompts; lower is ahead), bootstrapped over prompts in the same way.
 """
 
 from __future__ import annotations
@@ -71,6 +73,23 @@ def main() -> None:
             f"| {label} | {mean_a:.3f} | {mean_b:.3f} | {statistics.fmean(diff.values()):+.3f} | {by_seed} | "
             f"[{lo:+.3f}, {hi:+.3f}] | {ahead:.2f} |"
         )
+    if len(seeds) > 1:
+        spread_a, spread_b = seed_spread(a, common, prompts), seed_spread(b, common, prompts)
+        lo, hi, above = bootstrap(spread_a - spread_b, args.resamples)
+        print(
+            f"| judge seed std ↓ | {spread_a.mean():.3f} | {spread_b.mean():.3f} | "
+            f"{(spread_a - spread_b).mean():+.3f} | {' | '.join('' for _ in seeds)} | "
+            f"[{lo:+.3f}, {hi:+.3f}] | {1 - above:.2f} |"
+        )
+
+
+def seed_spread(preset: dict, common: list[tuple[str, int]], prompts: list[str]) -> torch.Tensor:
+    """Each prompt's standard deviation [P] of the judge score over its seeds among the common cells (the
+    bench's "seed std" before its mean over prompts)."""
+    return torch.tensor(
+        [statistics.pstdev(preset[k]["judge_score"] for k in common if k[0] == q) for q in prompts],
+        dtype=torch.float64,
+    )
 
 
 if __name__ == "__main__":
