@@ -20,8 +20,6 @@ from real3d.toyworld.runs import gt_views
 from real3d.toyworld.scene import SHAPES, Scene, caption, compose, parse, random_scene, view_caption
 from real3d.toyworld.sdf import PRIMITIVES
 
-torch.set_num_threads(2)
-
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_primitive_sdf_is_a_true_distance(shape: str) -> None:
