@@ -37,6 +37,7 @@ from .guidance.anchor import (
     medoid,
     prior_picker,
     view_anchors,
+    view_margins,
 )
 from .guidance.discriminator import Discriminator  # (and registers its architectures)
 from .guidance.prompts import PositionalPrompt
@@ -71,6 +72,12 @@ class SystemConfig:
     colour_by_view: bool = True  # … to x̃'s of the same view word (front / side / back / overhead); False: all x̃
     colour_pull: ColourPull = "match"  # "match": the colour itself; "solid": only a render nearer white than x̃
     lambda_anchor: Scheduled = 0.0  # x̃'s front and back views as reference views, one-object prompts (anchor.py)
+    anchor_source: Literal["reference", "render"] = "reference"  # the anchors: x̃'s views, or θ's own views drawn
+    # when λ_anchor first turns on and redrawn by the prior with the prompt (`draw_anchors`, SDEdit)
+    anchor_strength: float = bounded(0.5, 0.0, 1.0)  # render anchors: the noise (t / T) the prior redraws from
+    anchor_candidates: int = bounded(8, 1)  # render anchors: redraws per anchor, the prior's pick kept
+    anchor_margin: float = 0.001  # render anchors: none unless the front redraw the prior picks looks this much
+    # more like "…, front view" than "…, back view" to it (`view_margins`): a prompt with no front feature has none
     anchor_views: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_ANCHOR_VIEWS))  # of ANCHOR_VIEWS
     anchor_pick: AnchorPick = "medoid"  # each anchor among x̃'s views near it: the medoid, or the one the prior
     # finds most like the prompt's view there against the opposite one (anchor.prior_picker)
@@ -110,8 +117,11 @@ class SystemConfig:
 
     @property
     def uses_reference(self) -> bool:
-        """x̃ is sampled for D, the colour matching, the view anchors or the start's shape."""
-        return self.uses_discriminator or self.uses_colour_matching or self.uses_anchor or self.start_shape != "ball"
+        """x̃ is sampled for D, the colour matching, x̃'s view anchors or the start's shape."""
+        anchors_from_reference = self.uses_anchor and self.anchor_source == "reference"
+        return (
+            self.uses_discriminator or self.uses_colour_matching or anchors_from_reference or self.start_shape != "ball"
+        )
 
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
@@ -164,7 +174,7 @@ class Real3DConfig(SceneConfig):
                 f"{where}: system.decal_in_training=false hides field.appearance=decal, which is not set here; "
                 "set field.appearance=decal (with field.appearance_channels) or leave decal_in_training at true"
             )
-        if self.system.uses_anchor:
+        if self.system.uses_anchor and self.system.anchor_source == "reference":
             views = reference_views(self.reference)
             azimuths = anchor_azimuths(self.system.anchor_views)
             if missing := [f"{a:.0f}" for a in azimuths if not anchor_members(views, a).any()]:
@@ -234,8 +244,9 @@ class Real3DSystem(nn.Module):
 
     reference: torch.Tensor  # x̃: uint8 [N,H,W,3], a buffer (with a discriminator or colour matching)
     reference_colours: torch.Tensor  # x̃'s mean inner object colour per view word [4,3] (with colour matching)
-    anchors: torch.Tensor  # x̃'s medoid of each anchor of system.anchor_views [A,H,W,3] in [0,1] (with the anchors)
-    anchor_cams: torch.Tensor  # [A,2] each medoid's own camera in x̃ (azimuth, elevation in degrees)
+    anchors: torch.Tensor  # each anchor of system.anchor_views [A,H,W,3] in [0,1] (with the anchors; [0,…] until
+    # render anchors are drawn)
+    anchor_cams: torch.Tensor  # [A,2] each anchor's camera (azimuth, elevation in degrees): in x̃, or nominal
 
     def __init__(self, cfg: Real3DConfig, prior: Prior, progress: bool = False) -> None:
         super().__init__()
@@ -268,7 +279,15 @@ class Real3DSystem(nn.Module):
             self.register_buffer("reference_colours", colours, persistent=False)
         # the view anchors, on a prompt of one object: x̃ of "A <relation> B" often swaps the objects' colours
         self.anchored = cfg.system.uses_anchor and not objects
-        if self.anchored:
+        self.front_margin: float | None = None  # render anchors: the front pick's margin, once drawn (logged)
+        if self.anchored and cfg.system.anchor_source == "render":  # drawn once λ_anchor turns on (`draw_anchors`)
+            azimuths = torch.tensor(anchor_azimuths(cfg.system.anchor_views))
+            elevation = sum(cfg.camera.elevation_range) / 2
+            size = cfg.system.nerf_resolution
+            self.register_buffer("anchors", torch.zeros(0, size, size, 3), persistent=False)
+            cams = torch.stack([azimuths, torch.full_like(azimuths, elevation)], -1)  # [A,2]
+            self.register_buffer("anchor_cams", cams, persistent=False)
+        elif self.anchored:
             views, words = reference_views(cfg.reference), cfg.system.anchor_views
             with precision.use(cfg.precision):
                 pick = anchor_picker(cfg, prior, self.prompt)
@@ -337,6 +356,43 @@ class Real3DSystem(nn.Module):
         `decal_in_training` is off, else θ as it is."""
         return nullcontext() if self.cfg.system.decal_in_training else self.model.field.without_decal()
 
+    def anchor_camera(self, azimuth: float, elevation: float) -> Cameras:
+        """One camera at (azimuth, elevation) in degrees, at the middle of the training radius and field of view."""
+        cam = self.cfg.camera
+        return orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)
+
+    @torch.no_grad()
+    def draw_anchors(self, generator: torch.Generator) -> None:
+        """The view anchors from θ itself (`system.anchor_source: render`): θ drawn by the NeRF at each anchor's
+        camera, redrawn by the prior from noise `anchor_strength` (SDEdit) with the prompt of that view,
+        `anchor_candidates` times, and the one the prior finds most like that view against the opposite one
+        kept (`view_margins`, as `prior_picker`). Once the shape has formed, the prior adds the front feature to
+        a view that already has θ's shape, colour and place in the frame, so the anchor fits the render it is
+        compared with; the back's redraw stays plain. Where the front's pick is not `anchor_margin` more
+        front than back to the prior, the prompt names no front feature and the run goes on without anchors:
+        a redraw of a plain object has nothing to add but the prior's stray marks. That margin is kept in
+        `front_margin` (None without a front anchor) and logged from then on."""
+        system, k, front_margin = self.cfg.system, self.cfg.system.anchor_candidates, None
+        anchors = []
+        for azimuth, elevation in self.anchor_cams.tolist():
+            cam = self.anchor_camera(azimuth, elevation)
+            with self.body_alone():
+                out = self.render(self.model.renderer, cam, self.anchors.shape[1], generator, "lambertian")
+            views = torch.tensor([[azimuth, elevation]]).expand(k, 2)  # [K,2]
+            redrawn = self.prior.redraw(
+                out.rgb.expand(k, -1, -1, -1),
+                self.prompt(views[:, 0], views[:, 1]),
+                system.anchor_strength,
+                generator=generator,
+            )
+            margins = view_margins(self.prior, self.prompt, redrawn, views, azimuth, seed=self.cfg.seed)  # [K]
+            if view_direction(azimuth, 0.0) == "front":
+                front_margin = float(margins.max())
+            anchors.append(redrawn[int(margins.argmax())].float())
+        self.anchors = torch.stack(anchors).to(self.anchor_cams.device)
+        self.anchored = front_margin is None or front_margin >= system.anchor_margin
+        self.front_margin = front_margin
+
     def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
         """Σ anchor_loss of θ drawn by the NeRF at each view anchor's camera (the medoid's own azimuth and
         elevation in x̃, the middle of the training radius and field of view) against that anchor, in albedo
@@ -344,12 +400,12 @@ class Real3DSystem(nn.Module):
         colours, not the shape; with `anchor_planes: facing`, through the appearance plane across the axis
         of its view word alone, on the camera's half of the scene (`anchor_facing`). All anchors in one
         step: where a triplane plane is shared by the front and the back, their pulls meet in one gradient."""
-        cam, total = self.cfg.camera, self.anchors.new_zeros(())
+        total = self.anchors.new_zeros(())
         mode: ShadingMode | None = "albedo" if self.cfg.system.anchor_shading == "albedo" else None
         facing = self.cfg.system.anchor_planes == "facing"
         azimuths = anchor_azimuths(self.cfg.system.anchor_views)
         for nominal, (azimuth, elevation), anchor in zip(azimuths, self.anchor_cams.tolist(), self.anchors):
-            view = orbit(1, elevation, sum(cam.radius_range) / 2, sum(cam.fovy_range) / 2, azimuth)
+            view = self.anchor_camera(azimuth, elevation)
             with self.model.field.colours_alone(anchor_facing(nominal) if facing else None):
                 out = self.render(self.model.renderer, view, self.anchors.shape[1], generator, mode)  # 1 view
             total = total + anchor_loss(out.rgb, out.opacity, anchor, self.cfg.system.anchor_marks)
@@ -418,7 +474,10 @@ class Real3DSystem(nn.Module):
         if lambda_anchor > 0 and self.anchored:
             with clock("anchor"):
                 own = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's draws left as they are
-                losses["loss_anchor"] = lambda_anchor * self.view_anchor(own)
+                if not len(self.anchors):
+                    self.draw_anchors(own)
+                if self.anchored:
+                    losses["loss_anchor"] = lambda_anchor * self.view_anchor(own)
         loss = cast(torch.Tensor, sum(losses.values()))  # Eq. 11 (+ regularizers)
         with clock("backward"):
             self.optimizer.zero_grad(set_to_none=True)
@@ -427,6 +486,8 @@ class Real3DSystem(nn.Module):
                 self.optimizer.step()
             self.scheduler.step()
         stats = {"loss": loss.item(), **{n: v.item() for n, v in losses.items()}}
+        if self.front_margin is not None:
+            stats["anchor_margin"] = self.front_margin
         if self.discriminator is not None and k is None:
             with clock("d"):
                 real = self.reference[torch.randint(len(self.reference), (4,), generator=generator)].float() / 255

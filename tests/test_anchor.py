@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from real3d.errors import ConfigError
 from real3d.guidance.anchor import (
@@ -17,12 +18,16 @@ from real3d.guidance.anchor import (
     prior_picker,
     solid_pixels,
     view_anchors,
+    view_margins,
 )
 from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.reference import object_pixels
-from real3d.jobs.generate import run_config
+from real3d.jobs.generate import RunState, run_config
 from real3d.system import Real3DSystem, build_prior, deterministic
+from real3d.toyworld.judge import load_judge
+from real3d.toyworld.metrics import feature_seen
 from real3d.toyworld.runs import gt_views
+from real3d.toyworld.scene import parse
 from tests.test_generate import tiny
 
 RED, BLACK = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.0, 0.0, 0.0])
@@ -265,3 +270,74 @@ def test_a_hidden_decal_leaves_the_body_as_it_trains_without_one(tmp_path: Path)
     decal, system = body([*base, *recipe])
     assert all(torch.equal(a, b) for a, b in zip(plain, decal, strict=True))
     assert system.model.field.planes[:, system.cfg.field.channels :].abs().sum() > 0  # the decal did learn
+
+
+def test_the_prior_redraws_a_plain_front_view_with_the_feature_and_keeps_it_at_no_noise() -> None:
+    """SDEdit (`DiffusionPrior.redraw`) of the plain GT red sphere's front view: from no noise it is the view
+    itself; from half the noise, with "a red sphere with a face, front view", the shipped prior draws the face on
+    it (the judge's P(face) rises from under 0.1 to over 0.5 on four redraws) and keeps the red ball; with
+    "a red sphere, front view" it keeps it plain. Same generator, same redraws. The render anchors' gate
+    (`system.anchor_margin`) passes the best redraw with the face and none of the plain ones."""
+    cfg = run_config("real3d", "a red sphere with a face", [])
+    prior, judge = build_prior(cfg), load_judge()
+    plain = gt_views("a red sphere")[0][None]  # [1,H,W,3] azimuth 0: the front
+    small = F.interpolate(plain.permute(0, 3, 1, 2), size=prior.resolution, mode="area").permute(0, 2, 3, 1)
+    front, one = (torch.zeros(4), torch.full((4,), 15.0)), (torch.zeros(1), torch.full((1,), 15.0))
+    face_prompt, plain_prompt = PositionalPrompt(prior, cfg.prompt), PositionalPrompt(prior, "a red sphere")
+    kept = prior.redraw(small, face_prompt(*one), 0.0)
+    assert (kept - small).abs().mean() < 0.005  # the encoder's resize alone
+    scene = parse(cfg.prompt)
+
+    def redrawn(prompt: PositionalPrompt, seed: int = 0) -> torch.Tensor:
+        return prior.redraw(
+            small.expand(4, -1, -1, -1), prompt(*front), 0.5, generator=torch.Generator().manual_seed(seed)
+        )
+
+    with_face = redrawn(face_prompt)
+    assert torch.equal(with_face, redrawn(face_prompt))
+    probs = judge.probs(with_face)
+    assert feature_seen(judge.probs(plain), scene).item() < 0.1 and feature_seen(probs, scene).mean() > 0.5
+    assert probs["shape_a"][:, 0].mean() > 0.8 and probs["colour_a"][:, 0].mean() > 0.8  # sphere, red
+    plain_redraws = redrawn(plain_prompt)
+    assert feature_seen(judge.probs(plain_redraws), scene).mean() < 0.2
+    views, gate = torch.stack(front, -1), cfg.system.anchor_margin  # the prior's own front-against-back margin
+    assert view_margins(prior, face_prompt, with_face, views, 0.0).max() > gate
+    assert view_margins(prior, plain_prompt, plain_redraws, views, 0.0).max() < gate
+
+
+def test_render_anchors_are_drawn_from_theta_when_lambda_anchor_turns_on_and_kept_by_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """`system.anchor_source=render`: no x̃ is sampled for the anchors (λ_adv 0), the anchors stay empty while
+    λ_anchor is 0 and are θ's own front and back views, redrawn by the prior, from the step it turns on; a
+    checkpoint holds them, so a resumed run does not draw them again from another θ. With the default
+    `anchor_margin` a plain red cube's front redraw is no more front than back to the prior: no anchors, and a
+    checkpoint keeps that too."""
+    overrides = [*tiny(tmp_path), "system.lambda_adv=0", "system.anchor_source=render", "system.anchor_candidates=2"]
+    overrides += ["system.lambda_anchor=[0,0,100,0]", "field.blob_density=30", "system.start_shape=ball"]
+
+    def two_steps(extra: list[str]) -> tuple[Real3DSystem, torch.Generator, dict[str, float]]:
+        cfg = run_config("real3d", "a red cube", [*overrides, *extra])
+        system, gen = Real3DSystem(cfg, build_prior(cfg)), torch.Generator().manual_seed(0)
+        assert not hasattr(system, "reference") and system.anchors.shape == (0, 16, 16, 3)
+        middle = sum(cfg.camera.elevation_range) / 2  # of the training elevations
+        assert system.anchor_cams.tolist() == [[0.0, middle], [180.0, middle]]
+        with deterministic():
+            assert "loss_anchor" not in system.training_step(0, gen) and len(system.anchors) == 0
+            return system, gen, system.training_step(1, gen)
+
+    def resumed(system: Real3DSystem, gen: torch.Generator) -> Real3DSystem:
+        again = Real3DSystem(system.cfg, system.prior)
+        RunState(again, torch.Generator()).load_state_dict(RunState(system, gen).state_dict())
+        return again
+
+    system, gen, stats = two_steps(["system.anchor_margin=-1"])  # anchors whatever the margin
+    assert stats["loss_anchor"] > 0 and system.anchors.shape == (2, system.prior.resolution, system.prior.resolution, 3)
+    assert torch.equal(resumed(system, gen).anchors, system.anchors)
+    plain, gen, stats = two_steps([])
+    assert stats["anchor_margin"] < plain.cfg.system.anchor_margin and "loss_anchor" not in stats
+    again = resumed(plain, gen)
+    assert not plain.anchored and not again.anchored and again.front_margin == stats["anchor_margin"]
+    with deterministic():
+        later = plain.training_step(2, gen)
+    assert "loss_anchor" not in later and later["anchor_margin"] == stats["anchor_margin"]  # logged every step

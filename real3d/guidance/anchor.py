@@ -8,6 +8,9 @@ the one the prior itself finds most like the prompt's view there (`prior_picker`
 twenty-sixth round). SDS alone cannot place a feature, since each view paints it somewhere else (fifth
 round); one fixed view can. The back anchor keeps the back plain: without it the body copies the front's
 feature there (Janus). `sides` adds x̃'s side views (90, 270).
+With `system.anchor_source: render` the anchors are θ's own front and back views instead, redrawn by the prior
+once the shape has formed (SDEdit, `DiffusionPrior.redraw`; `Real3DSystem.draw_anchors`): the prior adds the
+feature to a view that already has θ's shape and colour, so the anchor fits the render it is compared with.
 A prompt of two objects ("A <relation> B") has no anchors: x̃ often swaps their colours (4 of the 7 front
 views of "a red cube on top of a blue sphere" show a blue cube on a red sphere, and so does their medoid).
 
@@ -100,24 +103,39 @@ def prompt_margin(
     return margin / samples
 
 
+def view_margins(
+    prior: Prior,
+    prompt: PositionalPrompt,
+    images: torch.Tensor,
+    views: torch.Tensor,
+    azimuth: float,
+    samples: int = 24,
+    seed: int = 0,
+) -> torch.Tensor:
+    """How much more each image rgb [F,H,W,3] (its camera views [F,2]) looks like the prompt's view at the
+    anchor's `azimuth` ("…, front view") than like CONTRAST_WORD's ("…, back view"), to the prior: `prompt_margin`
+    [F], the same draws for every image. Near 0 for every image when the prompt names nothing that tells a
+    front from a back."""
+    word = view_direction(azimuth, 0.0)
+    codes = view_code(views[:, 0], views[:, 1]).to(prompt.views.device)  # [F,5]: each image's own camera
+
+    def embedding(w: str) -> TextEmbedding:
+        cond = prompt.views[VIEW_WORDS.index(w)][None].expand(len(images), -1, -1)
+        return TextEmbedding(cond, prompt.uncond.expand_as(cond), view=codes)
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return prompt_margin(prior, images, embedding(word), embedding(CONTRAST_WORD[word]), samples, generator)
+
+
 def prior_picker(prior: Prior, prompt: PositionalPrompt, samples: int = 24, seed: int = 0) -> Picker:
     """A `Picker` that takes the image the prior itself finds most like the prompt's view at the anchor
-    (`prompt_margin` of its view prompt, e.g. "…, front view", against CONTRAST_WORD's: "…, back view"), not
+    (`view_margins`: its view prompt, e.g. "…, front view", against CONTRAST_WORD's: "…, back view"), not
     the most typical one: of x̃'s front views, the medoid often shows the feature faintly or not at all, while
     the prior, asked, prefers the views that show it (docs/results.md, twenty-sixth round)."""
 
     def pick(images: torch.Tensor, views: torch.Tensor, azimuth: float) -> int:
-        word = view_direction(azimuth, 0.0)
-        codes = view_code(views[:, 0], views[:, 1]).to(prompt.views.device)  # [F,5]: each image's own camera
-
-        def embedding(w: str) -> TextEmbedding:
-            cond = prompt.views[VIEW_WORDS.index(w)][None].expand(len(images), -1, -1)
-            return TextEmbedding(cond, prompt.uncond.expand_as(cond), view=codes)
-
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            margin = prompt_margin(prior, images, embedding(word), embedding(CONTRAST_WORD[word]), samples, generator)
-        return int(margin.argmax())
+        return int(view_margins(prior, prompt, images, views, azimuth, samples, seed).argmax())
 
     return pick
 

@@ -93,6 +93,17 @@ class Prior(Protocol):
         """n images per prompt, rgb [len(prompts)*n,H,W,3] in [0,1] (prompt-major); `views` [len(prompts),5]
         (cameras.view_code) the camera of each prompt's images, for a view-conditioned prior."""
 
+    def redraw(
+        self,
+        rgb: torch.Tensor,
+        emb: TextEmbedding,
+        strength: float,
+        steps: int = 20,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """SDEdit: images rgb [B,H,W,3] in [0,1] noised to t = strength·T and denoised with emb [B,...];
+        rgb [B,h,w,3] at the prior's resolution."""
+
 
 def _repeat(view: torch.Tensor | None, n: int) -> torch.Tensor | None:
     """The views [B,5] of n stacked copies of a batch ([n·B,5]), or None."""
@@ -211,12 +222,42 @@ class DiffusionPrior(nn.Module):
         scheduler.set_timesteps(steps, device=self.device)
         shape = (len(emb), *self.latent_shape)
         x = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
-        x = x * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            tt = t.expand(shape[0]).to(self.device)
+        return self.decode(self._denoise(x * scheduler.init_noise_sigma, scheduler, scheduler.timesteps, emb, scale))
+
+    @torch.no_grad()
+    def redraw(
+        self,
+        rgb: torch.Tensor,
+        emb: TextEmbedding,
+        strength: float,
+        steps: int = 20,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """SDEdit (Meng et al. 2022): images rgb [B,H,W,3] in [0,1] noised to t = strength·T (Eq. 1) and
+        denoised with emb [B,...] over the timesteps of the `steps`-step schedule at or below t. The prior
+        redraws what it would change at that noise (a front feature on a plain body) and keeps what it would
+        not (the shape, the colour, the place in the frame). rgb [B,h,w,3] at the prior's resolution."""
+        scheduler = self.sampling_scheduler()
+        scheduler.set_timesteps(steps, device=self.device)
+        timesteps = scheduler.timesteps[scheduler.timesteps <= strength * self.num_train_timesteps]
+        x = self.encode_images(rgb.to(self.device)).float()  # [B,C,h,w]
+        if len(timesteps):
+            a_bar = self.alphas_cumprod[timesteps[0]]
+            eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(self.device)
+            x = self._denoise(
+                a_bar.sqrt() * x + (1 - a_bar).sqrt() * eps, scheduler, timesteps, emb, self.default_guidance_scale
+            )
+        return self.decode(x)
+
+    def _denoise(
+        self, x: torch.Tensor, scheduler: Any, timesteps: torch.Tensor, emb: TextEmbedding, scale: float
+    ) -> torch.Tensor:
+        """x [B,C,h,w] taken down the sampler's `timesteps` (descending) with CFG scale `scale`."""
+        for t in timesteps:
+            tt = t.expand(x.shape[0]).to(self.device)
             eps = self.predict_noise(scheduler.scale_model_input(x, t), tt, emb, scale)
             x = scheduler.step(eps.float(), t, x).prev_sample
-        return self.decode(x)
+        return x
 
     def sampling_scheduler(self):
         raise NotImplementedError
