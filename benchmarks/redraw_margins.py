@@ -70,20 +70,15 @@ def from_runs(prior: EmbeddedPrior, folder: Path) -> None:
     print("|---|---:|---|---:|")
     for path in sorted(folder.glob("cells/*/*/seed-*/checkpoint.pt")):
         ckpt = torch.load(path, weights_only=False)
-        if ckpt.get("anchors") is None:
+        if ckpt.get("anchors") is None or not len(anchors := ckpt["anchors"][0]):
             continue
-        (anchors, anchored, *_), cfg = (
-            ckpt["anchors"],
-            ckpt["config"],
-        )  # this round's bench ran before the margin was kept
-        if not len(anchors):
-            continue
+        cfg = ckpt["config"]
         elevation = sum(cfg["camera"]["elevation_range"]) / 2
         positional = PositionalPrompt(prior, cfg["prompt"])
-        margin = view_margins(
-            prior, positional, anchors[:1].float(), torch.tensor([[0.0, elevation]]), 0.0, seed=cfg["seed"]
-        )
-        print(f"| {cfg['prompt']} | {cfg['seed']} | {anchored} | {margin.item():+.4f} |")
+        view = torch.tensor([[0.0, elevation]])
+        margin = float(view_margins(prior, positional, anchors[:1].float(), view, 0.0, seed=cfg["seed"]))
+        anchored = margin >= cfg["system"]["anchor_margin"]  # the gate, as the run applied it
+        print(f"| {cfg['prompt']} | {cfg['seed']} | {anchored} | {margin:+.4f} |")
 
 
 def main() -> None:

@@ -372,8 +372,8 @@ class Real3DSystem(nn.Module):
         front than back to the prior, the prompt names no front feature and the run goes on without anchors:
         a redraw of a plain object has nothing to add but the prior's stray marks. That margin is kept in
         `front_margin` (None without a front anchor) and logged from then on."""
-        system, k, front_margin = self.cfg.system, self.cfg.system.anchor_candidates, None
-        anchors = []
+        system, front_margin, anchors = self.cfg.system, None, []
+        k = system.anchor_candidates
         for azimuth, elevation in self.anchor_cams.tolist():
             cam = self.anchor_camera(azimuth, elevation)
             with self.body_alone():
@@ -389,9 +389,13 @@ class Real3DSystem(nn.Module):
             if view_direction(azimuth, 0.0) == "front":
                 front_margin = float(margins.max())
             anchors.append(redrawn[int(margins.argmax())].float())
-        self.anchors = torch.stack(anchors).to(self.anchor_cams.device)
-        self.anchored = front_margin is None or front_margin >= system.anchor_margin
-        self.front_margin = front_margin
+        self.keep_anchors(torch.stack(anchors), front_margin)
+
+    def keep_anchors(self, anchors: torch.Tensor, front_margin: float | None) -> None:
+        """Render anchors [A,H,W,3] (empty: not drawn yet) and their front pick's margin (None: none drawn, or
+        no front anchor): the run stays anchored only where that margin passes `system.anchor_margin`."""
+        self.anchors, self.front_margin = anchors.to(self.anchor_cams.device), front_margin
+        self.anchored = self.anchored and (front_margin is None or front_margin >= self.cfg.system.anchor_margin)
 
     def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
         """Σ anchor_loss of θ drawn by the NeRF at each view anchor's camera (the medoid's own azimuth and

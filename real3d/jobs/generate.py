@@ -122,7 +122,7 @@ class RunState:
             "discriminator": None if d is None else d.state_dict(),
             "d_optimizer": None if d is None else d.optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "anchors": (s.anchors, s.anchored, s.front_margin) if s.cfg.system.anchor_source == "render" else None,
+            "anchors": (s.anchors, s.front_margin) if s.cfg.system.anchor_source == "render" else None,  # θ's own
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -135,9 +135,7 @@ class RunState:
             d.optimizer.load_state_dict(ckpt["d_optimizer"])
         self.generator.set_state(ckpt["generator"])
         if ckpt.get("anchors") is not None:  # render anchors drawn (or gated off) before the checkpoint
-            anchors, s.anchored, s.front_margin = ckpt["anchors"]  # (Real3DSystem.draw_anchors)
-            if s.anchored:
-                s.anchors = anchors.to(s.anchor_cams.device)
+            s.keep_anchors(*ckpt["anchors"])
 
 
 def trim_log(path: Path, step: int) -> None:
