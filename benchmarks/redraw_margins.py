@@ -5,12 +5,15 @@ keeps the redraw the prior finds most "…, front view" against "…, back view"
 below `system.anchor_margin` the run draws no anchors. Two ways to read that margin:
 
     .venv/bin/python benchmarks/redraw_margins.py [--cells docs/results/fast13] [--seed 0] [--strength 0.5]
+        [--hold-background]
     .venv/bin/python benchmarks/redraw_margins.py --runs outputs/sdgF
 
 The first takes each finished cell's front view (views.png, azimuth 0) of the prompts with a front and the single
 objects, redraws it `--candidates` times and prints the margin of the view itself, the best redraw's and the
-judge's P(feature) on that redraw: a prompt that names no front feature should stay near 0. The second reads
-the front anchor each run drew (its checkpoint) and prints its margin, the number the gate compared.
+judge's P(feature) on that redraw: a prompt that names no front feature should stay near 0. With
+`--hold-background` the white background is held (`redraw(keep=…)`) and only the object's pixels are
+redrawn. The second reads the front anchor each run drew (its checkpoint) and prints its margin, the number
+the gate compared.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from real3d.toyworld.runs import VIEW_SIZE
 from real3d.toyworld.scene import parse
 
 PROMPT_FILES = ("benchmarks/prompts-front.txt", "benchmarks/prompts-single.txt")
+BACKGROUND = 0.9  # --hold-background: a pixel whose every channel is above this is the white background
 
 
 def front_view(cell: Path) -> torch.Tensor:
@@ -42,9 +46,10 @@ def front_view(cell: Path) -> torch.Tensor:
     return torch.from_numpy(sheet[:, :VIEW_SIZE].copy())[None]
 
 
-def from_cells(prior: EmbeddedPrior, folder: Path, seed: int, strength: float, candidates: int) -> None:
+def from_cells(prior: EmbeddedPrior, folder: Path, seed: int, strength: float, candidates: int, hold: bool) -> None:
     judge = load_judge()
-    print(f"{candidates} redraws a view from noise {strength}, the cells' seed {seed}\n")
+    held = ", the background held (`redraw(keep=…)`)" if hold else ""
+    print(f"{candidates} redraws a view from noise {strength}{held}, the cells' seed {seed}\n")
     print("| prompt | the view's margin | best redraw's margin | P(feature) on it |")
     print("|---|---:|---:|---:|")
     for prompt in [p for f in PROMPT_FILES for p in read_prompts(Path(f))]:
@@ -52,8 +57,13 @@ def from_cells(prior: EmbeddedPrior, folder: Path, seed: int, strength: float, c
         small = F.interpolate(view.permute(0, 3, 1, 2), size=prior.resolution, mode="area").permute(0, 2, 3, 1)
         positional, views = PositionalPrompt(prior, prompt), torch.tensor([[0.0, 15.0]]).expand(candidates, 2)
         generator = torch.Generator().manual_seed(seed)
+        keep = (small.amin(-1) > BACKGROUND).expand(candidates, -1, -1) if hold else None  # [K,r,r]: white
         redrawn = prior.redraw(
-            small.expand(candidates, -1, -1, -1), positional(views[:, 0], views[:, 1]), strength, generator=generator
+            small.expand(candidates, -1, -1, -1),
+            positional(views[:, 0], views[:, 1]),
+            strength,
+            generator=generator,
+            keep=keep,
         )
         images = torch.cat([small, redrawn])  # [1+K,r,r,3]
         margins = view_margins(
@@ -89,6 +99,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strength", type=float, default=0.5, help="SDEdit's noise, t / T (system.anchor_strength)")
     p.add_argument("--candidates", type=int, default=8, help="redraws a view (system.anchor_candidates)")
+    p.add_argument("--hold-background", action="store_true", help="redraw the object's pixels alone")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -97,7 +108,7 @@ def main() -> None:
         if args.runs:
             from_runs(prior, args.runs)
         else:
-            from_cells(prior, args.cells, args.seed, args.strength, args.candidates)
+            from_cells(prior, args.cells, args.seed, args.strength, args.candidates, args.hold_background)
 
 
 if __name__ == "__main__":

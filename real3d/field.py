@@ -141,17 +141,18 @@ class TriplaneField(nn.Module):
         self.alone: int | None = None  # see `only`
         self.colour_only = False  # see `colours_alone`
         self.facing: tuple[int, int] | None = None  # see `colours_alone`: the (axis, sign) that learns there
-        self.decal_shown = True  # see `without_decal`
+        self.decal_shown = True  # see `without_decal`; a run hides a decal that no anchor draws (`Real3DSystem`)
 
     @property
     def bound(self) -> float:
         return self.cfg.bound
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, appearance: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Triplane features of points x [N,3] (bilinear, zero outside the bound): geometry [N,3C] and
-        appearance [N,3Ca] (Ca = appearance_channels, may be 0). A plane gives a point and its mirror image
-        through the plane the same features, so a feature drawn on the front lands on the back as well; with
-        appearance_sides the appearance comes from one set of planes per side."""
+        appearance [N,3Ca] (Ca = appearance_channels, may be 0; [N,0] where `appearance` is False). A plane
+        gives a point and its mirror image through the plane the same features, so a feature drawn on the
+        front lands on the back as well; with appearance_sides the appearance comes from one set of planes
+        per side."""
         u = (x / self.cfg.bound).float()
         coords = torch.stack([u[:, [0, 1]], u[:, [0, 2]], u[:, [1, 2]]])[:, None]  # [3,1,N,2]
         n, c, ca = x.shape[0], self.cfg.channels, self.cfg.appearance_channels
@@ -163,18 +164,20 @@ class TriplaneField(nn.Module):
         # the geometry sampled by itself: the MLP gets the same features in the same memory layout with
         # appearance channels as without (bf16 matmuls round by layout, and a run's trajectory follows)
         feats = sample(self.planes[:, :c])  # [N,3,C]
-        appearance = sample(self.planes[:, c:]) if ca else feats[..., :0]  # [N,3,Ca]
+        if not (ca and appearance):
+            return feats.reshape(n, 3 * c), feats.new_zeros(n, 0)
+        looks = sample(self.planes[:, c:])  # [N,3,Ca]
         if self.far_side is not None:  # the two sides blended over SIDE_BLEND of the coordinate along each normal
             near = torch.sigmoid(u[:, [2, 1, 0]] / SIDE_BLEND)[..., None]  # [N,3,1]: z for xy, y for xz, x for yz
-            appearance = near * appearance + (1 - near) * sample(self.far_side)
+            looks = near * looks + (1 - near) * sample(self.far_side)
         if self.cfg.appearance_blend == "triplanar":  # the point's position stands in for its normal
-            appearance = appearance * torch.softmax(u[:, [2, 1, 0]].abs() / TRIPLANAR_SOFTNESS, dim=1)[..., None]
+            looks = looks * torch.softmax(u[:, [2, 1, 0]].abs() / TRIPLANAR_SOFTNESS, dim=1)[..., None]
         if self.colour_only and self.facing is not None:  # `colours_alone(facing)`: one plane, one half learns
             axis, sign = self.facing
             plane = torch.arange(3, device=x.device) == 2 - axis  # [3]: plane k's normal is axis 2 − k
             half = u[:, axis] * sign > 0  # [N]
-            appearance = torch.where(plane[:, None] & half[:, None, None], appearance, appearance.detach())
-        return feats.reshape(n, 3 * c), appearance.reshape(n, 3 * ca)
+            looks = torch.where(plane[:, None] & half[:, None, None], looks, looks.detach())
+        return feats.reshape(n, 3 * c), looks.reshape(n, 3 * ca)
 
     def blob(self, x: torch.Tensor) -> torch.Tensor:
         """Density bias [N] that starts the scene as soft balls: λ max_k (1 − |x − c_k| / r_k); one ball of
@@ -200,11 +203,12 @@ class TriplaneField(nn.Module):
         are computed and dropped, so neither the output nor any gradient sees them. With appearance channels
         a linear map of their features is added to the albedo logits: colour detail that the density (and the
         geometry planes' TV, regularizers.lambda_plane_tv) never sees."""
-        feats, appearance = self.encode(x)  # [N,3C], [N,3Ca]
+        hidden = self.cfg.appearance == "decal" and not self.decal_shown  # `without_decal`: its features unused
+        feats, appearance = self.encode(x, appearance=not hidden)  # [N,3C], [N,3Ca]
         n = feats.shape[0]
         with precision.autocast(x.device):  # bf16 where this CPU runs it natively (real3d/precision.py)
             raw = self.net(F.pad(feats, (0, 0, 0, bucket_rows(n) - n)))[:n].float()  # [N,4]
-        if self.texture is None:
+        if self.texture is None or hidden:
             return raw
         if self.colour_only:  # `colours_alone`: only the appearance planes and their map learn
             raw = raw.detach()
@@ -270,12 +274,13 @@ class TriplaneField(nn.Module):
     def without_decal(self) -> Iterator[None]:
         """Inside the block θ is drawn without its decal (`appearance: decal`), the body alone: what SDS and D
         see with `system.decal_in_training` off, so that they neither fight the feature the anchors draw nor
-        shape the body around it."""
-        self.decal_shown = False
+        shape the body around it. Its appearance planes are not even sampled there: those renders cost what
+        they cost without appearance channels."""
+        shown, self.decal_shown = self.decal_shown, False
         try:
             yield
         finally:
-            self.decal_shown = True
+            self.decal_shown = shown
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """σ [N] at x [N,3]."""

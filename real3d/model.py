@@ -76,6 +76,7 @@ def load_checkpoint(path: Path) -> tuple[SceneConfig, SceneModel, dict[str, Any]
         cfg = config_lib.parse(SceneConfig, {k: v for k, v in ckpt["config"].items() if k in keys})
         model = SceneModel(cfg)
         model.load_state_dict(ckpt["model"])
+        model.field.decal_shown = ckpt.get("decal_shown", True)  # a run hides a decal no anchor drew
     except UserError:
         raise
     except Exception as e:

@@ -280,7 +280,7 @@ class Real3DSystem(nn.Module):
         # the view anchors, on a prompt of one object: x̃ of "A <relation> B" often swaps the objects' colours
         self.anchored = cfg.system.uses_anchor and not objects
         self.front_margin: float | None = None  # render anchors: the front pick's margin, once drawn (logged)
-        if self.anchored and cfg.system.anchor_source == "render":  # drawn once λ_anchor turns on (`draw_anchors`)
+        if cfg.system.anchor_source == "render":  # drawn once λ_anchor turns on (`draw_anchors`); never if unanchored
             azimuths = torch.tensor(anchor_azimuths(cfg.system.anchor_views))
             elevation = sum(cfg.camera.elevation_range) / 2
             size = cfg.system.nerf_resolution
@@ -294,6 +294,7 @@ class Real3DSystem(nn.Module):
                 anchors, cams = view_anchors(self.reference.float() / 255, views, words, pick)
             self.register_buffer("anchors", anchors, persistent=False)
             self.register_buffer("anchor_cams", cams.float(), persistent=False)
+        self.show_decal()
 
     def views(self, generator: torch.Generator, step: int) -> tuple[Cameras, Cameras]:
         """v1 random, v2 = v1 + offset in azimuth (the paper's Limitations: a wider field of view)."""
@@ -370,8 +371,9 @@ class Real3DSystem(nn.Module):
         a view that already has θ's shape, colour and place in the frame, so the anchor fits the render it is
         compared with; the back's redraw stays plain. Where the front's pick is not `anchor_margin` more
         front than back to the prior, the prompt names no front feature and the run goes on without anchors:
-        a redraw of a plain object has nothing to add but the prior's stray marks. That margin is kept in
-        `front_margin` (None without a front anchor) and logged from then on."""
+        a redraw of a plain object has nothing to add but the prior's stray marks; the views after the front
+        are then not redrawn (half the draw's cost, which such a run pays on top of `real3d`'s). That margin is
+        kept in `front_margin` (None without a front anchor) and logged from then on."""
         system, front_margin, anchors = self.cfg.system, None, []
         k = system.anchor_candidates
         for azimuth, elevation in self.anchor_cams.tolist():
@@ -386,9 +388,11 @@ class Real3DSystem(nn.Module):
                 generator=generator,
             )
             margins = view_margins(self.prior, self.prompt, redrawn, views, azimuth, seed=self.cfg.seed)  # [K]
+            anchors.append(redrawn[int(margins.argmax())].float())
             if view_direction(azimuth, 0.0) == "front":
                 front_margin = float(margins.max())
-            anchors.append(redrawn[int(margins.argmax())].float())
+                if front_margin < system.anchor_margin:  # gated off: the other views are not redrawn for nothing
+                    break
         self.keep_anchors(torch.stack(anchors), front_margin)
 
     def keep_anchors(self, anchors: torch.Tensor, front_margin: float | None) -> None:
@@ -396,6 +400,13 @@ class Real3DSystem(nn.Module):
         no front anchor): the run stays anchored only where that margin passes `system.anchor_margin`."""
         self.anchors, self.front_margin = anchors.to(self.anchor_cams.device), front_margin
         self.anchored = self.anchored and (front_margin is None or front_margin >= self.cfg.system.anchor_margin)
+        self.show_decal()
+
+    def show_decal(self) -> None:
+        """θ's decal (`field.appearance: decal`) is drawn once the run has anchors to draw it, and never in a run
+        without them (gated off, a pair, λ_anchor 0): there it stays hidden and unsampled, so such a run and its
+        export are those of a field without appearance channels, at their cost."""
+        self.model.field.decal_shown = self.anchored and bool(len(self.anchors))
 
     def view_anchor(self, generator: torch.Generator) -> torch.Tensor:
         """Σ anchor_loss of θ drawn by the NeRF at each view anchor's camera (the medoid's own azimuth and

@@ -23,6 +23,7 @@ from real3d.guidance.anchor import (
 from real3d.guidance.prompts import PositionalPrompt
 from real3d.guidance.reference import object_pixels
 from real3d.jobs.generate import RunState, run_config
+from real3d.model import load_checkpoint
 from real3d.system import Real3DSystem, build_prior, deterministic
 from real3d.toyworld.judge import load_judge
 from real3d.toyworld.metrics import feature_seen
@@ -305,6 +306,27 @@ def test_the_prior_redraws_a_plain_front_view_with_the_feature_and_keeps_it_at_n
     assert view_margins(prior, plain_prompt, plain_redraws, views, 0.0).max() < gate
 
 
+def test_a_redraw_holds_the_pixels_it_is_told_to_keep_and_redraws_the_others() -> None:
+    """`redraw(keep=…)` (RePaint's replacement): from high noise the kept half of the GT red sphere's front
+    view comes back as it was (the encoder's resize alone), while the other half is redrawn as without a mask."""
+    cfg = run_config("real3d", "a red sphere with a face", [])
+    prior = build_prior(cfg)
+    view = gt_views("a red sphere")[0][None]
+    small = F.interpolate(view.permute(0, 3, 1, 2), size=prior.resolution, mode="area").permute(0, 2, 3, 1)
+    small = small.expand(2, -1, -1, -1)
+    keep = torch.zeros(2, *small.shape[1:3], dtype=torch.bool)
+    keep[:, :, : small.shape[2] // 2] = True  # the left half
+    emb = PositionalPrompt(prior, cfg.prompt)(torch.zeros(2), torch.full((2,), 15.0))
+
+    def redrawn(mask: torch.Tensor | None) -> torch.Tensor:
+        return prior.redraw(small, emb, 0.9, generator=torch.Generator().manual_seed(0), keep=mask)
+
+    held, free = redrawn(keep), redrawn(None)
+    left, right = keep[..., None].expand_as(small), ~keep[..., None].expand_as(small)
+    assert (held - small)[left].abs().mean() < 0.005
+    assert (free - small)[left].abs().mean() > 0.02 and (held - small)[right].abs().mean() > 0.02
+
+
 def test_render_anchors_are_drawn_from_theta_when_lambda_anchor_turns_on_and_kept_by_a_checkpoint(
     tmp_path: Path,
 ) -> None:
@@ -324,6 +346,7 @@ def test_render_anchors_are_drawn_from_theta_when_lambda_anchor_turns_on_and_kep
         assert system.anchor_cams.tolist() == [[0.0, middle], [180.0, middle]]
         with deterministic():
             assert "loss_anchor" not in system.training_step(0, gen) and len(system.anchors) == 0
+            assert not system.model.field.decal_shown  # nothing to draw it yet
             return system, gen, system.training_step(1, gen)
 
     def resumed(system: Real3DSystem, gen: torch.Generator) -> Real3DSystem:
@@ -333,11 +356,41 @@ def test_render_anchors_are_drawn_from_theta_when_lambda_anchor_turns_on_and_kep
 
     system, gen, stats = two_steps(["system.anchor_margin=-1"])  # anchors whatever the margin
     assert stats["loss_anchor"] > 0 and system.anchors.shape == (2, system.prior.resolution, system.prior.resolution, 3)
-    assert torch.equal(resumed(system, gen).anchors, system.anchors)
+    assert torch.equal(resumed(system, gen).anchors, system.anchors) and system.model.field.decal_shown
     plain, gen, stats = two_steps([])
     assert stats["anchor_margin"] < plain.cfg.system.anchor_margin and "loss_anchor" not in stats
+    assert not plain.model.field.decal_shown and len(plain.anchors) == 1  # the back is not redrawn for nothing
     again = resumed(plain, gen)
     assert not plain.anchored and not again.anchored and again.front_margin == stats["anchor_margin"]
     with deterministic():
         later = plain.training_step(2, gen)
     assert "loss_anchor" not in later and later["anchor_margin"] == stats["anchor_margin"]  # logged every step
+
+
+@pytest.mark.parametrize("prompt", ["a red cube on top of a blue sphere", "a red cube"])
+def test_a_real3d_faces_run_without_anchors_is_a_real3d_run(tmp_path: Path, prompt: str) -> None:
+    """The `real3d-faces` preset on a pair (never anchored) or with λ_anchor 0 throughout trains and draws θ as
+    `real3d` does, to the bit: its decal stays hidden (and unsampled), and its checkpoint holds no anchors
+    and restores as such."""
+    overrides = [*tiny(tmp_path), "reference.count=8"]
+    if "on top of" not in prompt:
+        overrides.append("system.lambda_anchor=0")
+    x = torch.rand(64, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+
+    def trained(preset: str) -> tuple[Real3DSystem, torch.Generator, torch.Tensor]:
+        cfg = run_config(preset, prompt, overrides)
+        system, gen = Real3DSystem(cfg, build_prior(cfg)), torch.Generator().manual_seed(0)
+        with deterministic():
+            for step in range(3):
+                system.training_step(step, gen)
+        return system, gen, torch.cat([system.model.field(x)[1], system.model.field(x)[0][:, None]], -1)
+
+    _, _, plain = trained("real3d")
+    faces, gen, drawn = trained("real3d-faces")
+    assert faces.model.field.cfg.appearance_channels == 4 and not faces.model.field.decal_shown
+    assert torch.equal(drawn, plain)
+    again, ckpt = Real3DSystem(faces.cfg, faces.prior), RunState(faces, gen).state_dict()
+    RunState(again, torch.Generator()).load_state_dict(ckpt)
+    assert not again.anchored and not again.model.field.decal_shown and len(again.anchors) == 0
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    assert not load_checkpoint(tmp_path)[1].field.decal_shown  # `real3d export` draws no decal either

@@ -322,8 +322,12 @@ def test_without_decal_draws_the_body_alone():
         field.texture.weight.fill_(2.0)  # α → 1, a white decal over the whole field
     assert (field(x)[1] - clear).abs().max() > 0.1
     with field.without_decal():
-        assert torch.allclose(field(x)[1], torch.sigmoid(field._raw(x)[:, 1:4]))
-    assert (field(x)[1] - clear).abs().max() > 0.1  # drawn again after the block
+        body = field(x)[1]
+        assert torch.allclose(body, torch.sigmoid(field._raw(x)[:, 1:4]))
+        with torch.no_grad():  # not even read there (SDS and D's renders pay nothing for a decal they do not see)
+            field.planes[:, field.cfg.channels :] = float("nan")
+        assert torch.equal(field(x)[1], body)
+    assert field(x)[1].isnan().all()  # drawn again after the block
 
 
 def test_appearance_channels_leave_the_geometry_features_as_they_are():

@@ -123,6 +123,7 @@ class RunState:
             "d_optimizer": None if d is None else d.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "anchors": (s.anchors, s.front_margin) if s.cfg.system.anchor_source == "render" else None,  # θ's own
+            "decal_shown": s.model.field.decal_shown,  # for `real3d export`, which rebuilds the model alone
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:

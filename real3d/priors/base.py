@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -100,9 +101,10 @@ class Prior(Protocol):
         strength: float,
         steps: int = 20,
         generator: torch.Generator | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """SDEdit: images rgb [B,H,W,3] in [0,1] noised to t = strength·T and denoised with emb [B,...];
-        rgb [B,h,w,3] at the prior's resolution."""
+        rgb [B,h,w,3] at the prior's resolution; `keep` [B,h,w] the pixels held to rgb."""
 
 
 def _repeat(view: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -232,31 +234,53 @@ class DiffusionPrior(nn.Module):
         strength: float,
         steps: int = 20,
         generator: torch.Generator | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """SDEdit (Meng et al. 2022): images rgb [B,H,W,3] in [0,1] noised to t = strength·T (Eq. 1) and
         denoised with emb [B,...] over the timesteps of the `steps`-step schedule at or below t. The prior
         redraws what it would change at that noise (a front feature on a plain body) and keeps what it would
-        not (the shape, the colour, the place in the frame). rgb [B,h,w,3] at the prior's resolution."""
+        not (the shape, the colour, the place in the frame). rgb [B,h,w,3] at the prior's resolution. `keep`
+        [B,h,w] (bool): those pixels are held to rgb, noised to each step's t, and only the others are
+        redrawn (RePaint's replacement, Lugmayr et al. 2022; in model space, the mask's share ≥ ½ there)."""
         scheduler = self.sampling_scheduler()
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps[scheduler.timesteps <= strength * self.num_train_timesteps]
         x = self.encode_images(rgb.to(self.device)).float()  # [B,C,h,w]
         if len(timesteps):
-            a_bar = self.alphas_cumprod[timesteps[0]]
             eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(self.device)
+            held = None
+            if keep is not None:
+                share = F.interpolate(keep[:, None].float().to(self.device), size=x.shape[-2:], mode="area")
+                held = (x, eps, share >= 0.5)  # [B,1,h,w] in model space
             x = self._denoise(
-                a_bar.sqrt() * x + (1 - a_bar).sqrt() * eps, scheduler, timesteps, emb, self.default_guidance_scale
+                self.noised(x, eps, timesteps[0]), scheduler, timesteps, emb, self.default_guidance_scale, held
             )
         return self.decode(x)
 
+    def noised(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε, for x0 and ε [B,C,h,w] at one timestep t."""
+        a_bar = self.alphas_cumprod[t]
+        return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
+
     def _denoise(
-        self, x: torch.Tensor, scheduler: Any, timesteps: torch.Tensor, emb: TextEmbedding, scale: float
+        self,
+        x: torch.Tensor,
+        scheduler: Any,
+        timesteps: torch.Tensor,
+        emb: TextEmbedding,
+        scale: float,
+        held: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x [B,C,h,w] taken down the sampler's `timesteps` (descending) with CFG scale `scale`."""
-        for t in timesteps:
+        """x [B,C,h,w] taken down the sampler's `timesteps` (descending) with CFG scale `scale`; `held` (x0, ε,
+        mask [B,1,h,w]): after each step the masked entries are x0 noised with ε to the next timestep (x0 after
+        the last)."""
+        for i, t in enumerate(timesteps):
             tt = t.expand(x.shape[0]).to(self.device)
             eps = self.predict_noise(scheduler.scale_model_input(x, t), tt, emb, scale)
             x = scheduler.step(eps.float(), t, x).prev_sample
+            if held is not None:
+                x0, noise, mask = held
+                x = torch.where(mask, self.noised(x0, noise, timesteps[i + 1]) if i + 1 < len(timesteps) else x0, x)
         return x
 
     def sampling_scheduler(self):
