@@ -123,6 +123,10 @@ class SystemConfig:
             self.uses_discriminator or self.uses_colour_matching or anchors_from_reference or self.start_shape != "ball"
         )
 
+    def passes_gate(self, front_margin: float | None) -> bool:
+        """Render anchors stay on unless their front pick's margin (None: no front anchor) is below anchor_margin."""
+        return front_margin is None or front_margin >= self.anchor_margin
+
     def check(self, where: str) -> None:
         check_scheduled(self.lambda_adv, f"{where}.lambda_adv", lo=0.0)
         check_scheduled(self.lambda_colour, f"{where}.lambda_colour", lo=0.0)
@@ -391,7 +395,7 @@ class Real3DSystem(nn.Module):
             anchors.append(redrawn[int(margins.argmax())].float())
             if view_direction(azimuth, 0.0) == "front":
                 front_margin = float(margins.max())
-                if front_margin < system.anchor_margin:  # gated off: the other views are not redrawn for nothing
+                if not system.passes_gate(front_margin):  # the other views are not redrawn for nothing
                     break
         self.keep_anchors(torch.stack(anchors), front_margin)
 
@@ -399,7 +403,7 @@ class Real3DSystem(nn.Module):
         """Render anchors [A,H,W,3] (empty: not drawn yet) and their front pick's margin (None: none drawn, or
         no front anchor): the run stays anchored only where that margin passes `system.anchor_margin`."""
         self.anchors, self.front_margin = anchors.to(self.anchor_cams.device), front_margin
-        self.anchored = self.anchored and (front_margin is None or front_margin >= self.cfg.system.anchor_margin)
+        self.anchored = self.anchored and self.cfg.system.passes_gate(front_margin)
         self.show_decal()
 
     def show_decal(self) -> None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cameras import VIEW_WORDS, off_front, view_code, view_direction
-from ..priors.base import Prior, TextEmbedding
+from ..priors.base import Prior, TextEmbedding, diffuse
 from .prompts import PositionalPrompt
 from .reference import eroded, inner_object_pixels, object_pixels
 
@@ -96,8 +96,7 @@ def prompt_margin(
     margin = x.new_zeros(len(x), dtype=torch.float32)
     for t in steps.tolist():
         eps = torch.randn(x.shape[1:], generator=generator).to(x.device, x.dtype)  # [C,h,w], shared
-        a_bar = prior.alphas_cumprod[t]
-        x_t, t_batch = a_bar.sqrt() * x + (1 - a_bar).sqrt() * eps, torch.full((len(x),), t, device=x.device)
+        x_t, t_batch = diffuse(prior.alphas_cumprod[t], x, eps), torch.full((len(x),), t, device=x.device)
         err = [(prior.predict_noise(x_t, t_batch, e, 1.0).float() - eps).square().mean((1, 2, 3)) for e in (emb, other)]
         margin += err[1] - err[0]
     return margin / samples

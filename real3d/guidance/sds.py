@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from ..config import Scheduled, bounded, check_scheduled, scheduled, step_count
-from ..priors.base import Prior, TextEmbedding
+from ..priors.base import Prior, TextEmbedding, diffuse
 
 
 @dataclass
@@ -110,8 +110,7 @@ def sds(
     eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
     a_bar = prior.alphas_cumprod[t]  # [B]
     with torch.no_grad():
-        a = a_bar.sqrt()[:, None, None, None]
-        x_t = a * x.detach().float() + (1 - a_bar).sqrt()[:, None, None, None] * eps  # z_t = α_t x + σ_t ε
+        x_t = diffuse(a_bar, x.detach().float(), eps)  # z_t = α_t x + σ_t ε
         eps_hat = prior.predict_noise(x_t.to(x.dtype), t, emb, scheduled(cfg.guidance_scale, step)).float()
         grad = weight(cfg, a_bar)[:, None, None, None] * (eps_hat - eps)
         grad = torch.nan_to_num(grad)

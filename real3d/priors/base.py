@@ -107,6 +107,12 @@ class Prior(Protocol):
         rgb [B,h,w,3] at the prior's resolution; `keep` [B,h,w] the pixels held to rgb."""
 
 
+def diffuse(a_bar: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε for x0 and ε [B,C,h,w], ᾱ_t = alphas_cumprod[t] one value or [B]."""
+    a_bar = a_bar.reshape(-1, *[1] * (x0.dim() - 1)) if a_bar.dim() else a_bar
+    return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
+
+
 def _repeat(view: torch.Tensor | None, n: int) -> torch.Tensor | None:
     """The views [B,5] of n stacked copies of a batch ([n·B,5]), or None."""
     return None if view is None else view.repeat(n, 1)
@@ -253,14 +259,14 @@ class DiffusionPrior(nn.Module):
                 share = F.interpolate(keep[:, None].float().to(self.device), size=x.shape[-2:], mode="area")
                 held = (x, eps, share >= 0.5)  # [B,1,h,w] in model space
             x = self._denoise(
-                self.noised(x, eps, timesteps[0]), scheduler, timesteps, emb, self.default_guidance_scale, held
+                diffuse(self.alphas_cumprod[timesteps[0]], x, eps),
+                scheduler,
+                timesteps,
+                emb,
+                self.default_guidance_scale,
+                held,
             )
         return self.decode(x)
-
-    def noised(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Eq. 1: x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε, for x0 and ε [B,C,h,w] at one timestep t."""
-        a_bar = self.alphas_cumprod[t]
-        return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * eps
 
     def _denoise(
         self,
@@ -280,7 +286,8 @@ class DiffusionPrior(nn.Module):
             x = scheduler.step(eps.float(), t, x).prev_sample
             if held is not None:
                 x0, noise, mask = held
-                x = torch.where(mask, self.noised(x0, noise, timesteps[i + 1]) if i + 1 < len(timesteps) else x0, x)
+                after = diffuse(self.alphas_cumprod[timesteps[i + 1]], x0, noise) if i + 1 < len(timesteps) else x0
+                x = torch.where(mask, after, x)
         return x
 
     def sampling_scheduler(self):
