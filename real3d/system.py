@@ -90,6 +90,8 @@ class SystemConfig:
     p_nerf: Scheduled = 1.0  # probability that a step renders x'1 with the NeRF renderer at v1
     p_dmtet: Scheduled = dataclasses.field(default_factory=lambda: [0.0, 0.2, 1.0, 1000.0])  # … x'2, DMTet, v2
     p_local: Scheduled = 0.0  # a laid-out scene (field.blobs): probability that a step draws one object alone
+    local_order: Literal["alternate", "random"] = "alternate"  # which object a local step draws: object step mod
+    # K, so each gets its share of the local steps whatever the seed, or one at random (`local_object`)
     nerf_resolution: int = bounded(32, 8, 512)  # x'1 is low resolution
     dmtet_resolution: int = bounded(64, 8, 1024)  # x'2 is higher resolution
     fit_level_every: int = bounded(0, 0)  # > 0: every N steps DMTet's ε is set to the level the NeRF draws
@@ -447,10 +449,14 @@ class Real3DSystem(nn.Module):
         geometry.last_sdf = torch.empty(0)  # the next update_step measures the whole grid again
 
     def local_object(self, step: int, generator: torch.Generator) -> int | None:
-        """Which object of a laid-out scene this step draws alone (probability p_local), or None: the scene."""
+        """Which object of a laid-out scene this step draws alone (probability p_local), or None: the scene.
+        `local_order: alternate` gives object k the local steps ≡ k mod K; drawn at random (`random`), a seed's
+        stream could leave one object of a pair with a sixth fewer steps than the other (docs/results.md)."""
         p = scheduled(self.cfg.system.p_local, step)
         if not self.object_prompts or p <= 0 or float(torch.rand(1, generator=generator)) >= p:
             return None
+        if self.cfg.system.local_order == "alternate":
+            return step % len(self.object_prompts)
         return int(torch.randint(len(self.object_prompts), (1,), generator=generator))
 
     def _training_step(self, step: int, generator: torch.Generator) -> dict[str, float]:
