@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--preset", default="real3d")
     p.add_argument("--cache", default="docs/results/fast12/cache", help="reference.cache_dir (x̃ already drawn)")
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args()
+    args = p.parse_intermixed_args()
     torch.set_num_threads(2)
     drawn: list[int | None] = []
     local_object = Real3DSystem.local_object
